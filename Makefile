@@ -1,0 +1,41 @@
+# Two set-up commands on a fresh machine with python3 and make: `make run`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run test dev lint format bench clean home
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The instance directory with our dagster.yaml (SQLite storage unless DAGSTER_PG_URL is set).
+home: $(STAMP)
+	$(BIN)/python -m zquant_pipelines.instance_home
+
+run: home
+	$(BIN)/zquant demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest zquant_pipelines_tests
+
+dev: home
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .dagster_home data *.egg-info

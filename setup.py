@@ -1,0 +1,42 @@
+"""Installable package for the zquant_pipelines Dagster code location."""
+
+from setuptools import find_packages, setup
+
+# The Dagster family is released in lock-step (core 1.13.N with libraries 0.29.N):
+# pin every member to the same release so pip cannot pair mismatched versions.
+DAGSTER_CORE = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+
+setup(
+    name="zquant_pipelines",
+    version="0.1.0",
+    description="A-share market data sync, factors and task scheduling on Dagster",
+    packages=find_packages(exclude=["zquant_pipelines_tests*"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        f"dagster=={DAGSTER_CORE}",
+        f"dagster-webserver=={DAGSTER_CORE}",
+        f"dagster-graphql=={DAGSTER_CORE}",
+        f"dagster-pipes=={DAGSTER_CORE}",
+        f"dagster-postgres=={DAGSTER_LIBS}",
+        "pandas>=2.1,<3",
+        "numpy>=1.26,<3",
+        "SQLAlchemy>=2.0,<2.1",
+        "psycopg2-binary>=2.9.9",
+        "tushare==1.4.29",
+        "PyYAML>=6",
+        "filelock>=3.12",
+        "requests>=2.28,<3",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "ruff==0.8.6",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["zquant=zquant_pipelines.cli:main"],
+    },
+)

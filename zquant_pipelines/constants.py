@@ -1,0 +1,112 @@
+"""Names and numbers shared by every layer: tushare APIs and fields, table keys, env vars, tags.
+
+Everything here is a contract that other people rely on (see DESIGN.md): change a value
+only together with the docs and tests that name it.
+"""
+
+# Environment variables read by resources and definitions.
+ENV_TUSHARE_TOKEN = "TUSHARE_TOKEN"
+ENV_TUSHARE_API_URL = "TUSHARE_API_URL"
+ENV_WAREHOUSE_URL = "ZQUANT_WAREHOUSE_URL"
+ENV_DATA_DIR = "ZQUANT_DATA_DIR"
+ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
+ENV_PARTITIONS_START = "ZQUANT_PARTITIONS_START"
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_TASKS_FILE = "tasks.yaml"
+# Trading-day partitions reach back at least five years; override with ZQUANT_PARTITIONS_START.
+DEFAULT_PARTITIONS_START = "2020-01-02"
+MARKET_TIMEZONE = "Asia/Shanghai"
+
+# Run tags every task run carries.
+TAG_TASK = "zquant/task"
+TAG_TASK_TYPE = "zquant/task_type"
+
+# Exchanges whose calendars are synced (tushare's names).
+CALENDAR_EXCHANGES = ("SSE", "SZSE")
+# stock_basic list_status values: listed, delisted, paused. All three avoid survivorship bias.
+LIST_STATUSES = ("L", "D", "P")
+
+# Fields requested from each tushare API, in tushare's names and order. The warehouse
+# tables keep exactly these columns.
+API_FIELDS: dict[str, tuple[str, ...]] = {
+    "stock_basic": (
+        "ts_code",
+        "symbol",
+        "name",
+        "area",
+        "industry",
+        "market",
+        "exchange",
+        "list_status",
+        "list_date",
+        "delist_date",
+        "is_hs",
+    ),
+    "trade_cal": ("exchange", "cal_date", "is_open", "pretrade_date"),
+    "daily": (
+        "ts_code",
+        "trade_date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "pre_close",
+        "change",
+        "pct_chg",
+        "vol",
+        "amount",
+    ),
+    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
+    "daily_basic": (
+        "ts_code",
+        "trade_date",
+        "close",
+        "turnover_rate",
+        "turnover_rate_f",
+        "volume_ratio",
+        "pe",
+        "pe_ttm",
+        "pb",
+        "ps",
+        "ps_ttm",
+        "dv_ratio",
+        "dv_ttm",
+        "total_share",
+        "float_share",
+        "free_share",
+        "total_mv",
+        "circ_mv",
+    ),
+}
+
+# Primary keys of the warehouse tables (also the asset checks' uniqueness keys).
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "stock_basic": ("ts_code",),
+    "trade_cal": ("exchange", "cal_date"),
+    "daily": ("ts_code", "trade_date"),
+    "adj_factor": ("ts_code", "trade_date"),
+    "daily_basic": ("ts_code", "trade_date"),
+    "factor_daily": ("ts_code", "trade_date"),
+}
+
+# Columns holding dates: YYYYMMDD text on the wire, SQL DATE in the warehouse.
+DATE_COLUMNS = frozenset({"list_date", "delist_date", "cal_date", "pretrade_date", "trade_date"})
+
+# The market APIs partitioned by trading day (one call per API per open day, plus pages).
+TRADING_DAY_APIS = ("daily", "adj_factor", "daily_basic")
+
+# Rows per call before tushare truncates a reply (6000 for the market APIs; stock_basic
+# is documented the same). A reply holding exactly this many rows is paged.
+DEFAULT_ROW_LIMIT = 6000
+API_ROW_LIMITS: dict[str, int] = {
+    "stock_basic": 6000,
+    "trade_cal": 6000,
+    "daily": 6000,
+    "adj_factor": 6000,
+    "daily_basic": 6000,
+}
+
+# Calls per minute per API; tushare's budget depends on the account's points
+# (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.
+DEFAULT_CALLS_PER_MINUTE = 200

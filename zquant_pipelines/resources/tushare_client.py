@@ -1,0 +1,280 @@
+"""The tushare market source: the real ``tushare`` SDK plus what it lacks.
+
+The SDK (``tushare.pro_api(token).query(api_name, fields, **params)``) posts one request and
+either returns a frame or raises a bare ``Exception(msg)``. ``TushareClient`` adds:
+
+- a per-API calls-per-minute budget shared by every process on the machine
+  (``rate_limit.RateLimiter`` under ``rate_limit_dir``), and a shared cool-down of one
+  window after tushare reports the budget exhausted;
+- error classes from the reply's message (tushare's numeric code is lost in the SDK);
+- retry with exponential back-off and full jitter for rate-limit and transport errors only;
+- paging with ``offset``/``limit`` while a reply holds exactly the row limit;
+- detection of the SDK's silent empty frame on HTTP errors (see ``_detect_http_failure``);
+- exactly ``constants.API_FIELDS[api_name]`` as columns, ``trade_cal.is_open`` as int.
+
+The token never appears in errors or logs: every message built from foreign text is
+scrubbed, and foreign exceptions are not chained (their text could carry it).
+"""
+
+import logging
+import os
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+import tushare
+from pydantic import Field, PrivateAttr
+
+from zquant_pipelines.constants import (
+    API_FIELDS,
+    API_ROW_LIMITS,
+    DEFAULT_CALLS_PER_MINUTE,
+    DEFAULT_DATA_DIR,
+    DEFAULT_ROW_LIMIT,
+    ENV_DATA_DIR,
+)
+from zquant_pipelines.resources.market_source import MarketSource
+from zquant_pipelines.resources.rate_limit import RateLimiter
+
+logger = logging.getLogger("zquant_pipelines.tushare")
+
+_RATE_LIMIT_TEXT = re.compile(r"每(分钟|小时|天)最多访问该接口")
+_NO_PERMISSION_TEXT = "没有访问该接口的权限"
+_BAD_TOKEN_TEXT = "token不对"
+# Params the client owns: it pages itself and always asks for API_FIELDS.
+_RESERVED_PARAMS = ("offset", "limit", "fields")
+_REDACTED = "***"
+
+
+class TushareError(Exception):
+    """A tushare call failed; the message names the API and params, never the token."""
+
+
+class TushareRateLimitError(TushareError):
+    """Tushare refused the call: per-minute (or per-hour/day) budget exhausted. Retryable."""
+
+
+class TusharePermissionError(TushareError):
+    """The account has no access to the API. Not retryable."""
+
+
+class TushareTokenError(TushareError):
+    """Tushare rejected the token. Not retryable."""
+
+
+class TushareTransportError(TushareError):
+    """No usable reply: timeout, connection error, HTTP error status. Retryable."""
+
+
+_RETRYABLE = (TushareRateLimitError, TushareTransportError)
+
+
+class TushareClient(MarketSource):
+    """Tushare Pro through the real SDK, with rate limit, retries, paging and error classes.
+
+    ``calls_per_minute`` (per API, overridden by ``api_calls_per_minute``) is counted over
+    ``rate_limit_window_seconds``, one minute unless scaled down for tests. ``api_row_limits``
+    overrides ``constants.API_ROW_LIMITS``. ``rate_limit_dir`` defaults to
+    ``$ZQUANT_DATA_DIR/ratelimit`` (``data/ratelimit``); processes sharing it share the budget.
+    """
+
+    token: str = Field(repr=False, description="Tushare Pro token (TUSHARE_TOKEN).")
+    # Out of repr too: gateway URLs may carry credentials.
+    api_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="Endpoint override (TUSHARE_API_URL); None keeps the SDK's.",
+    )
+    timeout_seconds: float = 30
+    calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
+    api_calls_per_minute: dict[str, int] = {}
+    rate_limit_window_seconds: float = 60.0
+    api_row_limits: dict[str, int] = {}
+    max_attempts: int = 5
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 65.0
+    rate_limit_dir: str | None = None
+
+    _calls_made: int = PrivateAttr(default=0)
+
+    @property
+    def calls_made(self) -> int:
+        """HTTP requests this resource has sent (retries, pages and status probes included)."""
+        return self._calls_made
+
+    def query(self, api_name: str, **params: Any) -> pd.DataFrame:
+        """Every row of ``api_name`` for ``params``, with exactly ``API_FIELDS[api_name]``."""
+        self._check_settings()
+        if api_name not in API_FIELDS:
+            raise ValueError(f"api_name {api_name!r} is not one of {sorted(API_FIELDS)}")
+        reserved = sorted(set(params) & set(_RESERVED_PARAMS))
+        if reserved:
+            raise ValueError(f"params {reserved} are set by TushareClient itself; got {params!r}")
+        fields = API_FIELDS[api_name]
+        row_limit = self.api_row_limits.get(
+            api_name, API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT)
+        )
+        pages = []
+        offset = 0
+        while True:
+            page = self._call_with_retries(
+                api_name, ",".join(fields), {**params, "offset": offset, "limit": row_limit}
+            )
+            if len(page) or not pages:  # an empty last page would only blur concat's dtypes
+                pages.append(page)
+            # tushare truncates silently: a full page may have more behind it.
+            if len(page) < row_limit:
+                break
+            offset += row_limit
+        frame = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
+        missing = [name for name in fields if name not in frame.columns]
+        if missing:
+            raise TushareError(
+                f"tushare {api_name} {params!r}: reply lacks fields {missing} "
+                f"(got {list(frame.columns)})"
+            )
+        frame = frame[list(fields)].reset_index(drop=True)
+        if api_name == "trade_cal":
+            # tushare sends is_open as "0"/"1" or 0/1 depending on the day.
+            frame["is_open"] = pd.to_numeric(frame["is_open"], errors="raise").astype(int)
+        return frame
+
+    def _call_with_retries(self, api_name: str, fields: str, params: dict) -> pd.DataFrame:
+        limiter = RateLimiter(self._rate_limit_dir())
+        calls_per_minute = self.api_calls_per_minute.get(api_name, self.calls_per_minute)
+        attempt = 1
+        while True:
+            limiter.acquire(api_name, calls_per_minute, self.rate_limit_window_seconds)
+            logger.debug("tushare %s %r: attempt %d", api_name, params, attempt)
+            try:
+                return self._call_once(api_name, fields, params, limiter, calls_per_minute)
+            except _RETRYABLE as error:
+                if attempt >= self.max_attempts:
+                    logger.error(
+                        "tushare %s %r: giving up after %d attempts", api_name, params, attempt
+                    )
+                    raise type(error)(f"{error} (gave up after {attempt} attempts)") from None
+                if isinstance(error, TushareRateLimitError):
+                    # Tushare's window is not visible to us: assume it frees a whole window on.
+                    limiter.cool_down(api_name, self.rate_limit_window_seconds)
+                delay = self._backoff_seconds(attempt)
+                logger.warning(
+                    "attempt %d of %d failed: %s; retrying in %.2fs",
+                    attempt,
+                    self.max_attempts,
+                    error,
+                    delay,
+                )
+                time.sleep(delay)
+            attempt += 1
+
+    def _call_once(
+        self,
+        api_name: str,
+        fields: str,
+        params: dict,
+        limiter: RateLimiter,
+        calls_per_minute: int,
+    ) -> pd.DataFrame:
+        api = tushare.pro_api(token=self.token, timeout=self.timeout_seconds)
+        if self.api_url:
+            api._DataApi__http_url = self.api_url.rstrip("/")
+        where = f"tushare {api_name} {params!r}"
+        self._calls_made += 1
+        try:
+            frame = api.query(api_name, fields=fields, **params)
+        except requests.RequestException as error:
+            raise TushareTransportError(
+                f"{where}: {type(error).__name__}: {self._scrub(str(error))}"
+            ) from None
+        except ValueError as error:  # the SDK's json.loads on a reply that is not JSON
+            raise TushareTransportError(
+                f"{where}: unreadable reply: {self._scrub(str(error))}"
+            ) from None
+        except Exception as error:  # noqa: BLE001 - the SDK raises bare Exception(msg) on code != 0
+            raise self._classify(where, str(error)) from None
+        if frame.columns.empty:
+            limiter.acquire(api_name, calls_per_minute, self.rate_limit_window_seconds)
+            raise self._detect_http_failure(api, api_name, fields, params, where)
+        return frame
+
+    def _detect_http_failure(
+        self, api: Any, api_name: str, fields: str, params: dict, where: str
+    ) -> TushareError:
+        """The error behind a frame without columns, which the SDK returns on HTTP >= 400.
+
+        A reply with code 0 always carries its ``fields`` (even with no rows), so a frame
+        with no columns can only come from the SDK's ``if res:`` on a failed response, which
+        hides the status. To name it, the identical request is re-issued once with
+        ``requests`` (one extra call, only on failures, counted and rate-limited like any
+        other). 429 reads as a rate limit; anything else is a transport error, retried.
+        Patching the SDK's ``requests`` to observe the first response was rejected: it is
+        process-wide state shared with every other user of ``requests``.
+        """
+        url = f"{api._DataApi__http_url}/{api_name}"
+        body = {
+            "api_name": api_name,
+            "token": self.token,
+            "params": {**params, "ts_type_name": api._DataApi__http_url},
+            "fields": fields,
+        }
+        self._calls_made += 1
+        try:
+            response = requests.post(url, json=body, timeout=self.timeout_seconds)
+        except requests.RequestException as error:
+            return TushareTransportError(
+                f"{where}: HTTP error (the SDK hid the status; re-issuing failed: "
+                f"{type(error).__name__}: {self._scrub(str(error))})"
+            )
+        status = f"HTTP {response.status_code} {self._scrub(response.reason or '')}".strip()
+        if response.status_code == 429:
+            return TushareRateLimitError(f"{where}: {status}")
+        if response.ok:
+            status = f"HTTP error (the SDK hid the status; re-issuing answered {status})"
+        return TushareTransportError(f"{where}: {status}")
+
+    def _classify(self, where: str, message: str) -> TushareError:
+        text = f"{where}: {self._scrub(message)}"
+        if _RATE_LIMIT_TEXT.search(message):
+            return TushareRateLimitError(text)
+        if _NO_PERMISSION_TEXT in message:
+            return TusharePermissionError(text)
+        if _BAD_TOKEN_TEXT in message:
+            return TushareTokenError(text)
+        return TushareError(text)
+
+    def _backoff_seconds(self, attempt: int) -> float:
+        # Full jitter: parallel processes hit by the same failure do not retry in lockstep.
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.token, _REDACTED) if self.token else text
+
+    def _rate_limit_dir(self) -> Path:
+        if self.rate_limit_dir:
+            return Path(self.rate_limit_dir)
+        return Path(os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR) / "ratelimit"
+
+    def _check_settings(self) -> None:
+        if not self.token:
+            raise ValueError("TushareClient.token is empty: set TUSHARE_TOKEN")
+        positive = {
+            "timeout_seconds": self.timeout_seconds,
+            "calls_per_minute": self.calls_per_minute,
+            "rate_limit_window_seconds": self.rate_limit_window_seconds,
+            "max_attempts": self.max_attempts,
+            **{f"api_calls_per_minute[{k!r}]": v for k, v in self.api_calls_per_minute.items()},
+            **{f"api_row_limits[{k!r}]": v for k, v in self.api_row_limits.items()},
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"TushareClient.{name} must be > 0, got {value!r}")
+        for name in ("backoff_base_seconds", "backoff_max_seconds"):
+            value = getattr(self, name)
+            if value < 0:
+                raise ValueError(f"TushareClient.{name} must be >= 0, got {value!r}")

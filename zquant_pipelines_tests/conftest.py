@@ -1,0 +1,109 @@
+"""Session-wide fixtures: the PostgreSQL database shared by the suite, service checks.
+
+Tests that need a service skip with the reason when it is missing, except under CI=true,
+where a missing service fails the run (CI must never pass by skipping).
+"""
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def require_service(name: str, error: Exception) -> None:
+    """Skip (locally) or fail (CI=true) a test whose service is unreachable."""
+    message = f"{name} is not reachable: {error}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: services are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """Admin URL of the local PostgreSQL server, after checking it answers."""
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001 - any connection failure means "no server"
+        require_service("PostgreSQL at " + PG_ADMIN_URL, error)
+    return PG_ADMIN_URL
+
+
+def create_pg_database(admin_url: str, prefix: str) -> str:
+    """Create a uniquely named database and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin_url: str, url: str) -> None:
+    name = sa.make_url(url).database
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_server_url: str):
+    """One PostgreSQL database for the whole test session, dropped at the end."""
+    url = create_pg_database(pg_server_url, "zq_test")
+    yield url
+    drop_pg_database(pg_server_url, url)
+
+
+# --- tushare wire server (zquant_pipelines_tests/tushare_wire_server.py) ---------------------
+
+
+@pytest.fixture
+def tushare_server_factory():
+    """Start ``TushareWireServer(backing, **options)`` servers, all stopped after the test.
+
+    Usage: ``server = tushare_server_factory(SampleMarketSource(), row_limit=50)``, then point
+    ``TushareClient(token=server.token, api_url=server.url, ...)`` at it.
+    """
+    from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+
+    servers = []
+
+    def start(backing, **options):
+        server = TushareWireServer(backing, **options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# --- Warehouse: a fresh, empty Warehouse per test on SQLite and on PostgreSQL -----------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request, tmp_path):
+    """An empty Warehouse: a SQLite file in tmp_path, or a schema of its own in the session
+    PostgreSQL database (dropped afterwards), so tests never share tables."""
+    from zquant_pipelines.resources.warehouse import Warehouse
+
+    if request.param == "sqlite":
+        store = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+        yield store
+        store.dispose()
+        return
+    database_url = request.getfixturevalue("pg_database_url")
+    schema = f"wh_{uuid.uuid4().hex[:10]}"
+    store = Warehouse(url=database_url, db_schema=schema)
+    yield store
+    store.dispose()
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
