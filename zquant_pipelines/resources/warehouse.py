@@ -1,0 +1,452 @@
+"""The warehouse resource: one engine per URL, the tables, fast idempotent writes, reads.
+
+Every write validates the frame (columns, keys, types; errors name the table, the column
+and the value), stages it in a temporary table shaped like the target (PostgreSQL: COPY of
+a CSV built by pandas; SQLite: one executemany) and merges it with a single
+``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched, all in
+one transaction: a failure anywhere leaves the table as it was.
+"""
+
+import datetime as dt
+import io
+import os
+import re
+import threading
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import Field
+from sqlalchemy.dialects import postgresql, sqlite
+
+from zquant_pipelines.constants import (
+    DATE_COLUMNS,
+    DEFAULT_DATA_DIR,
+    ENV_DATA_DIR,
+    ENV_WAREHOUSE_URL,
+)
+from zquant_pipelines.resources.warehouse_schema import TABLES, metadata
+
+WAREHOUSE_FILE_NAME = "warehouse.db"
+PARTITION_COLUMN = "trade_date"
+STAGE_TABLE_PREFIX = "zq_stage_"
+# Parallel step processes share one SQLite file: a writer waits this long for the lock.
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+# Execution option marking a write transaction (SQLite takes the write lock at BEGIN).
+WRITE_TRANSACTION_OPTION = "zquant_write_transaction"
+DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+POSTGRES_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+EngineKey = tuple[str, str | None]
+_engines: dict[EngineKey, sa.Engine] = {}
+_engines_lock = threading.Lock()
+# Engines whose tables are known to exist: ensure_schema costs nothing after the first call.
+_schema_ready: set[EngineKey] = set()
+
+
+def default_warehouse_url() -> str:
+    """ZQUANT_WAREHOUSE_URL, else a SQLite file in ZQUANT_DATA_DIR (default ``data``)."""
+    configured = os.environ.get(ENV_WAREHOUSE_URL)
+    if configured:
+        return configured
+    data_dir = Path(os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR).resolve()
+    return f"sqlite:///{data_dir / WAREHOUSE_FILE_NAME}"
+
+
+def engine_for(url: str, db_schema: str | None = None) -> sa.Engine:
+    """The process-wide engine of (url, db_schema), created on first use."""
+    key = (url, db_schema)
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = build_engine(url, db_schema)
+        return _engines[key]
+
+
+def dispose_engine(url: str, db_schema: str | None = None) -> None:
+    with _engines_lock:
+        engine = _engines.pop((url, db_schema), None)
+        _schema_ready.discard((url, db_schema))
+    if engine is not None:
+        engine.dispose()
+
+
+def build_engine(url: str, db_schema: str | None) -> sa.Engine:
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if db_schema is not None:
+            raise ValueError(
+                f"db_schema {db_schema!r} is for PostgreSQL only; a SQLite warehouse is its file"
+            )
+        return create_sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg2":
+            raise ValueError(
+                f"warehouse driver {parsed.drivername!r} is not supported: writes use psycopg2's"
+                " COPY, use postgresql:// or postgresql+psycopg2://"
+            )
+        return create_postgres_engine(parsed, db_schema)
+    raise ValueError(
+        f"warehouse dialect {backend!r} is not supported: use a postgresql:// or sqlite:/// URL"
+    )
+
+
+def create_sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @sa.event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection, _record):
+        # The driver's own implicit BEGIN would defer the write lock and commit DDL early:
+        # let the "begin" hook below open every transaction instead.
+        dbapi_connection.isolation_level = None
+        # WAL: readers never block the one writer, so parallel steps can read while one writes.
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def begin_transaction(connection):
+        # A writer takes the lock at BEGIN, so a busy database makes it wait (busy timeout)
+        # instead of failing when it upgrades a read lock mid-transaction.
+        writes = connection.get_execution_options().get(WRITE_TRANSACTION_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    return engine
+
+
+def create_postgres_engine(url: sa.URL, db_schema: str | None) -> sa.Engine:
+    connect_args: dict = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+    if db_schema is not None:
+        if not POSTGRES_SCHEMA_NAME.fullmatch(db_schema):
+            raise ValueError(
+                f"db_schema {db_schema!r} is not a plain identifier (letters, digits, _)"
+            )
+        connect_args["options"] = f"-csearch_path={db_schema}"
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The market-data store: tushare-named tables on PostgreSQL or SQLite.
+
+    Frames go in and come out in warehouse form: the table's columns, dates as
+    ``datetime.date`` (ISO strings and Timestamps are accepted on the way in), NULL for
+    missing values. Tables are created on first use.
+    """
+
+    url: str = Field(
+        description="SQLAlchemy URL: postgresql://user@host/db or sqlite:///path/warehouse.db"
+    )
+    db_schema: str | None = Field(
+        default=None,
+        description="PostgreSQL schema holding the tables (created when missing); default:"
+        " the connection's search_path",
+    )
+
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url, self.db_schema)
+
+    def dispose(self) -> None:
+        """Close this warehouse's pooled connections; the next call reconnects."""
+        dispose_engine(self.url, self.db_schema)
+
+    def ensure_schema(self) -> None:
+        """Create the tables (and the db_schema) that are missing; safe to call concurrently."""
+        key = (self.url, self.db_schema)
+        if key in _schema_ready:
+            return
+        with self._write_transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes creating the same tables at once would collide in the catalog.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('zquant.warehouse'))"))
+                if self.db_schema is not None:
+                    conn.execute(sa.schema.CreateSchema(self.db_schema, if_not_exists=True))
+            metadata.create_all(conn)
+        _schema_ready.add(key)
+
+    def _write_transaction(self):
+        return self.engine.execution_options(**{WRITE_TRANSACTION_OPTION: True}).begin()
+
+    def upsert(self, table: str, frame: pd.DataFrame) -> int:
+        """Insert or update ``frame``'s rows by primary key; returns the frame's row count.
+
+        Rows equal to the stored ones are not rewritten, so re-running a write changes nothing.
+        """
+        return self._write(table_named(table), frame, partition_day=None)
+
+    def replace_partition(self, table: str, frame: pd.DataFrame, trade_date: dt.date) -> int:
+        """Make the rows of ``trade_date`` exactly ``frame``; other days stay untouched.
+
+        Stored rows of that day whose key is not in the frame are deleted; the rest is
+        upserted. Returns the frame's row count.
+        """
+        target = table_named(table)
+        if PARTITION_COLUMN not in target.c:
+            raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to replace by")
+        day = to_date(trade_date, f"{table} replace_partition trade_date")
+        return self._write(target, frame, partition_day=day)
+
+    def _write(self, target: sa.Table, frame: pd.DataFrame, partition_day: dt.date | None) -> int:
+        rows = prepare_rows(target, frame)
+        if partition_day is not None:
+            check_partition(target.name, rows, partition_day)
+        elif rows.empty:
+            return 0
+        self.ensure_schema()
+        with self._write_transaction() as conn:
+            stage = stage_table(target)
+            stage.create(conn)
+            if not rows.empty:
+                load_stage(conn, stage, rows)
+            if partition_day is not None:
+                conn.execute(delete_missing_keys(target, stage, partition_day))
+            conn.execute(merge_stage(conn.dialect.name, target, stage))
+            stage.drop(conn)
+        return len(rows)
+
+    def read_frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        """Run a SELECT; result columns named like a date column come back as datetime.date."""
+        return self._query(sa.text(sql), params or {})
+
+    def read_table(self, table: str, where: dict | None = None) -> pd.DataFrame:
+        """A table's rows (matching ``where``: column -> value), ordered by primary key."""
+        target = table_named(table)
+        conditions = []
+        for column, value in (where or {}).items():
+            if column not in target.c:
+                raise ValueError(f"table {table!r} has no column {column!r} to filter on")
+            if column in DATE_COLUMNS:
+                value = to_date(value, f"{table}.{column} filter")
+            conditions.append(target.c[column] == value)
+        return self._query(sa.select(target).where(*conditions).order_by(*target.primary_key), {})
+
+    def count_rows(self, table: str, trade_date: dt.date | None = None) -> int:
+        """Rows of ``table``, or of one trading day of it."""
+        target = table_named(table)
+        statement = sa.select(sa.func.count()).select_from(target)
+        if trade_date is not None:
+            if PARTITION_COLUMN not in target.c:
+                raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to count by")
+            day = to_date(trade_date, f"{table} count_rows trade_date")
+            statement = statement.where(target.c[PARTITION_COLUMN] == day)
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def _query(self, statement: sa.Executable, params: dict) -> pd.DataFrame:
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # Dates are ISO text in SQLite: compare them as such.
+                params = {
+                    name: value.isoformat() if is_plain_date(value) else value
+                    for name, value in params.items()
+                }
+            result = conn.execute(statement, params)
+            frame = pd.DataFrame.from_records(
+                result.fetchall(), columns=list(result.keys()), coerce_float=True
+            )
+        return with_date_objects(frame)
+
+
+def table_named(table: str) -> sa.Table:
+    if table not in TABLES:
+        raise ValueError(f"unknown warehouse table {table!r}; tables: {sorted(TABLES)}")
+    return TABLES[table]
+
+
+def is_plain_date(value) -> bool:
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+def to_date(value, label: str) -> dt.date:
+    """One date from a datetime.date, a Timestamp or ISO text, or a ValueError naming it."""
+    if value is None or (not isinstance(value, str | dt.date) and pd.isna(value)):
+        raise ValueError(f"{label} is missing: give a date")
+    return dt.date.fromisoformat(iso_dates(label, pd.Series([value], dtype=object)).iloc[0])
+
+
+def with_date_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn ISO-text columns named like date columns (SQLite's dates) into datetime.date."""
+    for column in DATE_COLUMNS.intersection(frame.columns):
+        values = frame[column]
+        if pd.api.types.infer_dtype(values, skipna=True) == "string":
+            parsed = pd.to_datetime(values, format="%Y-%m-%d")
+            frame[column] = pd.Series(parsed.dt.date, dtype=object).where(parsed.notna(), None)
+    return frame
+
+
+def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate ``frame`` against the table and return it in load form.
+
+    Load form: the table's columns in order, dates as ISO text, text with '' as NULL,
+    floats, nullable integers; one row per primary key.
+    """
+    table = target.name
+    expected = [column.name for column in target.columns]
+    given = list(frame.columns)
+    missing = [name for name in expected if name not in given]
+    unknown = [name for name in given if name not in expected]
+    repeated = sorted({name for name in given if given.count(name) > 1})
+    if missing or unknown or repeated:
+        problems = [
+            f"{label} {names}"
+            for label, names in (
+                ("missing columns", missing),
+                ("unknown columns", unknown),
+                ("repeated columns", repeated),
+            )
+            if names
+        ]
+        raise ValueError(f"frame for table {table!r} has {'; '.join(problems)}")
+    source = frame.reset_index(drop=True)
+    rows = pd.DataFrame(
+        {column.name: load_form(table, column, source[column.name]) for column in target.columns}
+    )
+    keys = [column.name for column in target.primary_key]
+    for key in keys:
+        empty = rows[key].isna()
+        if empty.any():
+            raise ValueError(
+                f"{table}.{key} is a key column but is empty in {int(empty.sum())} row(s),"
+                f" first at frame row {int(np.flatnonzero(empty)[0])}"
+            )
+    duplicated = rows.duplicated(keys, keep=False)
+    if duplicated.any():
+        first = ", ".join(f"{k}={v!r}" for k, v in rows.loc[duplicated, keys].iloc[0].items())
+        raise ValueError(
+            f"frame for table {table!r} has {int(duplicated.sum())} rows sharing a primary key"
+            f" ({', '.join(keys)}); first duplicate: {first}"
+        )
+    return rows
+
+
+def load_form(table: str, column: sa.Column, values: pd.Series) -> pd.Series:
+    label = f"{table}.{column.name}"
+    if isinstance(column.type, sa.Date):
+        return iso_dates(label, values)
+    if isinstance(column.type, sa.String):
+        return text_values(label, values)
+    numbers = float_values(label, values)
+    if isinstance(column.type, sa.Integer):
+        return integer_values(label, numbers)
+    return numbers
+
+
+def reject_values(label: str, values: pd.Series, bad: pd.Series, expected: str) -> None:
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(
+            f"{label} value {values.iloc[position]!r} at frame row {position} is not {expected}"
+            f" ({int(bad.sum())} such value(s))"
+        )
+
+
+def iso_dates(label: str, values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        reject_values(
+            label,
+            values,
+            values.notna() & parsed.isna(),
+            "a date (datetime.date, Timestamp or ISO text)",
+        )
+    return parsed.dt.strftime("%Y-%m-%d")
+
+
+def text_values(label: str, values: pd.Series) -> pd.Series:
+    present = values.notna()
+    if pd.api.types.infer_dtype(values[present]) not in ("string", "empty"):
+        reject_values(label, values, present & ~values.map(is_text), "text")
+    # COPY's CSV cannot tell '' from NULL; both dialects store an empty text as NULL.
+    return values.where(present & values.ne(""), None).astype(object)
+
+
+def is_text(value) -> bool:
+    return isinstance(value, str)
+
+
+def float_values(label: str, values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    parsed = pd.to_numeric(values, errors="coerce")
+    reject_values(label, values, values.notna() & parsed.isna(), "a number")
+    return parsed.astype("float64")
+
+
+def integer_values(label: str, numbers: pd.Series) -> pd.Series:
+    reject_values(label, numbers, numbers.notna() & (numbers % 1 != 0), "a whole number")
+    return numbers.astype("Int64")
+
+
+def check_partition(table: str, rows: pd.DataFrame, day: dt.date) -> None:
+    other_day = rows[PARTITION_COLUMN] != day.isoformat()
+    if other_day.any():
+        position = int(np.flatnonzero(other_day.to_numpy())[0])
+        raise ValueError(
+            f"{table}: replacing trade_date {day.isoformat()} but {int(other_day.sum())} frame"
+            f" row(s) hold another day, first {rows[PARTITION_COLUMN].iloc[position]!r}"
+            f" at frame row {position}"
+        )
+
+
+def stage_table(target: sa.Table) -> sa.Table:
+    """A temporary table with the target's columns and key, living for this transaction."""
+    return sa.Table(
+        STAGE_TABLE_PREFIX + target.name,
+        sa.MetaData(),
+        *(
+            sa.Column(column.name, column.type, primary_key=column.primary_key)
+            for column in target.columns
+        ),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def load_stage(conn: sa.Connection, stage: sa.Table, rows: pd.DataFrame) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in rows.columns)
+    if conn.dialect.name == "postgresql":
+        # Unquoted empty CSV fields are NULL; floats are written in full (repr) precision.
+        buffer = io.StringIO()
+        rows.to_csv(buffer, index=False, header=False)
+        buffer.seek(0)
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            cursor.copy_expert(
+                f"COPY {quote(stage.name)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
+            )
+    else:
+        placeholders = ", ".join("?" for _ in rows.columns)
+        values = rows.astype(object).where(rows.notna(), None)
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(stage.name)} ({columns}) VALUES ({placeholders})",
+            list(values.itertuples(index=False, name=None)),
+        )
+
+
+def same_key(target: sa.Table, stage: sa.Table) -> list:
+    return [stage.c[column.name] == column for column in target.primary_key]
+
+
+def delete_missing_keys(target: sa.Table, stage: sa.Table, day: dt.date) -> sa.Delete:
+    """Delete the day's stored rows whose key the staged frame lacks."""
+    staged = sa.select(sa.literal(1)).select_from(stage).where(*same_key(target, stage))
+    return sa.delete(target).where(target.c[PARTITION_COLUMN] == day, ~staged.exists())
+
+
+def merge_stage(dialect: str, target: sa.Table, stage: sa.Table) -> sa.Insert:
+    """Upsert the staged rows, rewriting only rows that differ (NULL-safe comparison)."""
+    values = [column.name for column in target.columns if not column.primary_key]
+    # SQLite parses INSERT .. SELECT .. ON CONFLICT only when the SELECT has a WHERE.
+    staged = sa.select(*stage.columns).where(sa.true())
+    insert = DIALECT_INSERTS[dialect](target).from_select(list(stage.c.keys()), staged)
+    return insert.on_conflict_do_update(
+        index_elements=list(target.primary_key),
+        set_={name: insert.excluded[name] for name in values},
+        where=sa.or_(*(target.c[name].is_distinct_from(insert.excluded[name]) for name in values)),
+    )

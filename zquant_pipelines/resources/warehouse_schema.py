@@ -1,0 +1,139 @@
+"""The warehouse tables: one per tushare API plus ``factor_daily``, as SQLAlchemy Core.
+
+Tables and columns keep tushare's names (``constants.API_FIELDS``), keys are
+``constants.TABLE_KEYS``, date columns are SQL DATE (ISO text in SQLite). Units stay as
+tushare sends them; the column comments say which.
+"""
+
+import sqlalchemy as sa
+
+from zquant_pipelines.constants import API_FIELDS, DATE_COLUMNS, TABLE_KEYS
+
+FACTOR_TABLE = "factor_daily"
+# factor_daily's value columns, in table order (after ts_code, trade_date).
+FACTOR_COLUMNS = (
+    "turnover_rate_ma_5",
+    "turnover_rate_ma_10",
+    "turnover_rate_ma_20",
+    "turnover_rate_ma_30",
+    "turnover_rate_ma_60",
+    "turnover_rate_ma_90",
+    "active_days_120",
+    "small_cross_days_120",
+    "momentum_5",
+    "momentum_20",
+    "momentum_60",
+    "volatility_20",
+)
+
+TEXT_COLUMNS = frozenset(
+    {
+        "ts_code",
+        "symbol",
+        "name",
+        "area",
+        "industry",
+        "market",
+        "exchange",
+        "list_status",
+        "is_hs",
+    }
+)
+SMALL_INTEGER_COLUMNS = frozenset({"is_open"})
+
+COLUMN_COMMENTS = {
+    "ts_code": "tushare stock code, e.g. 000001.SZ",
+    "symbol": "exchange ticker without suffix",
+    "name": "short name",
+    "area": "region",
+    "industry": "industry",
+    "market": "board (主板, 创业板, 科创板, 北交所, ...)",
+    "exchange": "exchange (SSE, SZSE, BSE)",
+    "list_status": "L listed, D delisted, P paused",
+    "list_date": "listing date",
+    "delist_date": "delisting date, NULL while listed",
+    "is_hs": "Stock Connect: N no, H Shanghai, S Shenzhen",
+    "cal_date": "calendar day",
+    "is_open": "1 trading day, 0 closed",
+    "pretrade_date": "previous trading day",
+    "trade_date": "trading day",
+    "open": "open price, CNY, unadjusted",
+    "high": "high price, CNY, unadjusted",
+    "low": "low price, CNY, unadjusted",
+    "close": "close price, CNY, unadjusted",
+    "pre_close": "previous close, CNY, unadjusted (ex-rights adjusted by the exchange)",
+    "change": "close - pre_close, CNY",
+    "pct_chg": "change over pre_close, %",
+    "vol": "volume, lots (手, 100 shares)",
+    "amount": "turnover, thousand CNY (千元)",
+    "adj_factor": "cumulative adjustment factor; hfq price = price * adj_factor",
+    "turnover_rate": "turnover rate, % of total float shares",
+    "turnover_rate_f": "turnover rate, % of free-float shares",
+    "volume_ratio": "volume ratio (量比)",
+    "pe": "price / earnings, NULL when losing money",
+    "pe_ttm": "price / earnings TTM, NULL when losing money",
+    "pb": "price / book",
+    "ps": "price / sales",
+    "ps_ttm": "price / sales TTM",
+    "dv_ratio": "dividend yield, %",
+    "dv_ttm": "dividend yield TTM, %",
+    "total_share": "total shares, 10k shares (万股)",
+    "float_share": "float shares, 10k shares (万股)",
+    "free_share": "free-float shares, 10k shares (万股)",
+    "total_mv": "total market value, 10k CNY (万元)",
+    "circ_mv": "float market value, 10k CNY (万元)",
+    **{
+        f"turnover_rate_ma_{days}": f"mean turnover_rate over the last {days} trading days, %"
+        for days in (5, 10, 20, 30, 60, 90)
+    },
+    "active_days_120": "active days among the last 120 trading days (see docs/factors.md)",
+    "small_cross_days_120": "small-cross days among the last 120 trading days (docs/factors.md)",
+    **{
+        f"momentum_{days}": f"momentum over the last {days} trading days (see docs/factors.md)"
+        for days in (5, 20, 60)
+    },
+    "volatility_20": "volatility over the last 20 trading days (see docs/factors.md)",
+}
+
+metadata = sa.MetaData()
+
+
+def column_type(name: str) -> sa.types.TypeEngine:
+    if name in DATE_COLUMNS:
+        return sa.Date()
+    if name in TEXT_COLUMNS:
+        return sa.String()
+    if name in SMALL_INTEGER_COLUMNS:
+        return sa.SmallInteger()
+    return sa.Double()
+
+
+def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
+    keys = TABLE_KEYS[name]
+    table = sa.Table(
+        name,
+        metadata,
+        *(
+            sa.Column(
+                column,
+                column_type(column),
+                primary_key=column in keys,
+                nullable=column not in keys,
+                comment=COLUMN_COMMENTS[column],
+            )
+            for column in columns
+        ),
+    )
+    if "trade_date" in columns:
+        # The primary key leads with ts_code; day-wide reads and deletes need their own index.
+        sa.Index(f"ix_{name}_trade_date", table.c.trade_date)
+    return table
+
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    **API_FIELDS,
+    FACTOR_TABLE: ("ts_code", "trade_date", *FACTOR_COLUMNS),
+}
+TABLES: dict[str, sa.Table] = {
+    name: define_table(name, columns) for name, columns in TABLE_COLUMNS.items()
+}
