@@ -1,0 +1,285 @@
+"""The parameters each task action takes: one pydantic model per action, and their registry.
+
+A task's ``config`` is ``{task_action: <name>, **params}``; ``ACTION_PARAMS[name]`` validates
+the params (unknown names, types, value rules), at catalog load and again when the action's
+op runs. Models are strict: YAML gives ints, floats, bools and strings their own types, and a
+number where text belongs (``symbol: 000001`` is the octal number 1 in YAML) must be an
+error, not a silent conversion.
+
+Dates are written ``YYYYMMDD`` (text or an 8-digit number) and become ``datetime.date``.
+Defaults that depend on the day (today, the latest trading day) are resolved when the
+action runs, and so is "end_date is not in the future": a catalog must not turn invalid
+overnight. Stock codes become ts_codes (``600000.SH``) through ``normalize_ts_code``.
+"""
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from zquant_pipelines.constants import CALENDAR_EXCHANGES
+
+TS_CODE_PATTERN = re.compile(r"[0-9]{6}\.(SH|SZ|BJ)")
+SYMBOL_PATTERN = re.compile(r"[0-9]{6}")
+DATE_PATTERN = re.compile(r"[0-9]{8}")
+# Exchanges tushare's trade_cal knows.
+TRADE_CAL_EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
+# The columns of the factor_daily table (the factor library's names).
+FACTOR_IDS = (
+    *(f"turnover_rate_ma_{n}" for n in (5, 10, 20, 30, 60, 90)),
+    "active_days_120",
+    "small_cross_days_120",
+    *(f"momentum_{n}" for n in (5, 20, 60)),
+    "volatility_20",
+)
+ALL_FACTORS = "all"
+DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600.0
+
+
+def normalize_ts_code(code: str) -> str:
+    """A stock code as a ts_code: ``600000`` -> ``600000.SH``; a ts_code is kept (upper-cased).
+
+    The exchange of a bare code follows its first digits: 6 and 9 are Shanghai (688 is the
+    STAR market, 900 B shares), 0, 2 and 3 Shenzhen, 4, 8 and 92 Beijing (920 is the BSE's
+    new code range). Other codes are not A-share stocks and need an explicit suffix.
+    """
+    if not isinstance(code, str):
+        raise ValueError(f"stock code {code!r} must be text (quote it in YAML: '000001')")
+    text = code.strip().upper()
+    if TS_CODE_PATTERN.fullmatch(text):
+        return text
+    if not SYMBOL_PATTERN.fullmatch(text):
+        raise ValueError(f"{code!r} is not a 6-digit stock code or a ts_code like 600000.SH")
+    if text.startswith("92") or text[0] in "48":
+        return f"{text}.BJ"
+    if text[0] in "69":
+        return f"{text}.SH"
+    if text[0] in "023":
+        return f"{text}.SZ"
+    raise ValueError(
+        f"cannot tell the exchange of {code!r} (no A-share stock code starts with {text[0]}):"
+        " write it as a ts_code such as 510300.SH"
+    )
+
+
+def _yyyymmdd(value: object) -> object:
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not DATE_PATTERN.fullmatch(text):
+        raise ValueError("must be a date written YYYYMMDD, e.g. 20240102")
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        raise ValueError("is not a real calendar date") from None
+
+
+def _ts_code(value: str) -> str:
+    if not TS_CODE_PATTERN.fullmatch(value):
+        raise ValueError("must be a ts_code like 600000.SH (6 digits, '.', SH, SZ or BJ)")
+    return value
+
+
+def _symbol(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be 6 digits written as text (quote it in YAML: '000001')")
+    if not SYMBOL_PATTERN.fullmatch(value):
+        raise ValueError("must be 6 digits, e.g. '600000'")
+    return value
+
+
+def _codelist(value: object) -> object:
+    """A list of codes, or one comma-separated string, as ts_codes without repeats."""
+    if isinstance(value, str):
+        value = [code for code in value.split(",") if code.strip()]
+    if not isinstance(value, list):
+        raise ValueError("must be a list of stock codes or one comma-separated string")
+    if not value:
+        raise ValueError("must name at least one stock code")
+    codes, problems = [], []
+    for code in value:
+        try:
+            codes.append(normalize_ts_code(code))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return list(dict.fromkeys(codes))
+
+
+def _script_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must name a script in the scripts folder")
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
+        raise ValueError("must be a path relative to the scripts folder, not an absolute path")
+    if ".." in PurePosixPath(value.replace("\\", "/")).parts:
+        raise ValueError("must not contain '..': scripts run only from the scripts folder")
+    return value
+
+
+def _factor_id(value: str) -> str:
+    if value != ALL_FACTORS and value not in FACTOR_IDS:
+        raise ValueError(f"must be '{ALL_FACTORS}' or a factor column: {', '.join(FACTOR_IDS)}")
+    return value
+
+
+Date = Annotated[dt.date | None, BeforeValidator(_yyyymmdd)]
+TsCode = Annotated[str, AfterValidator(_ts_code)]
+Symbol = Annotated[str, BeforeValidator(_symbol)]
+CodeList = Annotated[list[str], BeforeValidator(_codelist)]
+
+
+class ActionParams(BaseModel):
+    """Base of every action's parameters: strict types, no unknown names, read-only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NoParams(ActionParams):
+    """An action that takes no parameters."""
+
+
+class DateRangeParams(ActionParams):
+    """An optional [start_date, end_date]; what a missing bound means is the action's call."""
+
+    start_date: Date = None
+    end_date: Date = None
+
+    @model_validator(mode="after")
+    def _start_not_after_end(self):
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError(
+                f"start_date {self.start_date:%Y%m%d} is after end_date {self.end_date:%Y%m%d}"
+            )
+        return self
+
+
+class SyncTradingCalendarParams(DateRangeParams):
+    """Missing bounds default to today - 365 days .. today + 365 days (zquant's window)."""
+
+    exchanges: list[Literal[TRADE_CAL_EXCHANGES]] = Field(
+        default_factory=lambda: list(CALENDAR_EXCHANGES), min_length=1
+    )
+
+
+class SyncDailyDataParams(DateRangeParams):
+    """Daily bars of chosen stocks: exactly one of ts_code, symbol, codelist.
+
+    Missing bounds default to the latest trading day.
+    """
+
+    ts_code: TsCode | None = None
+    symbol: Symbol | None = None
+    codelist: CodeList | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_selector(self):
+        given = [name for name in ("ts_code", "symbol", "codelist") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one of ts_code, symbol or codelist is required, got "
+                + (" and ".join(given) if given else "none")
+            )
+        return self
+
+
+class SyncAllDailyDataParams(DateRangeParams):
+    """Daily bars of the whole market, or of ``codelist``; bounds default to the latest
+    trading day."""
+
+    codelist: CodeList | None = None
+
+
+class CalculateFactorParams(DateRangeParams):
+    """Factors over the range (bounds default to the latest trading day), for ``codes`` or
+    every stock; ``factor_id`` names one factor column or ``all``."""
+
+    codes: CodeList | None = None
+    factor_id: Annotated[str, AfterValidator(_factor_id)] = ALL_FACTORS
+
+
+class RunScriptParams(ActionParams):
+    """A script inside the scripts folder, run with an argv list (no shell) and a timeout."""
+
+    script: Annotated[str, AfterValidator(_script_path)]
+    args: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=DEFAULT_SCRIPT_TIMEOUT_SECONDS, gt=0)
+
+
+class ExampleTaskParams(ActionParams):
+    """A demo action: logs ``message``, sleeps, and fails when asked (to show retries)."""
+
+    message: str | None = None
+    fail: bool = False
+    fail_attempts: int = Field(default=0, ge=0)
+    sleep_seconds: float = Field(default=0.0, ge=0)
+
+
+ACTION_PARAMS: dict[str, type[ActionParams]] = {
+    "sync_stock_list": NoParams,
+    "sync_trading_calendar": SyncTradingCalendarParams,
+    "sync_daily_data": SyncDailyDataParams,
+    "sync_all_daily_data": SyncAllDailyDataParams,
+    "sync_daily_basic_data": DateRangeParams,
+    "calculate_factor": CalculateFactorParams,
+    "run_script": RunScriptParams,
+    "example_task": ExampleTaskParams,
+}
+
+
+def show_value(value: object) -> str:
+    """A value as the catalog's author wrote it: YAML's unquoted dates read 2024-01-02."""
+    return value.isoformat() if isinstance(value, dt.date) else repr(value)
+
+
+class ActionParamsError(ValueError):
+    """Invalid action parameters; ``problems`` holds one message per faulty parameter."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def parse_action_params(action: str, params: Mapping, where: str = "") -> ActionParams:
+    """Validate ``params`` for ``action``; every problem names the parameter and its value.
+
+    ``where`` prefixes each parameter's name (``config`` gives ``config.start_date``).
+    """
+    prefix = f"{where}." if where else ""
+    model = ACTION_PARAMS.get(action) if isinstance(action, str) else None
+    if model is None:
+        raise ActionParamsError(
+            [f"{prefix}task_action {action!r} is not an action (known: {', '.join(ACTION_PARAMS)})"]
+        )
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as error:
+        raise ActionParamsError(
+            [_describe(detail, action, model, prefix, where) for detail in error.errors()]
+        ) from None
+
+
+def _describe(detail, action: str, model: type[ActionParams], prefix: str, where: str) -> str:
+    location = prefix + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"]
+    ).lstrip(".")
+    if detail["type"] == "extra_forbidden":
+        known = ", ".join(model.model_fields) or "none"
+        return f"{location}: {action} has no parameter of that name (it takes: {known})"
+    if detail["type"] == "missing":
+        return f"{location} is required by {action}"
+    message = str(detail["ctx"]["error"]) if detail["type"] == "value_error" else detail["msg"]
+    if not detail["loc"]:
+        return f"{where}: {message}" if where else message
+    return f"{location} {show_value(detail['input'])}: {message}"

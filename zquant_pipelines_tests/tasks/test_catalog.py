@@ -1,0 +1,740 @@
+"""The task catalog: the shipped tasks.yaml, defaults, and one message per validation rule."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from zquant_pipelines.constants import DEFAULT_TASKS_FILE, MARKET_TIMEZONE
+from zquant_pipelines.tasks.action_params import (
+    ACTION_PARAMS,
+    SyncDailyDataParams,
+    SyncTradingCalendarParams,
+)
+from zquant_pipelines.tasks.catalog import (
+    DEFAULT_MAX_PARALLEL,
+    MIN_INTERVAL_SECONDS,
+    TASK_TYPES,
+    CatalogError,
+    TaskSpec,
+    load_catalog,
+    parse_catalog,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def common(name, action="sync_stock_list", **fields):
+    config = fields.pop("config", {})
+    return {
+        "name": name,
+        "task_type": "common_task",
+        "config": {"task_action": action, **config},
+        **fields,
+    }
+
+
+def workflow(name, members, **settings):
+    return {
+        "name": name,
+        "task_type": "workflow",
+        "config": {"workflow_type": "serial", **settings, "tasks": members},
+    }
+
+
+def member(name, *dependencies):
+    return {"name": name, "dependencies": list(dependencies)}
+
+
+def problems_of(*tasks):
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog({"tasks": list(tasks)})
+    return caught.value.problems
+
+
+# --- the shipped catalog ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_catalog(REPO_ROOT / DEFAULT_TASKS_FILE)
+
+
+def test_shipped_catalog_covers_every_task_type_and_action(shipped):
+    tasks = list(shipped.tasks.values())
+
+    assert {task.task_type for task in tasks} == set(TASK_TYPES)
+    assert {task.action for task in tasks if task.action} == set(ACTION_PARAMS)
+
+
+def test_shipped_catalog_has_cron_interval_and_manual_tasks(shipped):
+    tasks = shipped.tasks
+
+    assert tasks["sync_trading_calendar"].cron_expression == "0 8 * * 0"
+    assert tasks["sync_stock_list"].trigger == "cron"
+    assert tasks["after_close"].cron_expression == "0 18 * * 1-5"
+    assert tasks["after_close"].timezone == MARKET_TIMEZONE
+    assert (tasks["heartbeat"].trigger, tasks["heartbeat"].enabled) == ("interval", False)
+    assert tasks["heartbeat"].interval_seconds == 300
+    assert tasks["repair_daily_bars"].task_type == "manual_task"
+    assert tasks["hello_script"].task_type == "manual_task"
+    assert tasks["hello_script"].params.script == "hello_pipes.py"
+
+
+def test_shipped_after_close_chains_the_evening_sync(shipped):
+    after_close = shipped.workflow("after_close")
+
+    assert (after_close.workflow_type, after_close.on_failure) == ("parallel", "stop")
+    assert after_close.member_names == (
+        "sync_stock_list",
+        "sync_all_daily_data",
+        "sync_daily_basic_data",
+        "calculate_factor",
+    )
+    assert set(after_close.edges) == {
+        ("sync_stock_list", "sync_all_daily_data"),
+        ("sync_stock_list", "sync_daily_basic_data"),
+        ("sync_all_daily_data", "calculate_factor"),
+        ("sync_daily_basic_data", "calculate_factor"),
+    }
+    assert [task.action for task in shipped.workflow_tasks("after_close")] == [
+        "sync_stock_list",
+        "sync_all_daily_data",
+        "sync_daily_basic_data",
+        "calculate_factor",
+    ]
+
+
+def test_shipped_repair_task_names_its_stocks_as_ts_codes(shipped):
+    params = shipped.tasks["repair_daily_bars"].params
+
+    assert isinstance(params, SyncDailyDataParams)
+    assert params.codelist == ["600000.SH", "000001.SZ", "300750.SZ", "688981.SH", "430047.BJ"]
+    assert (params.start_date, params.end_date) == (dt.date(2024, 1, 2), dt.date(2024, 3, 29))
+
+
+# --- model and defaults ------------------------------------------------------------------
+
+
+def test_defaults_fill_what_a_task_leaves_out():
+    catalog = parse_catalog({"tasks": [common("sync_stock_list")]})
+    task = catalog.tasks["sync_stock_list"]
+
+    assert task == TaskSpec(
+        name="sync_stock_list",
+        task_type="common_task",
+        config={"task_action": "sync_stock_list"},
+        action="sync_stock_list",
+        params=ACTION_PARAMS["sync_stock_list"](),
+    )
+    assert (task.timezone, task.enabled, task.max_retries, task.retry_interval) == (
+        "Asia/Shanghai",
+        True,
+        3,
+        60,
+    )
+    assert (task.executor, task.retry_backoff, task.tags, task.trigger) == (
+        "multiprocess",
+        "fixed",
+        {},
+        None,
+    )
+
+
+def test_every_field_is_read():
+    raw = common(
+        "calendar",
+        "sync_trading_calendar",
+        cron_expression="0 8 * * 7",
+        timezone="Europe/Berlin",
+        enabled=False,
+        max_retries=0,
+        retry_interval=2.5,
+        retry_backoff="exponential",
+        description="weekly",
+        executor="in_process",
+        tags={"team": "data"},
+        config={"exchanges": ["SSE"], "start_date": 20240101},
+    )
+
+    task = parse_catalog({"tasks": [raw]}).tasks["calendar"]
+
+    assert (task.cron_expression, task.timezone, task.enabled) == (
+        "0 8 * * 7",
+        "Europe/Berlin",
+        False,
+    )
+    assert (task.max_retries, task.retry_interval, task.retry_backoff) == (0, 2.5, "exponential")
+    assert (task.description, task.executor, task.tags) == (
+        "weekly",
+        "in_process",
+        {"team": "data"},
+    )
+    assert task.config == {
+        "task_action": "sync_trading_calendar",
+        "exchanges": ["SSE"],
+        "start_date": 20240101,
+    }
+    assert isinstance(task.params, SyncTradingCalendarParams)
+    assert task.params.start_date == dt.date(2024, 1, 1)
+
+
+def test_tasks_keep_file_order():
+    names = ["zeta", "alpha", "mid"]
+
+    catalog = parse_catalog({"tasks": [common(name) for name in names]})
+
+    assert list(catalog.tasks) == names
+
+
+def test_triggerless_common_task_and_workflow_are_allowed():
+    catalog = parse_catalog({"tasks": [common("by_hand"), workflow("chain", [member("by_hand")])]})
+
+    assert catalog.tasks["by_hand"].trigger is None
+    assert catalog.tasks["chain"].trigger is None
+
+
+def test_interval_at_the_floor_is_accepted():
+    catalog = parse_catalog({"tasks": [common("tick", interval_seconds=MIN_INTERVAL_SECONDS)]})
+
+    assert catalog.tasks["tick"].trigger == "interval"
+
+
+def test_workflow_defaults():
+    catalog = parse_catalog(
+        {
+            "tasks": [
+                common("a"),
+                workflow("serial_chain", [member("a")]),
+                workflow("fan_out", [member("a")], workflow_type="parallel"),
+            ]
+        }
+    )
+
+    serial, parallel = catalog.workflow("serial_chain"), catalog.workflow("fan_out")
+    assert (serial.on_failure, serial.max_parallel) == ("stop", None)
+    assert (parallel.on_failure, parallel.max_parallel) == ("stop", DEFAULT_MAX_PARALLEL)
+
+
+def test_members_are_in_topological_order_with_ties_in_list_order():
+    tasks = [common(name) for name in "abcde"]
+    listed = [member("b", "a"), member("e"), member("a"), member("d", "b", "e"), member("c")]
+
+    catalog = parse_catalog({"tasks": [*tasks, workflow("wf", listed)]})
+    wf = catalog.workflow("wf")
+
+    # e is ready first (listed before a); b waits for a; d waits for b and e.
+    assert wf.member_names == ("e", "a", "b", "d", "c")
+    assert wf.edges == (("a", "b"), ("b", "d"), ("e", "d"))
+    assert [task.name for task in catalog.workflow_tasks("wf")] == ["e", "a", "b", "d", "c"]
+
+
+def test_workflow_of_a_non_workflow_is_a_key_error():
+    catalog = parse_catalog({"tasks": [common("a")]})
+
+    with pytest.raises(KeyError, match="task 'a' is a common_task, not a workflow"):
+        catalog.workflow("a")
+
+
+def test_a_manual_task_runs_an_action():
+    raw = {"name": "fix", "task_type": "manual_task", "config": {"task_action": "example_task"}}
+
+    task = parse_catalog({"tasks": [raw]}).tasks["fix"]
+
+    assert (task.action, task.trigger) == ("example_task", None)
+
+
+# --- validation rules: each with its message ---------------------------------------------
+
+
+def test_the_error_lists_every_problem_one_per_line_and_nothing_half_loads():
+    tasks = [
+        common("good"),
+        common("bad_cron", cron_expression="0 25 * * *"),
+        common("bad_zone", timezone="Mars/Olympus"),
+    ]
+
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog({"tasks": tasks}, source="my_tasks.yaml")
+
+    assert str(caught.value).splitlines() == [
+        "my_tasks.yaml is not a valid task catalog (2 problems):",
+        "task 'bad_cron': cron_expression '0 25 * * *': hour 25 is out of range 0-23",
+        "task 'bad_zone': timezone 'Mars/Olympus': is not a time zone name (IANA, e.g."
+        " Asia/Shanghai, Europe/Berlin, UTC)",
+    ]
+    assert caught.value.source == "my_tasks.yaml"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (None, "the file is empty: it must be a mapping with a 'tasks' list"),
+        ([], "the top level must be a mapping with a 'tasks' list, got list"),
+        ({}, "the top level has no 'tasks' list"),
+        ({"tasks": {"a": 1}}, "'tasks' must be a list of tasks, got dict"),
+        (
+            {"tasks": [], "defaults": {}},
+            "unknown top-level key 'defaults' (the file holds a 'tasks' list)",
+        ),
+        ({"tasks": ["sync_stock_list"]}, "task #1: must be a mapping of fields, got str"),
+    ],
+)
+def test_top_level_shape(data, problem):
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+
+    assert caught.value.problems == [problem]
+
+
+def test_an_empty_task_list_is_an_empty_catalog():
+    assert parse_catalog({"tasks": []}).tasks == {}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "problems"),
+    [
+        (
+            [common("a", schedule="daily", retries=1)],
+            [
+                "task 'a': unknown fields 'schedule', 'retries' (known: name, task_type,"
+                " cron_expression, interval_seconds, timezone, enabled, max_retries,"
+                " retry_interval, retry_backoff, description, config, executor, tags)"
+            ],
+        ),
+        (
+            [{"task_type": "common_task", "config": {"task_action": "sync_stock_list"}}],
+            ["task #1: name is required"],
+        ),
+        ([common(7)], ["task #1: name 7 must be text"]),
+        (
+            [common(True)],
+            [
+                "task #1: name True must be text (YAML reads unquoted yes/no/on/off as"
+                " true/false: quote the name)"
+            ],
+        ),
+        (
+            [common("a"), common("b"), common("a")],
+            ["task 'a' (#3): name 'a' is already used by task #1"],
+        ),
+        (
+            [common("sync-daily")],
+            [
+                "task 'sync-daily': name 'sync-daily' is not an identifier (letters, digits and"
+                " _, not starting with a digit)"
+            ],
+        ),
+        (
+            [common("1st_sync")],
+            [
+                "task '1st_sync': name '1st_sync' is not an identifier (letters, digits and _,"
+                " not starting with a digit)"
+            ],
+        ),
+        (
+            [common("lambda")],
+            [
+                "task 'lambda': name 'lambda' is reserved (a Python keyword or a name Dagster"
+                " refuses)"
+            ],
+        ),
+        (
+            [common("config")],
+            [
+                "task 'config': name 'config' is reserved (a Python keyword or a name Dagster"
+                " refuses)"
+            ],
+        ),
+        (
+            [{"name": "a", "config": {"task_action": "sync_stock_list"}}],
+            ["task 'a': task_type is required (one of manual_task, common_task, workflow)"],
+        ),
+        (
+            [{**common("a"), "task_type": "cron_task"}],
+            ["task 'a': task_type 'cron_task': must be one of manual_task, common_task, workflow"],
+        ),
+        (
+            [common("a", cron_expression="0 25 * * 9")],
+            [
+                "task 'a': cron_expression '0 25 * * 9': hour 25 is out of range 0-23",
+                "task 'a': cron_expression '0 25 * * 9': day-of-week 9 is out of range 0-7",
+            ],
+        ),
+        (
+            [common("a", cron_expression="0 18 * *")],
+            [
+                "task 'a': cron_expression '0 18 * *': expected 5 fields (minute hour"
+                " day-of-month month day-of-week), got 4"
+            ],
+        ),
+        (
+            [common("a", cron_expression=1800)],
+            ["task 'a': cron_expression 1800: must be text"],
+        ),
+        (
+            [common("a", cron_expression="0 18 * * *", interval_seconds=300)],
+            ["task 'a': cron_expression and interval_seconds are both set: a task has one trigger"],
+        ),
+        (
+            [{**common("a", cron_expression="0 18 * * *"), "task_type": "manual_task"}],
+            [
+                "task 'a': cron_expression is not allowed on a manual_task (it runs only when"
+                " triggered)"
+            ],
+        ),
+        (
+            [{**common("a", interval_seconds=60), "task_type": "manual_task"}],
+            [
+                "task 'a': interval_seconds is not allowed on a manual_task (it runs only when"
+                " triggered)"
+            ],
+        ),
+        (
+            [common("a", interval_seconds=MIN_INTERVAL_SECONDS - 1)],
+            [f"task 'a': interval_seconds {MIN_INTERVAL_SECONDS - 1}: must be at least 10"],
+        ),
+        (
+            [common("a", interval_seconds=30.5)],
+            ["task 'a': interval_seconds 30.5: must be a whole number"],
+        ),
+        (
+            [common("a", timezone="Asia/Beijing")],
+            [
+                "task 'a': timezone 'Asia/Beijing': is not a time zone name (IANA, e.g."
+                " Asia/Shanghai, Europe/Berlin, UTC)"
+            ],
+        ),
+        (
+            [common("a", timezone="localtime")],
+            [
+                "task 'a': timezone 'localtime': is not a time zone name (IANA, e.g."
+                " Asia/Shanghai, Europe/Berlin, UTC)"
+            ],
+        ),
+        ([common("a", max_retries=-1)], ["task 'a': max_retries -1: must be at least 0"]),
+        ([common("a", max_retries=True)], ["task 'a': max_retries True: must be a whole number"]),
+        ([common("a", retry_interval=-5)], ["task 'a': retry_interval -5: must be at least 0"]),
+        (
+            [common("a", retry_interval="60s")],
+            ["task 'a': retry_interval '60s': must be a number of seconds"],
+        ),
+        (
+            [common("a", retry_backoff="linear")],
+            ["task 'a': retry_backoff 'linear': must be one of fixed, exponential"],
+        ),
+        ([common("a", enabled="no")], ["task 'a': enabled 'no': must be true or false"]),
+        (
+            [common("a", executor="celery")],
+            ["task 'a': executor 'celery': must be one of in_process, multiprocess"],
+        ),
+        (
+            [common("a", tags={"zquant/task": "x"})],
+            [
+                "task 'a': tags {'zquant/task': 'x'}: tag 'zquant/task' uses a reserved prefix"
+                " (dagster/, .dagster/, zquant/)"
+            ],
+        ),
+        (
+            [common("a", tags={"priority": 1})],
+            ["task 'a': tags {'priority': 1}: tag 'priority': 1 must be text: text"],
+        ),
+        (
+            [common("a", description=["x"])],
+            ["task 'a': description ['x']: must be text"],
+        ),
+        (
+            [{"name": "a", "task_type": "common_task"}],
+            ["task 'a': config.task_action is required (the action the task runs)"],
+        ),
+        (
+            [{"name": "a", "task_type": "common_task", "config": "sync_stock_list"}],
+            ["task 'a': config must be a mapping, got str"],
+        ),
+        (
+            [common("a", "sync_everything")],
+            [
+                "task 'a': config.task_action 'sync_everything' is not an action (known:"
+                " sync_stock_list, sync_trading_calendar, sync_daily_data, sync_all_daily_data,"
+                " sync_daily_basic_data, calculate_factor, run_script, example_task)"
+            ],
+        ),
+        (
+            [common("a", "sync_daily_data", config={"ts_code": "600000.SH", "days": 5})],
+            [
+                "task 'a': config.days: sync_daily_data has no parameter of that name (it takes:"
+                " start_date, end_date, ts_code, symbol, codelist)"
+            ],
+        ),
+        (
+            [
+                common(
+                    "a",
+                    "sync_daily_data",
+                    config={"ts_code": "600000", "start_date": 20240230, "end_date": "2024-03-01"},
+                )
+            ],
+            [
+                "task 'a': config.start_date 20240230: is not a real calendar date",
+                "task 'a': config.end_date '2024-03-01': must be a date written YYYYMMDD, e.g."
+                " 20240102",
+                "task 'a': config.ts_code '600000': must be a ts_code like 600000.SH (6 digits,"
+                " '.', SH, SZ or BJ)",
+            ],
+        ),
+        (
+            [
+                common(
+                    "a",
+                    "sync_daily_data",
+                    config={"symbol": "600000", "start_date": 20240301, "end_date": 20240201},
+                )
+            ],
+            ["task 'a': config: start_date 20240301 is after end_date 20240201"],
+        ),
+        (
+            [common("a", "run_script", config={"script": "../../bin/rm", "args": ["-rf", 1]})],
+            [
+                "task 'a': config.script '../../bin/rm': must not contain '..': scripts run only"
+                " from the scripts folder",
+                "task 'a': config.args[1] 1: Input should be a valid string",
+            ],
+        ),
+    ],
+)
+def test_task_rules(tasks, problems):
+    assert problems_of(*tasks) == problems
+
+
+@pytest.mark.parametrize(
+    ("members", "settings", "problems"),
+    [
+        (
+            [member("a")],
+            {"workflow_type": "dag"},
+            ["task 'wf': config.workflow_type 'dag': must be serial or parallel"],
+        ),
+        (
+            [member("a")],
+            {"workflow_type": None},
+            ["task 'wf': config.workflow_type is required (serial or parallel)"],
+        ),
+        (
+            [member("a")],
+            {"on_failure": "retry"},
+            ["task 'wf': config.on_failure 'retry': must be stop or continue"],
+        ),
+        (
+            [member("a")],
+            {"workflow_type": "parallel", "max_parallel": 0},
+            ["task 'wf': config.max_parallel 0: must be at least 1"],
+        ),
+        (
+            [member("a")],
+            {"max_parallel": 2},
+            ["task 'wf': config.max_parallel applies only to a parallel workflow"],
+        ),
+        (
+            [member("a")],
+            {"task_action": "sync_stock_list"},
+            [
+                "task 'wf': config.task_action: not a workflow setting (known: workflow_type,"
+                " on_failure, max_parallel, tasks)"
+            ],
+        ),
+        (
+            [],
+            {},
+            ["task 'wf': config.tasks must be a non-empty list of {name, dependencies} entries"],
+        ),
+        (
+            [member("a"), member("nowhere")],
+            {},
+            ["task 'wf': config.tasks[1].name 'nowhere': no task of that name in the catalog"],
+        ),
+        (
+            [member("a"), member("off")],
+            {},
+            [
+                "task 'wf': config.tasks[1].name 'off': is disabled (enabled: false): a workflow"
+                " runs only enabled tasks"
+            ],
+        ),
+        (
+            [member("a"), member("inner")],
+            {},
+            [
+                "task 'wf': config.tasks[1].name 'inner': is a workflow: nested workflows are"
+                " not supported (list its members instead)"
+            ],
+        ),
+        (
+            [member("a"), member("wf")],
+            {},
+            ["task 'wf': config.tasks[1].name 'wf': a workflow cannot contain itself"],
+        ),
+        (
+            [member("a"), {"dependencies": ["a"]}],
+            {},
+            ["task 'wf': config.tasks[1].name None: each member needs the name of a task"],
+        ),
+        (
+            ["a"],
+            {},
+            ["task 'wf': config.tasks[0] must be a mapping {name, dependencies}, got 'a'"],
+        ),
+        (
+            [{"name": "a", "task_id": 3}],
+            {},
+            [
+                "task 'wf': config.tasks[0].task_id: not a member setting (known: name,"
+                " dependencies)"
+            ],
+        ),
+        (
+            [member("a"), member("b", "ghost")],
+            {},
+            ["task 'wf': config.tasks[1].dependencies: 'ghost' is not a member of this workflow"],
+        ),
+        (
+            [member("a"), member("b", "b")],
+            {},
+            ["task 'wf': config.tasks[1].dependencies: 'b' depends on itself"],
+        ),
+        (
+            [member("a"), member("b", "a", "a")],
+            {},
+            ["task 'wf': config.tasks[1].dependencies: 'a' listed twice"],
+        ),
+        (
+            [member("a"), {"name": "b", "dependencies": "a"}],
+            {},
+            ["task 'wf': config.tasks[1].dependencies 'a': must be a list of member names"],
+        ),
+        (
+            [member("a"), member("b", "a"), member("a")],
+            {},
+            ["task 'wf': config.tasks[2].name 'a': already listed at config.tasks[0]"],
+        ),
+        (
+            [member("a", "b"), member("b", "a")],
+            {},
+            ["task 'wf': config.tasks: dependency cycle a -> b -> a (a -> b: b depends on a)"],
+        ),
+        (
+            [member("a", "c"), member("b", "a"), member("c", "b"), member("d", "c")],
+            {},
+            [
+                "task 'wf': config.tasks: dependency cycle a -> b -> c -> a (a -> b: b depends"
+                " on a)"
+            ],
+        ),
+        (
+            [member("a", "b"), member("b", "a"), member("c", "d"), member("d", "c", "a")],
+            {},
+            [
+                "task 'wf': config.tasks: dependency cycle a -> b -> a (a -> b: b depends on a)",
+                "task 'wf': config.tasks: dependency cycle c -> d -> c (a -> b: b depends on a)",
+            ],
+        ),
+    ],
+)
+def test_workflow_rules(members, settings, problems):
+    others = [
+        common("a"),
+        common("b"),
+        common("c"),
+        common("d"),
+        common("off", enabled=False),
+        workflow("inner", [member("a")]),
+    ]
+
+    assert problems_of(*others, workflow("wf", members, **settings)) == problems
+
+
+def test_a_disabled_member_does_not_also_count_as_an_unknown_dependency():
+    tasks = [
+        common("a", enabled=False),
+        common("b"),
+        workflow("wf", [member("a"), member("b", "a")]),
+    ]
+
+    assert problems_of(*tasks) == [
+        "task 'wf': config.tasks[0].name 'a': is disabled (enabled: false): a workflow runs only"
+        " enabled tasks"
+    ]
+
+
+# --- loading files ----------------------------------------------------------------------
+
+
+def test_load_reads_a_file(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(
+        "tasks:\n"
+        "  - name: nightly\n"
+        "    task_type: common_task\n"
+        "    cron_expression: '30 2 * * 1-5'\n"
+        "    config: {task_action: sync_daily_basic_data, start_date: 20240102}\n"
+    )
+
+    catalog = load_catalog(path)
+
+    assert catalog.source == str(path)
+    assert catalog.tasks["nightly"].params.start_date == dt.date(2024, 1, 2)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text("tasks:\n  - name: a\n    config: {task_action: x\n  - name: b\n")
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+
+    assert caught.value.problems == [
+        "YAML syntax error at line 4, column 9: expected ',' or '}', but got ':' (while parsing"
+        " a flow mapping)"
+    ]
+    assert str(caught.value).startswith(f"{path} is not a valid task catalog (1 problem):")
+
+
+def test_an_unquoted_star_cron_gets_a_quoting_hint(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text("tasks:\n  - name: a\n    cron_expression: */5 * * * *\n")
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+
+    assert caught.value.problems == [
+        "YAML syntax error at line 3, column 23: expected alphabetic or numeric character, but"
+        " found '/' (while scanning an alias); quote values that start with '*', e.g."
+        " cron_expression: '*/5 * * * *'"
+    ]
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(
+        "tasks:\n"
+        "  - name: a\n"
+        "    task_type: common_task\n"
+        "    cron_expression: '0 18 * * *'\n"
+        "    cron_expression: '0 6 * * *'\n"
+    )
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+
+    assert caught.value.problems == [
+        "YAML syntax error at line 5, column 5: found the key 'cron_expression' twice (while"
+        " reading a mapping)"
+    ]
+
+
+def test_a_missing_file_is_a_catalog_error(tmp_path):
+    path = tmp_path / "absent.yaml"
+
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+
+    assert caught.value.problems == [f"cannot read {path}: No such file or directory"]
