@@ -4,9 +4,8 @@ Assets and actions ask for a ``MarketSource``; definitions decide which one (tus
 TUSHARE_TOKEN is set, else the sample market).
 """
 
-import pandas as pd
-
 import dagster as dg
+import pandas as pd
 
 
 class MarketSource(dg.ConfigurableResource):

@@ -1,0 +1,27 @@
+"""Definitions of the market-data and factor assets, their job and schedule."""
+
+import dagster as dg
+
+from zquant_pipelines.assets.factors import factor_assets
+from zquant_pipelines.assets.market import market_assets
+from zquant_pipelines.assets.partitions import trading_day_partitions
+from zquant_pipelines.assets.schedules import build_after_close_schedule
+
+MARKET_DATA_JOB_NAME = "market_data_job"
+
+market_data_job = dg.define_asset_job(
+    name=MARKET_DATA_JOB_NAME,
+    selection=dg.AssetSelection.assets(*market_assets, *factor_assets),
+    partitions_def=trading_day_partitions,
+    description="Reference data, then the trading-day market tables and factors of the"
+    " chosen day(s). A partition range runs as one run.",
+)
+
+
+def build_asset_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*market_assets, *factor_assets],
+        asset_checks=[],
+        jobs=[market_data_job],
+        schedules=[build_after_close_schedule(market_data_job)],
+    )

@@ -1,0 +1,13 @@
+"""The code location: every piece's Definitions merged (`zquant_pipelines.definitions:defs`)."""
+
+import dagster as dg
+
+from zquant_pipelines.assets.definitions import build_asset_definitions
+from zquant_pipelines.resources.definitions import build_resource_definitions
+from zquant_pipelines.tasks.definitions import build_catalog_definitions
+
+defs = dg.Definitions.merge(
+    build_resource_definitions(),
+    build_asset_definitions(),
+    build_catalog_definitions(),
+)

@@ -1,0 +1,35 @@
+"""Prepare DAGSTER_HOME: our dagster.yaml, with PostgreSQL storage when DAGSTER_PG_URL is set.
+
+Run as ``python -m zquant_pipelines.instance_home`` (the Makefile does). The written file
+names the variable, never its value, so no password lands on disk.
+"""
+
+import os
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = REPO_ROOT / ".dagster_home"
+ENV_PG_URL = "DAGSTER_PG_URL"
+
+
+def instance_config(template: Path = REPO_ROOT / "dagster.yaml") -> dict:
+    config = yaml.safe_load(template.read_text())
+    if os.environ.get(ENV_PG_URL):
+        config["storage"] = {"postgres": {"postgres_url": {"env": ENV_PG_URL}}}
+    return config
+
+
+def prepare_home(home: Path | None = None) -> Path:
+    home = Path(home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    text = yaml.safe_dump(instance_config(), sort_keys=False)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return home
+
+
+if __name__ == "__main__":
+    print(f"DAGSTER_HOME ready: {prepare_home()}")

@@ -1,0 +1,75 @@
+"""Factor sync: read the look-back window from the warehouse, compute, store per day.
+
+Plain functions (no Dagster). The factor formulas live in ``zquant_pipelines.factors``; this
+module only moves their inputs and outputs.
+"""
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
+from zquant_pipelines.sync.market import REFERENCE_EXCHANGE, SyncResult, open_days
+
+FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
+
+
+def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
+    """The open day ``trading_days`` market days before ``first_day`` (or the first known)."""
+    frame = warehouse.read_frame(
+        "SELECT cal_date FROM trade_cal WHERE exchange = :exchange AND is_open = 1"
+        " AND cal_date <= :day ORDER BY cal_date DESC LIMIT :n",
+        {"exchange": REFERENCE_EXCHANGE, "day": first_day, "n": trading_days + 1},
+    )
+    return min(frame["cal_date"]) if len(frame) else first_day
+
+
+def read_factor_inputs(
+    warehouse, start: dt.date, end: dt.date, ts_codes: Sequence[str] | None = None
+) -> dict:
+    """The three input tables over [start, end], optionally for some stocks only."""
+    params: dict = {"start": start, "end": end}
+    code_filter = ""
+    if ts_codes:
+        names = [f"c{i}" for i in range(len(ts_codes))]
+        code_filter = f" AND ts_code IN ({', '.join(':' + n for n in names)})"
+        params.update(zip(names, ts_codes, strict=True))
+    return {
+        table: warehouse.read_frame(
+            f"SELECT * FROM {table} WHERE trade_date BETWEEN :start AND :end{code_filter}", params
+        )
+        for table in FACTOR_INPUT_TABLES
+    }
+
+
+def compute_and_store_factors(
+    warehouse, trade_dates: Iterable[dt.date], ts_codes: Sequence[str] | None = None
+) -> SyncResult:
+    """Factors of ``trade_dates`` (all stocks, or ``ts_codes``) into ``factor_daily``.
+
+    With all stocks each day is replaced atomically; for a subset the rows are upserted so
+    other stocks' factors stay. Stocks whose window reaches before the stored history get
+    NULL for that factor (the window is not full), never a value from a shorter window.
+    """
+    days = sorted(set(trade_dates))
+    result = SyncResult(table="factor_daily")
+    if not days:
+        return result
+    is_open = open_days(warehouse, days[0], days[-1])
+    targets = [day for day in days if is_open[day]]
+    result.closed_dates = [day for day in days if not is_open[day]]
+    if not targets:
+        return result
+    start = lookback_start(warehouse, targets[0], FACTOR_LOOKBACK_TRADING_DAYS)
+    inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes)
+    factors = compute_factor_daily(
+        inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=targets
+    )
+    by_day = dict(tuple(factors.groupby("trade_date", sort=True)))
+    for day in targets:
+        frame = by_day.get(day, factors.iloc[0:0])
+        if ts_codes:
+            result.rows += warehouse.upsert("factor_daily", frame)
+        else:
+            result.rows += warehouse.replace_partition("factor_daily", frame, day)
+        result.trade_dates.append(day)
+    return result

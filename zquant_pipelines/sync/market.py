@@ -1,0 +1,190 @@
+"""Market-data syncs: tushare API -> warehouse table, one implementation per API.
+
+Plain functions (no Dagster): assets and task actions both call them. A source is anything
+with ``query(api_name, **params) -> DataFrame`` in tushare's wire format (the tushare client
+or the sample market); a warehouse is a ``Warehouse``. Trading-day syncs make one API call
+per open day (the source pages past the row limit) and none on a closed day, as tushare
+recommends, instead of zquant's one call per stock.
+"""
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from zquant_pipelines.constants import (
+    API_FIELDS,
+    CALENDAR_EXCHANGES,
+    DATE_COLUMNS,
+    LIST_STATUSES,
+    TRADING_DAY_APIS,
+)
+from zquant_pipelines.dates import to_tushare_date
+
+# The calendar every trading-day decision reads; SSE and SZSE share their open days.
+REFERENCE_EXCHANGE = "SSE"
+
+
+@dataclass
+class SyncResult:
+    """What one sync wrote: rows per table, logical API calls, the trading days touched."""
+
+    table: str
+    rows: int = 0
+    api_calls: int = 0
+    trade_dates: list[dt.date] = field(default_factory=list)
+    closed_dates: list[dt.date] = field(default_factory=list)
+
+    def merge(self, other: "SyncResult") -> "SyncResult":
+        return SyncResult(
+            table=self.table,
+            rows=self.rows + other.rows,
+            api_calls=self.api_calls + other.api_calls,
+            trade_dates=self.trade_dates + other.trade_dates,
+            closed_dates=self.closed_dates + other.closed_dates,
+        )
+
+
+def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn a tushare-format frame into warehouse form: API_FIELDS columns, dates as date."""
+    expected = list(API_FIELDS[api_name])
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{api_name} reply lacks columns {missing}; got {list(frame.columns)}")
+    out = frame.loc[:, expected].copy()
+    for column in DATE_COLUMNS.intersection(expected):
+        parsed = pd.to_datetime(out[column], format="%Y%m%d", errors="coerce")
+        bad = out[column].notna() & parsed.isna()
+        if bad.any():
+            first_bad = out.loc[bad, column].iloc[0]
+            raise ValueError(f"{api_name}.{column} {first_bad!r} is not a date in YYYYMMDD form")
+        out[column] = parsed.dt.date.astype(object).where(parsed.notna(), None)
+    if api_name == "trade_cal":
+        out["is_open"] = pd.to_numeric(out["is_open"]).astype(int)
+    return out
+
+
+def sync_stock_basic(source, warehouse) -> SyncResult:
+    """Every stock ever listed (L, D and P), so history has no survivorship bias."""
+    frames = [source.query("stock_basic", list_status=status) for status in LIST_STATUSES]
+    stocks = to_warehouse_frame("stock_basic", pd.concat(frames, ignore_index=True))
+    rows = warehouse.upsert("stock_basic", stocks)
+    return SyncResult(table="stock_basic", rows=rows, api_calls=len(frames))
+
+
+def sync_trade_cal(
+    source,
+    warehouse,
+    start_date: dt.date,
+    end_date: dt.date,
+    exchanges: Sequence[str] = CALENDAR_EXCHANGES,
+) -> SyncResult:
+    """The exchanges' calendars over [start_date, end_date]."""
+    check_date_range(start_date, end_date)
+    frames = [
+        source.query(
+            "trade_cal",
+            exchange=exchange,
+            start_date=to_tushare_date(start_date),
+            end_date=to_tushare_date(end_date),
+        )
+        for exchange in exchanges
+    ]
+    calendar = to_warehouse_frame("trade_cal", pd.concat(frames, ignore_index=True))
+    rows = warehouse.upsert("trade_cal", calendar)
+    return SyncResult(table="trade_cal", rows=rows, api_calls=len(frames))
+
+
+def check_date_range(start_date: dt.date, end_date: dt.date) -> None:
+    if start_date > end_date:
+        raise ValueError(f"start_date {start_date:%Y%m%d} is after end_date {end_date:%Y%m%d}")
+
+
+def open_days(warehouse, start_date: dt.date, end_date: dt.date) -> dict[dt.date, bool]:
+    """Open/closed per calendar day from the synced calendar; a day it lacks is an error."""
+    check_date_range(start_date, end_date)
+    calendar = warehouse.read_frame(
+        "SELECT cal_date, is_open FROM trade_cal"
+        " WHERE exchange = :exchange AND cal_date BETWEEN :start AND :end",
+        {"exchange": REFERENCE_EXCHANGE, "start": start_date, "end": end_date},
+    )
+    known = dict(zip(calendar["cal_date"], calendar["is_open"].astype(int) == 1, strict=True))
+    wanted = pd.date_range(start_date, end_date, freq="D").date
+    unknown = [day for day in wanted if day not in known]
+    if unknown:
+        raise ValueError(
+            f"trade_cal has no {REFERENCE_EXCHANGE} row for {unknown[0]:%Y-%m-%d}"
+            f" ({len(unknown)} day(s) in {start_date:%Y-%m-%d}..{end_date:%Y-%m-%d}):"
+            " sync the trading calendar over that range first"
+        )
+    return {day: known[day] for day in wanted}
+
+
+def sync_trading_days(
+    source, warehouse, api_name: str, trade_dates: Iterable[dt.date]
+) -> SyncResult:
+    """One API call per open day; each day replaced atomically; closed days cost no call.
+
+    Each day is its own transaction, so a failure on day k leaves days before it written
+    and day k exactly as it was.
+    """
+    if api_name not in TRADING_DAY_APIS:
+        raise ValueError(f"api_name {api_name!r} is not a trading-day API {TRADING_DAY_APIS}")
+    days = sorted(set(trade_dates))
+    result = SyncResult(table=api_name)
+    if not days:
+        return result
+    is_open = open_days(warehouse, days[0], days[-1])
+    for day in days:
+        if not is_open[day]:
+            result.closed_dates.append(day)
+            continue
+        frame = to_warehouse_frame(
+            api_name, source.query(api_name, trade_date=to_tushare_date(day))
+        )
+        result.rows += warehouse.replace_partition(api_name, frame, day)
+        result.api_calls += 1
+        result.trade_dates.append(day)
+    return result
+
+
+def sync_stocks_over_range(
+    source,
+    warehouse,
+    api_name: str,
+    ts_codes: Sequence[str],
+    start_date: dt.date,
+    end_date: dt.date,
+) -> SyncResult:
+    """Repair a few stocks over a range: one call per API for the whole code list.
+
+    Upserts only (other stocks' rows on those days stay), so it never removes data.
+    """
+    if api_name not in TRADING_DAY_APIS:
+        raise ValueError(f"api_name {api_name!r} is not a trading-day API {TRADING_DAY_APIS}")
+    if not ts_codes:
+        raise ValueError("ts_codes is empty: name at least one stock")
+    check_date_range(start_date, end_date)
+    frame = to_warehouse_frame(
+        api_name,
+        source.query(
+            api_name,
+            ts_code=",".join(ts_codes),
+            start_date=to_tushare_date(start_date),
+            end_date=to_tushare_date(end_date),
+        ),
+    )
+    rows = warehouse.upsert(api_name, frame)
+    written = sorted(set(frame["trade_date"]))
+    return SyncResult(table=api_name, rows=rows, api_calls=1, trade_dates=written)
+
+
+def listed_stock_count(warehouse, trade_date: dt.date) -> int:
+    """Stocks listed on trade_date (listed on or before it, not yet delisted)."""
+    frame = warehouse.read_frame(
+        "SELECT COUNT(*) AS n FROM stock_basic WHERE list_date <= :day"
+        " AND (delist_date IS NULL OR delist_date > :day)",
+        {"day": trade_date},
+    )
+    return int(frame["n"].iloc[0])

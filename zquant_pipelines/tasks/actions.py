@@ -1,0 +1,254 @@
+"""What each task action does when its op runs: the same sync and factor functions the assets
+call, plus the script runner and the example task.
+
+Every data action reports what it wrote to the asset catalog, so the asset view stays true
+whichever job wrote the data: whole-market writes of a trading day are partition
+materializations; a repair of a few stocks is an observation of those partitions (it does
+not make a day complete, so the after-close catch-up still sees a missing day).
+"""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from zquant_pipelines.assets.partitions import (
+    PARTITION_DATE_FORMAT,
+    partition_date,
+    partitions_start,
+)
+from zquant_pipelines.constants import CALENDAR_EXCHANGES
+from zquant_pipelines.dates import market_today, parse_tushare_date
+from zquant_pipelines.sync import market as sync
+from zquant_pipelines.sync.factor_daily import compute_and_store_factors
+
+ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
+DEFAULT_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+# zquant's default window for the calendar sync: a year back and a year ahead.
+CALENDAR_DEFAULT_DAYS = 365
+# The APIs a "daily data" action writes: bars and the factor that adjusts them.
+DAILY_DATA_APIS = ("daily", "adj_factor")
+
+ActionFn = Callable[[dg.OpExecutionContext, object], dict]
+
+
+def parse_date(value, field_name: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return parse_tushare_date(value, field_name)
+
+
+def default_end_date() -> dt.date:
+    return market_today()
+
+
+def check_not_future(end: dt.date) -> None:
+    if end > market_today():
+        raise dg.Failure(
+            f"end_date {end:%Y%m%d} is in the future (today is {market_today():%Y%m%d})"
+        )
+
+
+def report(context: dg.OpExecutionContext, result: sync.SyncResult, *, repair_codes=None) -> dict:
+    """Log what a sync wrote as asset events, and return it as op metadata."""
+    first_partition = partition_date(partitions_start())
+    days = result.trade_dates + ([] if repair_codes else result.closed_dates)
+    partitioned = result.table not in ("stock_basic", "trade_cal")
+    if not partitioned:
+        context.log_event(
+            dg.AssetMaterialization(asset_key=result.table, metadata={"rows": result.rows})
+        )
+    for day in sorted(days):
+        if day < first_partition or day.weekday() >= 5:
+            continue
+        key = f"{day:{PARTITION_DATE_FORMAT}}"
+        if repair_codes:
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=result.table, partition=key, metadata={"ts_codes": list(repair_codes)}
+                )
+            )
+        else:
+            context.log_event(dg.AssetMaterialization(asset_key=result.table, partition=key))
+    summary = {
+        f"{result.table}_rows": result.rows,
+        f"{result.table}_api_calls": result.api_calls,
+        f"{result.table}_open_days": len(result.trade_dates),
+    }
+    context.log.info(f"{result.table}: {summary}")
+    return summary
+
+
+def resolve_range(params, default_start: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    end = parse_date(params.end_date, "end_date") or default_end_date()
+    start = parse_date(params.start_date, "start_date") or default_start or end
+    sync.check_date_range(start, end)
+    return start, end
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def sync_stock_list(context, params) -> dict:
+    r = context.resources
+    return report(context, sync.sync_stock_basic(r.market_source, r.warehouse))
+
+
+def sync_trading_calendar(context, params) -> dict:
+    today = market_today()
+    start = parse_date(params.start_date, "start_date") or today - dt.timedelta(
+        CALENDAR_DEFAULT_DAYS
+    )
+    end = parse_date(params.end_date, "end_date") or today + dt.timedelta(CALENDAR_DEFAULT_DAYS)
+    exchanges = tuple(params.exchanges or CALENDAR_EXCHANGES)
+    r = context.resources
+    return report(context, sync.sync_trade_cal(r.market_source, r.warehouse, start, end, exchanges))
+
+
+def codes_of(params) -> list[str]:
+    """The stocks a daily-data action names (ts_code, symbol or codelist), normalised."""
+    from zquant_pipelines.tasks.action_params import normalize_ts_code
+
+    if getattr(params, "ts_code", None):
+        return [normalize_ts_code(params.ts_code)]
+    if getattr(params, "symbol", None):
+        return [normalize_ts_code(params.symbol)]
+    codelist = getattr(params, "codelist", None) or []
+    if isinstance(codelist, str):
+        codelist = [c for c in codelist.split(",") if c.strip()]
+    return [normalize_ts_code(code.strip()) for code in codelist]
+
+
+def sync_stock_days(context, apis: Sequence[str], codes: list[str], start, end) -> dict:
+    r = context.resources
+    summary: dict = {}
+    for api_name in apis:
+        if codes:
+            result = sync.sync_stocks_over_range(
+                r.market_source, r.warehouse, api_name, codes, start, end
+            )
+            summary |= report(context, result, repair_codes=codes)
+        else:
+            result = sync.sync_trading_days(
+                r.market_source, r.warehouse, api_name, days_between(start, end)
+            )
+            summary |= report(context, result)
+    return summary
+
+
+def sync_daily_data(context, params) -> dict:
+    start, end = resolve_range(params)
+    check_not_future(end)
+    return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
+
+
+def sync_all_daily_data(context, params) -> dict:
+    start, end = resolve_range(params)
+    check_not_future(end)
+    return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
+
+
+def sync_daily_basic_data(context, params) -> dict:
+    start, end = resolve_range(params)
+    check_not_future(end)
+    return sync_stock_days(context, ("daily_basic",), [], start, end)
+
+
+def calculate_factor(context, params) -> dict:
+    start, end = resolve_range(params)
+    codes = [c for c in (getattr(params, "codes", None) or [])]
+    result = compute_and_store_factors(context.resources.warehouse, days_between(start, end), codes)
+    return report(context, result, repair_codes=codes or None)
+
+
+def scripts_dir() -> Path:
+    return Path(os.environ.get(ENV_SCRIPTS_DIR, DEFAULT_SCRIPTS_DIR)).resolve()
+
+
+def resolve_script(script: str) -> Path:
+    """The script's real path, refused unless it lies inside the scripts folder.
+
+    Resolving follows symlinks, so a link that points outside the folder is refused too.
+    """
+    folder = scripts_dir()
+    if Path(script).is_absolute() or ".." in Path(script).parts:
+        raise dg.Failure(f"script {script!r} must be a path relative to {folder} without '..'")
+    path = (folder / script).resolve()
+    if not path.is_relative_to(folder):
+        raise dg.Failure(f"script {script!r} resolves to {path}, outside {folder}")
+    if not path.is_file():
+        raise dg.Failure(f"script {script!r} does not exist in {folder}")
+    return path
+
+
+def run_script(context, params) -> dict:
+    """Run a script under dagster-pipes: its logs and reported metadata reach this run.
+
+    The argv list goes to the process as is (no shell). On timeout, or when the run is
+    terminated (Dagster interrupts this step), the process is terminated, then killed.
+    """
+    path = resolve_script(params.script)
+    command = [sys.executable, str(path)] if path.suffix == ".py" else [str(path)]
+    command += list(params.args or [])
+    with dg.open_pipes_session(
+        context=context,
+        context_injector=dg.PipesTempFileContextInjector(),
+        message_reader=dg.PipesTempFileMessageReader(),
+    ) as session:
+        env = {**os.environ, **session.get_bootstrap_env_vars()}
+        process = subprocess.Popen(command, env=env, cwd=path.parent)
+        try:
+            returncode = process.wait(timeout=params.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            raise dg.Failure(
+                f"script {params.script!r} ran past its timeout of {params.timeout_seconds} s"
+            ) from None
+        finally:
+            stop_process(process)
+    if returncode != 0:
+        raise dg.Failure(f"script {params.script!r} exited with code {returncode}")
+    reported = {}
+    for message in session.get_custom_messages():
+        if isinstance(message, dict):
+            reported |= message
+    return {"script": params.script, "returncode": returncode, **reported}
+
+
+def stop_process(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def example_task(context, params) -> dict:
+    """A demo action: logs, optionally sleeps, and fails its first ``fail_attempts`` tries."""
+    context.log.info(params.message or "example_task ran")
+    if params.sleep_seconds:
+        time.sleep(params.sleep_seconds)
+    attempt = context.retry_number + 1
+    if params.fail or attempt <= (params.fail_attempts or 0):
+        raise dg.Failure(f"example_task failed on attempt {attempt} as configured")
+    return {"attempt": attempt}
+
+
+ACTIONS: dict[str, ActionFn] = {
+    "sync_stock_list": sync_stock_list,
+    "sync_trading_calendar": sync_trading_calendar,
+    "sync_daily_data": sync_daily_data,
+    "sync_all_daily_data": sync_all_daily_data,
+    "sync_daily_basic_data": sync_daily_basic_data,
+    "calculate_factor": calculate_factor,
+    "run_script": run_script,
+    "example_task": example_task,
+}
