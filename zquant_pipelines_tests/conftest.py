@@ -10,7 +10,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-PG_ADMIN_URL = os.environ.get("ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def require_service(name: str, error: Exception) -> None:

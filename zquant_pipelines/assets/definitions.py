@@ -4,7 +4,6 @@ import dagster as dg
 
 from zquant_pipelines.assets.factors import factor_assets
 from zquant_pipelines.assets.market import market_assets
-from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.assets.schedules import build_after_close_schedule
 
 MARKET_DATA_JOB_NAME = "market_data_job"
@@ -12,7 +11,6 @@ MARKET_DATA_JOB_NAME = "market_data_job"
 market_data_job = dg.define_asset_job(
     name=MARKET_DATA_JOB_NAME,
     selection=dg.AssetSelection.assets(*market_assets, *factor_assets),
-    partitions_def=trading_day_partitions,
     description="Reference data, then the trading-day market tables and factors of the"
     " chosen day(s). A partition range runs as one run.",
 )

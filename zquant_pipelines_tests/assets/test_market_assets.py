@@ -1,0 +1,161 @@
+"""The market and factor assets materialized through Dagster with a real instance, the
+tushare client talking HTTP to the wire server over the sample market."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from zquant_pipelines.assets.definitions import build_asset_definitions
+from zquant_pipelines.assets.market import market_assets
+from zquant_pipelines.assets.schedules import CATCH_UP_PARTITIONS
+from zquant_pipelines.constants import API_FIELDS, TRADING_DAY_APIS
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.tushare_client import TushareClient
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.market import to_warehouse_frame
+
+AS_OF = "20261127"
+OPEN_DAY = "2026-11-27"  # a Friday
+HOLIDAY = "2026-10-05"  # a Monday inside the National Day closure
+
+
+@pytest.fixture
+def backing():
+    return SampleMarketSource(as_of=AS_OF)
+
+
+@pytest.fixture
+def server(backing, tushare_server_factory):
+    return tushare_server_factory(backing)
+
+
+@pytest.fixture
+def resources(server, tmp_path):
+    return {
+        "market_source": TushareClient(
+            token=server.token,
+            api_url=server.url,
+            rate_limit_dir=str(tmp_path / "ratelimit"),
+            calls_per_minute=100_000,
+        ),
+        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
+    }
+
+
+@pytest.fixture
+def defs(resources):
+    return dg.Definitions.merge(build_asset_definitions(), dg.Definitions(resources=resources))
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        yield instance
+
+
+def run_job(defs, instance, start: str, end: str | None = None) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def("market_data_job")
+    if end is None:
+        return job.execute_in_process(instance=instance, partition_key=start)
+    return job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+        },
+    )
+
+
+def test_partition_materializes_exactly_what_was_served(defs, instance, server, backing, resources):
+    result = run_job(defs, instance, OPEN_DAY)
+    assert result.success
+    warehouse = resources["warehouse"]
+    day = dt.date(2026, 11, 27)
+    for api_name in TRADING_DAY_APIS:
+        expected = to_warehouse_frame(api_name, backing.query(api_name, trade_date="20261127"))
+        expected = expected.sort_values("ts_code").reset_index(drop=True)
+        stored = warehouse.read_frame(
+            f"SELECT * FROM {api_name} WHERE trade_date = :day ORDER BY ts_code", {"day": day}
+        ).loc[:, list(API_FIELDS[api_name])]
+        pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+        assert len(server.calls_to(api_name)) == 1  # one call per API for the day
+        assert OPEN_DAY in instance.get_materialized_partitions(dg.AssetKey(api_name))
+    assert warehouse.count_rows("factor_daily", trade_date=day) == warehouse.count_rows(
+        "daily", trade_date=day
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert {(e.asset_key.path[0], e.check_name) for e in evaluations} >= {
+        ("daily", "ohlc_sanity"),
+        ("daily", "row_count_vs_listed"),
+        ("daily", "no_duplicate_keys"),
+        ("factor_daily", "no_duplicate_keys"),
+    }
+    assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+
+
+def test_holiday_partition_costs_no_call(defs, instance, server, resources):
+    result = run_job(defs, instance, HOLIDAY)
+    assert result.success
+    for api_name in TRADING_DAY_APIS:
+        assert server.calls_to(api_name) == []
+        assert HOLIDAY in instance.get_materialized_partitions(dg.AssetKey(api_name))
+    assert resources["warehouse"].count_rows("daily") == 0
+
+
+def test_partition_range_is_one_run(defs, instance, server):
+    result = run_job(defs, instance, "2026-11-16", "2026-11-27")
+    assert result.success
+    assert len(instance.get_run_records()) == 1
+    done = instance.get_materialized_partitions(dg.AssetKey("factor_daily"))
+    assert {"2026-11-16", "2026-11-20", "2026-11-27"} <= done
+    assert len(server.calls_to("daily")) == 10  # ten weekdays, all open
+
+
+def test_rerun_of_a_day_leaves_identical_rows(defs, instance, resources):
+    run_job(defs, instance, OPEN_DAY)
+    before = {t: resources["warehouse"].read_table(t) for t in (*TRADING_DAY_APIS, "factor_daily")}
+    run_job(defs, instance, OPEN_DAY)
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(resources["warehouse"].read_table(table), frame)
+
+
+def test_failed_check_shows_in_the_run(defs, instance, resources):
+    run_job(defs, instance, OPEN_DAY)
+    warehouse = resources["warehouse"]
+    with warehouse.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE daily SET low = high + 1 WHERE ts_code = (SELECT MIN(ts_code) FROM daily)"
+        )
+    from zquant_pipelines.assets.checks import run_checks
+
+    results = {r.check_name: r for r in run_checks("daily", warehouse, [dt.date(2026, 11, 27)])}
+    assert not results["ohlc_sanity"].passed
+    assert results["ohlc_sanity"].metadata["broken_rows"].value == 1
+    assert results["no_duplicate_keys"].passed
+
+
+def test_after_close_schedule_catches_up_missed_days(defs, instance):
+    schedule = defs.resolve_schedule_def("market_data_after_close_schedule")
+    assert schedule.cron_schedule == "0 18 * * 1-5"
+    assert schedule.execution_timezone == "Asia/Shanghai"
+    run_job(defs, instance, "2026-11-23", "2026-11-25")
+    tick = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=tick,
+        repository_def=defs.get_repository_def(),
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    keys = sorted(r.partition_key for r in requests)
+    assert "2026-11-26" in keys and "2026-11-27" in keys
+    assert not {"2026-11-23", "2026-11-24", "2026-11-25"} & set(keys)
+    assert len(keys) == CATCH_UP_PARTITIONS - 3
+
+
+def test_reference_assets_are_not_partitioned():
+    by_name = {a.key.to_user_string(): a for a in market_assets}
+    assert by_name["stock_basic"].partitions_def is None
+    assert by_name["daily"].partitions_def.get_partition_keys()[0] <= "2021-11-28"

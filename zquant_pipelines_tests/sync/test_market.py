@@ -1,0 +1,209 @@
+"""Market syncs through the real tushare SDK, over HTTP, from the wire server serving the
+sample market, into SQLite and PostgreSQL: the tables hold exactly what was served."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from zquant_pipelines.constants import API_FIELDS, TRADING_DAY_APIS
+from zquant_pipelines.dates import parse_tushare_date
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.tushare_client import TushareClient, TushareTransportError
+from zquant_pipelines.sync import market as sync
+
+AS_OF = "20261127"
+# Around China's National Day: weekdays 2026-10-01..08 are exchange holidays.
+CAL_START, CAL_END = dt.date(2026, 9, 1), dt.date(2026, 10, 31)
+DAYS = [CAL_START + dt.timedelta(days=n) for n in range(27, 40)]  # 2026-09-28 .. 2026-10-10
+
+
+@pytest.fixture
+def backing():
+    return SampleMarketSource(as_of=AS_OF)
+
+
+def client_for(server, tmp_path, row_limit: int | None = None) -> TushareClient:
+    return TushareClient(
+        token=server.token,
+        api_url=server.url,
+        rate_limit_dir=str(tmp_path / "ratelimit"),
+        calls_per_minute=100_000,
+        max_attempts=3,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.05,
+        timeout_seconds=10,
+        api_row_limits={api: row_limit for api in API_FIELDS} if row_limit else {},
+    )
+
+
+@pytest.fixture
+def server(backing, tushare_server_factory):
+    return tushare_server_factory(backing)
+
+
+@pytest.fixture
+def source(server, tmp_path):
+    return client_for(server, tmp_path)
+
+
+def served(backing, api_name: str, **params) -> pd.DataFrame:
+    """What the server serves, in warehouse form, in the warehouse's key order."""
+    frame = sync.to_warehouse_frame(api_name, backing.query(api_name, **params))
+    return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+
+
+def stored(warehouse, table: str, day: dt.date) -> pd.DataFrame:
+    frame = warehouse.read_frame(
+        f"SELECT * FROM {table} WHERE trade_date = :day ORDER BY ts_code", {"day": day}
+    )
+    return frame.loc[:, list(API_FIELDS[table])].reset_index(drop=True)
+
+
+def open_days_of(backing) -> list[dt.date]:
+    calendar = backing.query(
+        "trade_cal", exchange="SSE", start_date=f"{DAYS[0]:%Y%m%d}", end_date=f"{DAYS[-1]:%Y%m%d}"
+    )
+    return sorted(parse_tushare_date(d) for d in calendar.loc[calendar["is_open"] == 1, "cal_date"])
+
+
+def sync_reference(source, warehouse):
+    sync.sync_stock_basic(source, warehouse)
+    sync.sync_trade_cal(source, warehouse, CAL_START, CAL_END)
+
+
+def test_reference_tables_hold_what_was_served(backing, source, server, warehouse):
+    basic = sync.sync_stock_basic(source, warehouse)
+    assert basic.api_calls == 3  # L, D and P: no survivorship bias
+    expected = pd.concat(
+        [backing.query("stock_basic", list_status=s) for s in ("L", "D", "P")], ignore_index=True
+    )
+    table = warehouse.read_table("stock_basic")
+    assert len(table) == len(expected) >= 300
+    assert set(table["list_status"]) == {"L", "D", "P"}
+    calendar = sync.sync_trade_cal(source, warehouse, CAL_START, CAL_END)
+    assert calendar.rows == 2 * ((CAL_END - CAL_START).days + 1)  # SSE and SZSE, every day
+    assert warehouse.count_rows("trade_cal") == calendar.rows
+
+
+def test_trading_days_one_call_per_open_day_and_exact_rows(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    open_days = open_days_of(backing)
+    closed = [d for d in DAYS if d not in open_days]
+    assert dt.date(2026, 10, 5) in closed and dt.date(2026, 9, 28) in open_days
+    server.reset_calls()
+    for api_name in TRADING_DAY_APIS:
+        result = sync.sync_trading_days(source, warehouse, api_name, DAYS)
+        assert result.trade_dates == open_days
+        assert result.closed_dates == closed
+        calls = server.calls_to(api_name)
+        assert [c.params["trade_date"] for c in calls] == [f"{d:%Y%m%d}" for d in open_days]
+        for day in open_days:
+            pd.testing.assert_frame_equal(
+                stored(warehouse, api_name, day),
+                served(backing, api_name, trade_date=f"{day:%Y%m%d}"),
+                check_dtype=False,
+            )
+        for day in closed:
+            assert warehouse.count_rows(api_name, trade_date=day) == 0
+
+
+def test_resync_changes_nothing(backing, source, warehouse):
+    sync_reference(source, warehouse)
+    sync.sync_trading_days(source, warehouse, "daily", DAYS)
+    before = warehouse.read_table("daily")
+    sync.sync_trading_days(source, warehouse, "daily", DAYS)
+    pd.testing.assert_frame_equal(warehouse.read_table("daily"), before)
+
+
+def test_reply_at_the_row_limit_is_paged(backing, tushare_server_factory, tmp_path, warehouse):
+    server = tushare_server_factory(backing, row_limit=100)
+    source = client_for(server, tmp_path, row_limit=100)
+    sync_reference(source, warehouse)
+    day = open_days_of(backing)[0]
+    expected = served(backing, "daily", trade_date=f"{day:%Y%m%d}")
+    server.reset_calls()
+    sync.sync_trading_days(source, warehouse, "daily", [day])
+    assert len(server.calls_to("daily")) == len(expected) // 100 + 1
+    pd.testing.assert_frame_equal(stored(warehouse, "daily", day), expected, check_dtype=False)
+
+
+def test_failed_sync_leaves_the_warehouse_as_it_was(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    sync.sync_trading_days(source, warehouse, "daily", DAYS)
+    before = warehouse.read_table("daily")
+    server.fail_next(100, status=500)
+    with pytest.raises(TushareTransportError):
+        sync.sync_trading_days(source, warehouse, "daily", DAYS)
+    pd.testing.assert_frame_equal(warehouse.read_table("daily"), before)
+
+
+class CorruptDay:
+    """The sample market, except one day's reply has a bad row at the end."""
+
+    def __init__(self, backing, bad_day: str):
+        self.backing, self.bad_day = backing, bad_day
+
+    def query(self, api_name, **params):
+        frame = self.backing.query(api_name, **params)
+        if api_name == "daily" and params.get("trade_date") == self.bad_day:
+            frame["close"] = frame["close"].astype(object)
+            frame.loc[len(frame) - 1, "close"] = "not a price"
+        return frame
+
+
+def test_bad_row_mid_partition_rolls_the_day_back(backing, warehouse):
+    sync_reference(backing, warehouse)
+    day = open_days_of(backing)[0]
+    sync.sync_trading_days(backing, warehouse, "daily", [day])
+    before = warehouse.read_table("daily")
+    with pytest.raises(ValueError, match="not a price"):
+        sync.sync_trading_days(CorruptDay(backing, f"{day:%Y%m%d}"), warehouse, "daily", [day])
+    pd.testing.assert_frame_equal(warehouse.read_table("daily"), before)
+
+
+def test_closed_day_costs_no_call(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    server.reset_calls()
+    result = sync.sync_trading_days(source, warehouse, "daily", [dt.date(2026, 10, 6)])
+    assert result.api_calls == 0 and result.closed_dates == [dt.date(2026, 10, 6)]
+    assert server.calls_to("daily") == []
+
+
+def test_day_outside_the_synced_calendar_is_a_clear_error(source, warehouse):
+    sync_reference(source, warehouse)
+    with pytest.raises(ValueError, match="trade_cal has no SSE row for 2026-11-02"):
+        sync.sync_trading_days(source, warehouse, "daily", [dt.date(2026, 11, 2)])
+
+
+def test_repair_of_a_few_stocks_is_one_call_and_leaves_others(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    sync.sync_trading_days(source, warehouse, "daily", DAYS)
+    codes = sorted(warehouse.read_table("daily")["ts_code"].unique())[:2]
+    untouched = warehouse.read_frame(
+        "SELECT COUNT(*) AS n FROM daily WHERE ts_code NOT IN (:a, :b)",
+        {"a": codes[0], "b": codes[1]},
+    )
+    server.reset_calls()
+    result = sync.sync_stocks_over_range(source, warehouse, "daily", codes, DAYS[0], DAYS[-1])
+    assert result.api_calls == 1 and len(server.calls_to("daily")) == 1
+    expected = served(
+        backing,
+        "daily",
+        ts_code=",".join(codes),
+        start_date=f"{DAYS[0]:%Y%m%d}",
+        end_date=f"{DAYS[-1]:%Y%m%d}",
+    )
+    assert result.rows == len(expected) > 0
+    after = warehouse.read_frame(
+        "SELECT COUNT(*) AS n FROM daily WHERE ts_code NOT IN (:a, :b)",
+        {"a": codes[0], "b": codes[1]},
+    )
+    assert int(after["n"].iloc[0]) == int(untouched["n"].iloc[0])
+
+
+def test_bad_ranges_name_the_values(source, warehouse):
+    with pytest.raises(ValueError, match="start_date 20261010 is after end_date 20261001"):
+        sync.sync_trade_cal(source, warehouse, dt.date(2026, 10, 10), dt.date(2026, 10, 1))
+    with pytest.raises(ValueError, match="api_name 'weekly'"):
+        sync.sync_trading_days(source, warehouse, "weekly", DAYS)
