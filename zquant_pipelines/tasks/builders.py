@@ -148,8 +148,10 @@ def build_workflow_job(catalog: Catalog, task: TaskSpec) -> dg.JobDefinition:
     stop = workflow.on_failure == "stop"
     op_defs = {}
     for position, member in enumerate(members):
+        # Op names are unique per code location: the workflow's op for a member gets the
+        # workflow's name in front, and the graph node keeps the member's name (alias).
         op_defs[member.name] = build_action_op(
-            member.name,
+            f"{task.name}__{member.name}",
             catalog.tasks[member.name],
             pool_name(task.name),
             upstream=list(member.dependencies),
@@ -161,7 +163,7 @@ def build_workflow_job(catalog: Catalog, task: TaskSpec) -> dg.JobDefinition:
         outputs = {}
         for member in members:
             inputs = {f"after_{dep}": outputs[dep] for dep in member.dependencies}
-            outputs[member.name] = op_defs[member.name](**inputs)
+            outputs[member.name] = op_defs[member.name].alias(member.name)(**inputs)
 
     graph = dg.graph(name=job_name(task.name), description=task.description)(compose)
     config = {"ops": {m.name: {"config": action_of(catalog.tasks[m.name])[1]} for m in members}}
