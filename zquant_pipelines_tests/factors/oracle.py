@@ -5,6 +5,7 @@ written out here as docs/factors.md states them, so a change to either shows up 
 mismatch. Values are None where the window is not full.
 """
 
+import math
 import statistics
 from collections import defaultdict
 
@@ -103,3 +104,21 @@ def loop_factors(
     for rows in by_stock.values():
         result.update(_stock_factors(rows, adj, turnover))
     return result
+
+
+def assert_matches_loop(result: pd.DataFrame, expected: dict) -> None:
+    keys = list(zip(result["ts_code"], result["trade_date"], strict=True))
+    assert sorted(keys) == sorted(expected)
+    columns = next(iter(expected.values()), {})
+    for column in columns:
+        for key, value in zip(keys, result[column], strict=True):
+            want = expected[key][column]
+            if want is None:
+                assert math.isnan(value), (column, key, value)
+            else:
+                assert math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-12), (
+                    column,
+                    key,
+                    value,
+                    want,
+                )

@@ -15,7 +15,7 @@ from zquant_pipelines.factors.library import (
     compute_factor_daily,
 )
 from zquant_pipelines.resources import warehouse_schema
-from zquant_pipelines_tests.factors.oracle import loop_factors
+from zquant_pipelines_tests.factors.oracle import assert_matches_loop, loop_factors
 from zquant_pipelines_tests.factors.synthetic import synthetic_market, weekdays
 
 DATES = weekdays(dt.date(2025, 1, 2), 140)
@@ -80,23 +80,6 @@ def hand_panel() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         adj.append({"ts_code": UNTRADED, "trade_date": DATES[day], "adj_factor": 1.0})
         basic.append({"ts_code": UNTRADED, "trade_date": DATES[day], "turnover_rate": 50.0})
     return pd.DataFrame(daily), pd.DataFrame(adj), pd.DataFrame(basic)
-
-
-def assert_matches_loop(result: pd.DataFrame, expected: dict) -> None:
-    keys = list(zip(result["ts_code"], result["trade_date"], strict=True))
-    assert sorted(keys) == sorted(expected)
-    for column in FACTOR_COLUMNS:
-        for key, value in zip(keys, result[column], strict=True):
-            want = expected[key][column]
-            if want is None:
-                assert math.isnan(value), (column, key, value)
-            else:
-                assert math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-12), (
-                    column,
-                    key,
-                    value,
-                    want,
-                )
 
 
 def rows_of(result: pd.DataFrame, code: str) -> pd.DataFrame:
