@@ -12,7 +12,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
-from zquant_pipelines.assets.market import stock_basic, trade_cal
+from zquant_pipelines.assets.factors import factor_daily
+from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
 from zquant_pipelines.constants import TABLE_KEYS
 from zquant_pipelines.dates import market_today
@@ -65,9 +66,11 @@ def run_demo(defs: dg.Definitions, trading_days: int = DEFAULT_TRADING_DAYS) -> 
         done = instance.get_materialized_partitions(dg.AssetKey("factor_daily"))
         if not wanted <= done:
             job = defs.resolve_job_def(MARKET_DATA_JOB_NAME)
+            # Reference data is fresh (synced above or earlier today): only the days.
             result = job.execute_in_process(
                 instance=instance,
                 run_config=QUIET_RUN_CONFIG,
+                asset_selection=[*(a.key for a in trading_day_assets), factor_daily.key],
                 tags={
                     "dagster/asset_partition_range_start": first,
                     "dagster/asset_partition_range_end": last,
