@@ -1,0 +1,365 @@
+"""The operations the `zquant` CLI offers, as one interface with two implementations.
+
+``Operations`` declares the primitives each back end provides (against the instance in
+DAGSTER_HOME in ``local.py``, through a webserver's GraphQL in ``graphql.py``) and builds
+what the CLI shows from them, so both modes compute statuses, run configs and output the
+same way. It also owns the errors that decide the CLI's exit code and the run configs of
+task runs.
+
+The task catalog is read from ZQUANT_TASKS_FILE (default tasks.yaml) in both modes: it
+says which tasks exist and what they run; the instance or server says what happened.
+"""
+
+import abc
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from zquant_pipelines.history.runs import HistoryPage, RunDetail
+from zquant_pipelines.history.stats import StatsReport
+from zquant_pipelines.history.store import JsonRecord
+from zquant_pipelines.operations.status import (
+    RunState,
+    TaskRow,
+    TriggerState,
+    task_row,
+)
+from zquant_pipelines.tasks.action_params import (
+    ActionParamsError,
+    normalize_ts_code,
+    parse_action_params,
+)
+from zquant_pipelines.tasks.builders import action_of, job_name
+from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
+from zquant_pipelines.tasks.definitions import REPO_ROOT, load_task_catalog
+
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
+# Definitions(...) loaded as a code location form one repository of this name.
+REPOSITORY_NAME = "__repository__"
+RECENT_RUNS = 5
+# `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
+# range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
+SYNC_DAILY_TASK = "repair_daily_bars"
+SYNC_DAILY_ACTION = "sync_daily_data"
+SYNC_DAILY_OPTIONS = {
+    "codelist": "--codelist",
+    "ts_code": "--ts-code",
+    "symbol": "--symbol",
+    "start_date": "--start-date",
+    "end_date": "--end-date",
+}
+
+
+class UsageProblem(Exception):
+    """Bad input: an unknown task, invalid config or dates (the CLI exits 2)."""
+
+
+class OperationFailed(Exception):
+    """The operation ran and failed: a failed run, a missing run, an unreachable server or
+    a code location that does not load (the CLI exits 1)."""
+
+
+def location_name(workspace_file: Path = WORKSPACE_FILE) -> str:
+    """The code location's name as workspace.yaml gives it (the webserver uses the same)."""
+    workspace = yaml.safe_load(workspace_file.read_text())
+    (entry,) = workspace["load_from"]
+    (target,) = entry.values()
+    return target["location_name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskDetail(JsonRecord):
+    """`zquant tasks show`: the task's row, its config, workflow shape and recent runs."""
+
+    row: TaskRow
+    job_name: str
+    max_retries: int
+    retry_interval: float
+    retry_backoff: str
+    executor: str
+    tags: dict[str, str]
+    config: dict
+    workflow: dict | None
+    member_of: list[str]
+    recent_runs: HistoryPage
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome(JsonRecord):
+    """A run carried to its end: its id, final status, the op output metadata, the error."""
+
+    run_id: str
+    status: str
+    metadata: dict
+    error: str | None
+
+    @property
+    def rows_written(self) -> dict[str, int]:
+        """Rows per table, from the ``<table>_rows`` metadata the sync actions report."""
+        return {
+            key.removesuffix("_rows"): int(value)
+            for key, value in self.metadata.items()
+            if key.endswith("_rows") and value is not None
+        }
+
+
+def find_task(catalog: Catalog, name: str) -> TaskSpec:
+    if name not in catalog.tasks:
+        raise UsageProblem(
+            f"task {name!r} is not in {catalog.source}; known tasks: {', '.join(catalog.tasks)}"
+            " (see `zquant tasks list`)"
+        )
+    return catalog.tasks[name]
+
+
+def parse_config_json(text: str | None) -> dict:
+    """The --config argument: a JSON object, or an error naming the text."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageProblem(f"--config {text!r} is not JSON: {error.msg}") from None
+    if not isinstance(value, dict):
+        raise UsageProblem(f"--config {text!r} must be a JSON object such as '{{\"fail\": true}}'")
+    return value
+
+
+def op_configs(catalog: Catalog, task: TaskSpec, overrides: Mapping) -> dict[str, dict]:
+    """Each op's config for a run of ``task``: the catalog's params with ``overrides`` merged.
+
+    A common or manual task has one op: ``overrides`` are its params. A workflow has one op
+    per member: ``overrides`` map member names to that member's params. Every op's merged
+    params are validated as the op will validate them, so a mistake fails here, not in the
+    run.
+    """
+    if task.task_type == "workflow":
+        members = catalog.workflow(task.name).member_names
+        unknown = [name for name in overrides if name not in members]
+        if unknown:
+            raise UsageProblem(
+                f"--config: {', '.join(map(repr, unknown))} not a member of workflow {task.name!r}"
+                f" (members: {', '.join(members)}); give params per member, e.g."
+                f" '{{\"{members[0]}\": {{...}}}}'"
+            )
+        not_objects = [name for name, value in overrides.items() if not isinstance(value, dict)]
+        if not_objects:
+            raise UsageProblem(f"--config: params of {', '.join(not_objects)} must be objects")
+        targets = {name: (catalog.tasks[name], overrides.get(name, {})) for name in members}
+    else:
+        targets = {task.name: (task, overrides)}
+    configs, problems = {}, []
+    for op_name, (member, extra) in targets.items():
+        action, params = action_of(member)
+        merged = {**params, **extra}
+        try:
+            parse_action_params(action, merged, where=f"--config {op_name}")
+        except ActionParamsError as error:
+            problems += error.problems
+        configs[op_name] = merged
+    if problems:
+        raise UsageProblem("\n".join(problems))
+    return configs
+
+
+def sync_daily_params(
+    today: dt.date,
+    codelist: str | None = None,
+    ts_code: str | None = None,
+    symbol: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+) -> dict:
+    """The sync_daily_data params of zquant's script arguments, validated; problems name
+    the option and its value. Bare codes get their exchange suffix. Missing bounds take
+    the action's defaults (end today, start the end); no date may lie after ``today``."""
+    given = {
+        "codelist": codelist,
+        "ts_code": ts_code,
+        "symbol": symbol,
+        "start_date": start_date,
+        "end_date": end_date,
+    }
+    params = {name: value for name, value in given.items() if value is not None}
+    problems = []
+    if ts_code is not None:
+        try:
+            params["ts_code"] = normalize_ts_code(ts_code)
+        except ValueError as error:
+            problems.append(f"ts_code {ts_code!r}: {error}")
+    if not problems:
+        try:
+            parse_action_params(SYNC_DAILY_ACTION, params)
+        except ActionParamsError as error:
+            problems += error.problems
+    for name in ("start_date", "end_date"):
+        value = params.get(name)
+        if value and re.fullmatch(r"[0-9]{8}", value) and value > f"{today:%Y%m%d}":
+            problems.append(f"{name} {value} is in the future (today is {today:%Y%m%d})")
+    if problems:
+        # The params' names where they name the value at fault, as the options were typed.
+        names = re.compile(r"(^|after )(" + "|".join(SYNC_DAILY_OPTIONS) + r")\b")
+        raise UsageProblem(
+            "\n".join(
+                names.sub(lambda match: match[1] + SYNC_DAILY_OPTIONS[match[2]], problem)
+                for problem in problems
+            )
+        )
+    return params
+
+
+def run_config(configs: Mapping[str, Mapping]) -> dict:
+    return {"ops": {op_name: {"config": dict(config)} for op_name, config in configs.items()}}
+
+
+class Operations(abc.ABC):
+    """One back end for every `zquant` command; use as a context manager."""
+
+    location: str
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 - a back end without resources keeps the default
+        """Release what the back end holds (workspace, HTTP session)."""
+
+    def catalog(self) -> Catalog:
+        return load_task_catalog()
+
+    # --- primitives each back end implements -------------------------------------------
+
+    @abc.abstractmethod
+    def trigger_states(self, tasks: Sequence[TaskSpec]) -> dict[str, TriggerState]:
+        """The current state of each task's schedule or sensor (tasks with a trigger)."""
+
+    @abc.abstractmethod
+    def paused_tasks(self) -> set[str]:
+        """Names of the paused tasks."""
+
+    @abc.abstractmethod
+    def run_states(self, task_names: Sequence[str]) -> dict[str, RunState]:
+        """Each task's latest run and whether a run of it is in flight."""
+
+    @abc.abstractmethod
+    def history(
+        self,
+        task: str,
+        statuses: Sequence[str] | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> HistoryPage: ...
+
+    @abc.abstractmethod
+    def run_detail(self, run_id: str) -> RunDetail: ...
+
+    @abc.abstractmethod
+    def stats(self, task: str | None = None, since: dt.datetime | None = None) -> StatsReport: ...
+
+    @abc.abstractmethod
+    def submit_run(self, task: TaskSpec, config: dict) -> str:
+        """Queue a run of the task's job with ``config``; return the run id."""
+
+    @abc.abstractmethod
+    def execute_run(self, task: TaskSpec, config: dict) -> RunOutcome:
+        """Run the task's job with ``config`` to its end."""
+
+    @abc.abstractmethod
+    def set_trigger_running(self, task: TaskSpec, running: bool) -> None:
+        """Start or stop the task's schedule or sensor."""
+
+    @abc.abstractmethod
+    def pause(self, task_name: str) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self, task_name: str) -> None: ...
+
+    @abc.abstractmethod
+    def reload(self) -> str:
+        """Reload (or, locally, load and check) the code location; say what was found."""
+
+    # --- what the commands show, built from the primitives ------------------------------
+
+    def task_rows(self, catalog: Catalog, now: dt.datetime) -> list[TaskRow]:
+        tasks = list(catalog.tasks.values())
+        triggers = self.trigger_states(tasks)
+        paused = self.paused_tasks()
+        runs = self.run_states([task.name for task in tasks])
+        return [
+            task_row(task, triggers.get(task.name), task.name in paused, runs[task.name], now)
+            for task in tasks
+        ]
+
+    def task_detail(self, catalog: Catalog, name: str, now: dt.datetime) -> TaskDetail:
+        task = find_task(catalog, name)
+        runs = self.run_states([name])[name]
+        row = task_row(
+            task,
+            self.trigger_states([task]).get(name),
+            name in self.paused_tasks(),
+            runs,
+            now,
+        )
+        workflow = None
+        if task.workflow is not None:
+            workflow = {
+                "workflow_type": task.workflow.workflow_type,
+                "on_failure": task.workflow.on_failure,
+                "max_parallel": task.workflow.max_parallel,
+                "members": [
+                    {"name": member.name, "dependencies": list(member.dependencies)}
+                    for member in task.workflow.members
+                ],
+            }
+        member_of = [
+            other.name
+            for other in catalog.tasks.values()
+            if other.workflow is not None and name in other.workflow.member_names
+        ]
+        return TaskDetail(
+            row=row,
+            job_name=job_name(name),
+            max_retries=task.max_retries,
+            retry_interval=task.retry_interval,
+            retry_backoff=task.retry_backoff,
+            executor=task.executor,
+            tags=dict(task.tags),
+            config=dict(task.config),
+            workflow=workflow,
+            member_of=member_of,
+            recent_runs=self.history(name, limit=RECENT_RUNS),
+        )
+
+    def trigger(self, catalog: Catalog, name: str, overrides: Mapping) -> str:
+        task = find_task(catalog, name)
+        return self.submit_run(task, run_config(op_configs(catalog, task, overrides)))
+
+    def sync_daily(self, catalog: Catalog, params: Mapping) -> RunOutcome:
+        """Run the sync-daily task with ``params`` (from ``sync_daily_params``) to its end."""
+        task = find_task(catalog, SYNC_DAILY_TASK)
+        if action_of(task)[0] != SYNC_DAILY_ACTION:
+            raise UsageProblem(
+                f"task {SYNC_DAILY_TASK!r} in {catalog.source} runs {action_of(task)[0]!r}:"
+                f" sync-daily needs it to run {SYNC_DAILY_ACTION!r}"
+            )
+        return self.execute_run(task, run_config({task.name: params}))
+
+    def set_enabled(self, catalog: Catalog, name: str, enabled: bool) -> TriggerState:
+        """Start or stop the task's trigger; the state read back afterwards."""
+        task = find_task(catalog, name)
+        if task.trigger is None:
+            verb = "enable" if enabled else "disable"
+            raise UsageProblem(
+                f"task {name!r} ({task.task_type}) has no schedule or sensor to {verb}: it runs"
+                f" only by hand (`zquant trigger {name}`); to hold its runs use"
+                f" `zquant pause {name}`"
+            )
+        self.set_trigger_running(task, enabled)
+        return self.trigger_states([task])[name]

@@ -1,0 +1,108 @@
+"""A throwaway world for the CLI and operations tests: a DAGSTER_HOME with our dagster.yaml,
+a small task catalog, a SQLite warehouse, and the code location loaded from workspace.yaml
+(one code server, shared by a module's tests because it takes seconds to start)."""
+
+import contextlib
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
+from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
+from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.operations.base import WORKSPACE_FILE
+from zquant_pipelines.operations.local import LocalOperations
+
+# Each test works on tasks of its own, so the order the tests run in does not matter:
+# nightly/ticker (enable, disable), by_hand (history, stats: runs made by the fixture),
+# held (pause), queued (trigger), chain (a workflow), repair_daily_bars (sync-daily).
+TEST_CATALOG = textwrap.dedent(
+    """
+    tasks:
+      - name: nightly
+        task_type: common_task
+        cron_expression: "0 18 * * 1-5"
+        max_retries: 0
+        executor: in_process
+        config: {task_action: example_task, message: nightly}
+      - name: ticker
+        task_type: common_task
+        interval_seconds: 60
+        enabled: false
+        max_retries: 0
+        executor: in_process
+        config: {task_action: example_task}
+      - name: by_hand
+        task_type: manual_task
+        max_retries: 0
+        executor: in_process
+        config: {task_action: example_task, message: by hand}
+      - name: held
+        task_type: manual_task
+        max_retries: 0
+        config: {task_action: example_task}
+      - name: queued
+        task_type: common_task
+        max_retries: 0
+        config: {task_action: example_task, message: default}
+      - name: chain
+        task_type: workflow
+        config:
+          workflow_type: serial
+          tasks:
+            - {name: by_hand}
+            - {name: queued, dependencies: [by_hand]}
+      - name: repair_daily_bars
+        task_type: manual_task
+        max_retries: 0
+        executor: in_process
+        config:
+          task_action: sync_daily_data
+          codelist: ["000047"]
+          start_date: "20240102"
+          end_date: "20240110"
+    """
+)
+TASK_NAMES = ("nightly", "ticker", "by_hand", "held", "queued", "chain", "repair_daily_bars")
+
+
+@dataclasses.dataclass(frozen=True)
+class OperationsEnvironment:
+    root: Path
+    tasks_file: Path
+    warehouse_url: str
+    instance: dg.DagsterInstance
+    workspace: WorkspaceProcessContext
+
+    def local_operations(self) -> LocalOperations:
+        return LocalOperations(self.instance, workspace=self.workspace)
+
+
+@contextlib.contextmanager
+def operations_environment(root: Path):
+    """The environment variables set for the duration, the instance and the workspace open."""
+    tasks_file = root / "tasks.yaml"
+    tasks_file.write_text(TEST_CATALOG)
+    warehouse_url = f"sqlite:///{root / 'warehouse.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (ENV_PG_URL, ENV_DAGSTER_URL, "TUSHARE_TOKEN"):
+            patch.delenv(name, raising=False)
+        home = prepare_home(root / "home")
+        patch.setenv("DAGSTER_HOME", str(home))
+        patch.setenv(ENV_TASKS_FILE, str(tasks_file))
+        patch.setenv(ENV_WAREHOUSE_URL, warehouse_url)
+        patch.setenv(ENV_DATA_DIR, str(root / "data"))
+        with (
+            dg.DagsterInstance.get() as instance,
+            WorkspaceProcessContext(
+                instance,
+                WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)]),
+                code_server_log_level="WARNING",
+            ) as workspace,
+        ):
+            yield OperationsEnvironment(root, tasks_file, warehouse_url, instance, workspace)
