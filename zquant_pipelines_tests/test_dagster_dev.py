@@ -1,0 +1,191 @@
+"""End to end against a real `dagster dev` (webserver + daemon) on a free local port, with a
+temporary DAGSTER_HOME, through raw GraphQL and through `zquant --url`: trigger and wait,
+history and stats, disable/enable read back through GraphQL, pause holding a run until
+resume while the daemon serves other runs, and a code-location reload."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from zquant_pipelines import cli
+from zquant_pipelines.instance_home import prepare_home
+from zquant_pipelines.operations.graphql import DOCUMENTS, GraphQLOperations
+from zquant_pipelines_tests.operations.environment import TEST_CATALOG
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 180
+RUN_TIMEOUT_SECONDS = 180
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def location_loaded(url: str) -> bool:
+    try:
+        reply = requests.post(
+            f"{url}/graphql",
+            json={
+                "query": "{ workspaceOrError { ... on Workspace { locationEntries {"
+                " locationOrLoadError { __typename } } } } }"
+            },
+            timeout=5,
+        )
+    except requests.ConnectionError:
+        return False
+    entries = reply.json()["data"]["workspaceOrError"].get("locationEntries") or []
+    kinds = [e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"] for e in entries]
+    assert "PythonError" not in kinds, reply.text
+    return kinds == ["RepositoryLocation"]
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dagster_dev")
+    tasks_file = root / "tasks.yaml"
+    tasks_file.write_text(TEST_CATALOG)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_home(root / "dagster_home")),
+        "ZQUANT_TASKS_FILE": str(tasks_file),
+        "ZQUANT_DATA_DIR": str(root / "data"),
+    }
+    env.pop("ZQUANT_DAGSTER_URL", None)
+    port = free_port()
+    log = (root / "dagster_dev.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: process.poll() is None and location_loaded(url) or process.poll() is not None,
+            START_TIMEOUT_SECONDS,
+            "dagster dev to serve the code location",
+        )
+        assert process.poll() is None, (root / "dagster_dev.log").read_text()[-3000:]
+        old = {k: os.environ.get(k) for k in ("ZQUANT_TASKS_FILE", "DAGSTER_HOME")}
+        os.environ.update({k: env[k] for k in old})
+        yield url
+    finally:
+        for key, value in locals().get("old", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def zquant(url, capsys, *argv) -> dict:
+    capsys.readouterr()
+    code = cli.main(["--url", url, "--json", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, (argv, out, err)
+    return json.loads(out)
+
+
+def run_status(url, capsys, run_id: str) -> str:
+    return zquant(url, capsys, "history", "--run", run_id)["run"]["status"].upper()
+
+
+def wait_for_status(url, capsys, run_id: str, status: str) -> None:
+    wait_until(
+        lambda: run_status(url, capsys, run_id) == status,
+        RUN_TIMEOUT_SECONDS,
+        f"run {run_id} to reach {status}",
+    )
+
+
+def test_trigger_wait_history_and_stats(dagster_dev, capsys):
+    run_id = zquant(dagster_dev, capsys, "trigger", "by_hand")["run_id"]
+    wait_for_status(dagster_dev, capsys, run_id, "SUCCESS")
+    page = zquant(dagster_dev, capsys, "history", "by_hand")
+    assert page["total"] >= 1 and run_id in [r["run_id"] for r in page["runs"]]
+    stats = zquant(dagster_dev, capsys, "stats", "by_hand")
+    row = next(t for t in stats["tasks"] if t["task"] == "by_hand")
+    assert row["success_count"] >= 1 and row["success_rate"] == 1.0
+
+
+def schedule_status(url: str, name: str) -> str:
+    with GraphQLOperations(url) as ops:
+        data = ops.execute(
+            DOCUMENTS["TriggerStates"],
+            {
+                "repositorySelector": {
+                    "repositoryLocationName": "zquant_pipelines",
+                    "repositoryName": "__repository__",
+                }
+            },
+        )
+    schedules = data["repositoryOrError"]["schedules"]
+    return next(s["scheduleState"]["status"] for s in schedules if s["name"] == name)
+
+
+def test_disable_and_enable_read_back_through_graphql(dagster_dev, capsys):
+    assert schedule_status(dagster_dev, "nightly_schedule") == "RUNNING"
+    zquant(dagster_dev, capsys, "disable", "nightly")
+    assert schedule_status(dagster_dev, "nightly_schedule") == "STOPPED"
+    zquant(dagster_dev, capsys, "enable", "nightly")
+    assert schedule_status(dagster_dev, "nightly_schedule") == "RUNNING"
+
+
+def test_pause_holds_a_run_until_resume(dagster_dev, capsys):
+    zquant(dagster_dev, capsys, "pause", "held")
+    held_run = zquant(dagster_dev, capsys, "trigger", "held")["run_id"]
+    # The daemon keeps serving the queue: a run of another task, asked for later, finishes...
+    other_run = zquant(dagster_dev, capsys, "trigger", "by_hand")["run_id"]
+    wait_for_status(dagster_dev, capsys, other_run, "SUCCESS")
+    # ...while the paused task's run is still held.
+    assert run_status(dagster_dev, capsys, held_run) == "QUEUED"
+    zquant(dagster_dev, capsys, "resume", "held")
+    wait_for_status(dagster_dev, capsys, held_run, "SUCCESS")
+
+
+def test_reload_the_code_location(dagster_dev, capsys):
+    capsys.readouterr()
+    assert cli.main(["--url", dagster_dev, "reload"]) == 0
+    assert location_loaded(dagster_dev)
