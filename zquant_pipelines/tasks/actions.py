@@ -9,6 +9,7 @@ not make a day complete, so the after-close catch-up still sees a missing day).
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,9 +24,10 @@ from zquant_pipelines.assets.partitions import (
     partitions_start,
 )
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
-from zquant_pipelines.dates import market_today, parse_tushare_date
+from zquant_pipelines.dates import market_today
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factor_daily import compute_and_store_factors
+from zquant_pipelines.tasks.action_params import normalize_ts_code
 
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
 DEFAULT_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
@@ -37,20 +39,11 @@ DAILY_DATA_APIS = ("daily", "adj_factor")
 ActionFn = Callable[[dg.OpExecutionContext, object], dict]
 
 
-def parse_date(value, field_name: str) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return parse_tushare_date(value, field_name)
-
-
-def default_end_date() -> dt.date:
-    return market_today()
-
-
 def check_not_future(end: dt.date) -> None:
     if end > market_today():
         raise dg.Failure(
-            f"end_date {end:%Y%m%d} is in the future (today is {market_today():%Y%m%d})"
+            f"end_date {end:%Y%m%d} is in the future (today is {market_today():%Y%m%d})",
+            allow_retries=False,
         )
 
 
@@ -84,9 +77,10 @@ def report(context: dg.OpExecutionContext, result: sync.SyncResult, *, repair_co
     return summary
 
 
-def resolve_range(params, default_start: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    end = parse_date(params.end_date, "end_date") or default_end_date()
-    start = parse_date(params.start_date, "start_date") or default_start or end
+def resolve_range(params) -> tuple[dt.date, dt.date]:
+    """The params' validated dates; a missing end is today, a missing start the end."""
+    end = params.end_date or market_today()
+    start = params.start_date or end
     sync.check_date_range(start, end)
     return start, end
 
@@ -102,27 +96,21 @@ def sync_stock_list(context, params) -> dict:
 
 def sync_trading_calendar(context, params) -> dict:
     today = market_today()
-    start = parse_date(params.start_date, "start_date") or today - dt.timedelta(
-        CALENDAR_DEFAULT_DAYS
-    )
-    end = parse_date(params.end_date, "end_date") or today + dt.timedelta(CALENDAR_DEFAULT_DAYS)
+    start = params.start_date or today - dt.timedelta(CALENDAR_DEFAULT_DAYS)
+    end = params.end_date or today + dt.timedelta(CALENDAR_DEFAULT_DAYS)
     exchanges = tuple(params.exchanges or CALENDAR_EXCHANGES)
     r = context.resources
     return report(context, sync.sync_trade_cal(r.market_source, r.warehouse, start, end, exchanges))
 
 
 def codes_of(params) -> list[str]:
-    """The stocks a daily-data action names (ts_code, symbol or codelist), normalised."""
-    from zquant_pipelines.tasks.action_params import normalize_ts_code
-
+    """The ts_codes a daily-data action names (ts_code, symbol or codelist); none means the
+    whole market. The params model has already checked and suffixed ts_code and codelist."""
     if getattr(params, "ts_code", None):
-        return [normalize_ts_code(params.ts_code)]
+        return [params.ts_code]
     if getattr(params, "symbol", None):
         return [normalize_ts_code(params.symbol)]
-    codelist = getattr(params, "codelist", None) or []
-    if isinstance(codelist, str):
-        codelist = [c for c in codelist.split(",") if c.strip()]
-    return [normalize_ts_code(code.strip()) for code in codelist]
+    return list(getattr(params, "codelist", None) or [])
 
 
 def sync_stock_days(context, apis: Sequence[str], codes: list[str], start, end) -> dict:
@@ -142,13 +130,8 @@ def sync_stock_days(context, apis: Sequence[str], codes: list[str], start, end) 
     return summary
 
 
-def sync_daily_data(context, params) -> dict:
-    start, end = resolve_range(params)
-    check_not_future(end)
-    return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
-
-
-def sync_all_daily_data(context, params) -> dict:
+def sync_daily_bars(context, params) -> dict:
+    """sync_daily_data (some stocks) and sync_all_daily_data (the market, or a codelist)."""
     start, end = resolve_range(params)
     check_not_future(end)
     return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
@@ -162,7 +145,7 @@ def sync_daily_basic_data(context, params) -> dict:
 
 def calculate_factor(context, params) -> dict:
     start, end = resolve_range(params)
-    codes = [c for c in (getattr(params, "codes", None) or [])]
+    codes = list(params.codes or [])
     result = compute_and_store_factors(context.resources.warehouse, days_between(start, end), codes)
     return report(context, result, repair_codes=codes or None)
 
@@ -178,20 +161,22 @@ def resolve_script(script: str) -> Path:
     """
     folder = scripts_dir()
     if Path(script).is_absolute() or ".." in Path(script).parts:
-        raise dg.Failure(f"script {script!r} must be a path relative to {folder} without '..'")
-    path = (folder / script).resolve()
-    if not path.is_relative_to(folder):
-        raise dg.Failure(f"script {script!r} resolves to {path}, outside {folder}")
-    if not path.is_file():
-        raise dg.Failure(f"script {script!r} does not exist in {folder}")
-    return path
+        problem = f"script {script!r} must be a path relative to {folder} without '..'"
+    elif not (path := (folder / script).resolve()).is_relative_to(folder):
+        problem = f"script {script!r} resolves to {path}, outside {folder}"
+    elif not path.is_file():
+        problem = f"script {script!r} does not exist in {folder}"
+    else:
+        return path
+    raise dg.Failure(problem, allow_retries=False)
 
 
 def run_script(context, params) -> dict:
     """Run a script under dagster-pipes: its logs and reported metadata reach this run.
 
-    The argv list goes to the process as is (no shell). On timeout, or when the run is
-    terminated (Dagster interrupts this step), the process is terminated, then killed.
+    The argv list goes to the process as is (no shell). The script runs in a session of its
+    own, so on timeout, or when the run is terminated (Dagster interrupts this step), the
+    script and every process it started are terminated, then killed.
     """
     path = resolve_script(params.script)
     command = [sys.executable, str(path)] if path.suffix == ".py" else [str(path)]
@@ -202,7 +187,7 @@ def run_script(context, params) -> dict:
         message_reader=dg.PipesTempFileMessageReader(),
     ) as session:
         env = {**os.environ, **session.get_bootstrap_env_vars()}
-        process = subprocess.Popen(command, env=env, cwd=path.parent)
+        process = subprocess.Popen(command, env=env, cwd=path.parent, start_new_session=True)
         try:
             returncode = process.wait(timeout=params.timeout_seconds)
         except subprocess.TimeoutExpired:
@@ -210,7 +195,7 @@ def run_script(context, params) -> dict:
                 f"script {params.script!r} ran past its timeout of {params.timeout_seconds} s"
             ) from None
         finally:
-            stop_process(process)
+            stop_process_group(process)
     if returncode != 0:
         raise dg.Failure(f"script {params.script!r} exited with code {returncode}")
     reported = {}
@@ -220,15 +205,23 @@ def run_script(context, params) -> dict:
     return {"script": params.script, "returncode": returncode, **reported}
 
 
-def stop_process(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
+def signal_group(process: subprocess.Popen, signal_number: int) -> None:
+    try:
+        os.killpg(process.pid, signal_number)
+    except ProcessLookupError:
+        pass  # every process of the group has exited
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the script's process group, give the script ``grace_seconds`` to exit, then
+    SIGKILL whatever is left of the group (also the leftovers of a script that exited)."""
+    signal_group(process, signal.SIGTERM)
     try:
         process.wait(timeout=grace_seconds)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        pass
+    signal_group(process, signal.SIGKILL)
+    process.wait()
 
 
 def example_task(context, params) -> dict:
@@ -245,8 +238,8 @@ def example_task(context, params) -> dict:
 ACTIONS: dict[str, ActionFn] = {
     "sync_stock_list": sync_stock_list,
     "sync_trading_calendar": sync_trading_calendar,
-    "sync_daily_data": sync_daily_data,
-    "sync_all_daily_data": sync_all_daily_data,
+    "sync_daily_data": sync_daily_bars,
+    "sync_all_daily_data": sync_daily_bars,
     "sync_daily_basic_data": sync_daily_basic_data,
     "calculate_factor": calculate_factor,
     "run_script": run_script,

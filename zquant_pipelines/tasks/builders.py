@@ -13,7 +13,7 @@ and for a workflow one job whose graph is its members wired by their dependencie
 import dagster as dg
 
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
-from zquant_pipelines.tasks.action_params import ACTION_PARAMS
+from zquant_pipelines.tasks.action_params import ActionParamsError, parse_action_params
 from zquant_pipelines.tasks.actions import ACTIONS
 from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
 
@@ -80,10 +80,10 @@ def build_action_op(
     stop_after_failure: bool = False,
     priority: int | None = None,
 ) -> dg.OpDefinition:
-    """The op that runs ``task``'s action; its params are the op config (editable per run)."""
+    """The op that runs ``task``'s action; its params are the op config (editable per run,
+    checked again when the op runs)."""
     action_name, _ = action_of(task)
     action = ACTIONS[action_name]
-    params_model = ACTION_PARAMS[action_name]
 
     @dg.op(
         name=op_name,
@@ -104,11 +104,20 @@ def build_action_op(
             failed = failed_steps(context)
             if failed:
                 context.log.warning(
-                    f"{op_name} skipped: member(s) {', '.join(failed)} failed and the workflow's"
+                    f"{task.name} skipped: member(s) {', '.join(failed)} failed and the workflow's"
                     " on_failure is 'stop'"
                 )
                 return
-        params = params_model.model_validate(context.op_config)
+        try:
+            params = parse_action_params(
+                action_name, context.op_config, f"ops.{context.op_handle.name}.config"
+            )
+        except ActionParamsError as error:
+            # Run config edited in the launchpad, which the catalog never checked; retrying
+            # cannot fix it.
+            raise dg.Failure(
+                f"invalid run config for task {task.name}:\n{error}", allow_retries=False
+            ) from None
         metadata = action(context, params)
         yield dg.Output(None, metadata={k: v for k, v in (metadata or {}).items() if v is not None})
 

@@ -1,0 +1,201 @@
+"""The task actions run through their jobs on the sample market and a SQLite warehouse: each
+writes the tables and reports what it wrote to the asset catalog (materializations for whole
+market days, observations for a repair of a few stocks), and every run carries the task tags.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
+from zquant_pipelines.dates import market_today
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.tasks.builders import job_name
+from zquant_pipelines_tests.tasks.support import task_definitions
+
+WEEK = {"start_date": "20261102", "end_date": "20261106"}
+WEEK_PARTITIONS = [f"2026-11-0{day}" for day in range(2, 7)]
+# Two stocks of the sample market, as bare codes: the action adds the exchange suffix.
+REPAIR_SYMBOLS = ["000047", "000107"]
+REPAIR_CODES = ["000047.SZ", "000107.SZ"]
+
+
+def manual(name: str, action: str, **params) -> dict:
+    return {
+        "name": name,
+        "task_type": "manual_task",
+        "max_retries": 0,
+        "config": {"task_action": action, **params},
+    }
+
+
+TASKS = [
+    manual("calendar", "sync_trading_calendar", start_date="20261001", end_date="20261130"),
+    manual("stocks", "sync_stock_list"),
+    manual("bars", "sync_all_daily_data", **WEEK),
+    manual("basics", "sync_daily_basic_data", **WEEK),
+    manual("factors", "calculate_factor", **WEEK),
+    manual("repair", "sync_daily_data", codelist=REPAIR_SYMBOLS, **WEEK),
+    manual("repair_one", "sync_daily_data", symbol="000047", **WEEK),
+    manual("factor_repair", "calculate_factor", codes=REPAIR_SYMBOLS, **WEEK),
+    manual("demo", "example_task", message="hello from the demo"),
+]
+
+
+class Runs:
+    """Every action's job run once, in an order that gives each the data it needs."""
+
+    def __init__(self, instance, warehouse, defs):
+        self.instance = instance
+        self.warehouse = warehouse
+        self.results = {}
+        for task in TASKS:
+            job = defs.resolve_job_def(job_name(task["name"]))
+            self.results[task["name"]] = job.execute_in_process(instance=instance)
+
+    def asset_events(self, task_name: str, event_type: str) -> list[tuple[str, str | None]]:
+        result = self.results[task_name]
+        found = []
+        for event in result.all_events:
+            if event.event_type_value == event_type:
+                found.append((event.asset_key.to_user_string(), event.partition))
+        return found
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("actions")
+    warehouse = Warehouse(url=f"sqlite:///{folder / 'wh.db'}")
+    resources = {"market_source": SampleMarketSource(), "warehouse": warehouse}
+    home = folder / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield Runs(instance, warehouse, task_definitions(TASKS, resources))
+    warehouse.dispose()
+
+
+def materialized(asset: str, partitions) -> list[tuple[str, str]]:
+    return [(asset, partition) for partition in partitions]
+
+
+def test_every_action_run_succeeds_and_carries_the_task_tags(runs):
+    for task in TASKS:
+        run = runs.instance.get_run_by_id(runs.results[task["name"]].run_id)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags[TAG_TASK] == task["name"]
+        assert run.tags[TAG_TASK_TYPE] == "manual_task"
+
+
+def test_sync_trading_calendar_writes_and_materializes_trade_cal(runs):
+    rows = runs.warehouse.read_frame("SELECT exchange, COUNT(*) AS n FROM trade_cal GROUP BY 1")
+
+    assert dict(zip(rows["exchange"], rows["n"], strict=True)) == {"SSE": 61, "SZSE": 61}
+    assert runs.asset_events("calendar", "ASSET_MATERIALIZATION") == [("trade_cal", None)]
+    latest = runs.instance.get_latest_materialization_event(dg.AssetKey("trade_cal"))
+    assert latest.asset_materialization.metadata["rows"].value == 122
+
+
+def test_sync_stock_list_writes_and_materializes_stock_basic(runs):
+    count = runs.warehouse.count_rows("stock_basic")
+
+    assert count > 0
+    assert runs.asset_events("stocks", "ASSET_MATERIALIZATION") == [("stock_basic", None)]
+    latest = runs.instance.get_latest_materialization_event(dg.AssetKey("stock_basic"))
+    assert latest.asset_materialization.metadata["rows"].value == count
+
+
+def test_sync_all_daily_data_materializes_each_day_of_bars_and_adj_factor(runs):
+    assert runs.asset_events("bars", "ASSET_MATERIALIZATION") == materialized(
+        "daily", WEEK_PARTITIONS
+    ) + materialized("adj_factor", WEEK_PARTITIONS)
+    rows = sum(runs.warehouse.count_rows("daily", dt.date(2026, 11, day)) for day in range(2, 7))
+    output = next(e for e in runs.results["bars"].all_events if e.event_type_value == "STEP_OUTPUT")
+    metadata = output.event_specific_data.metadata
+    assert rows > 0
+    assert metadata["daily_rows"].value == rows
+    assert metadata["daily_api_calls"].value == 5
+
+
+def test_sync_daily_basic_data_materializes_each_day(runs):
+    assert runs.asset_events("basics", "ASSET_MATERIALIZATION") == materialized(
+        "daily_basic", WEEK_PARTITIONS
+    )
+    assert runs.warehouse.count_rows("daily_basic", dt.date(2026, 11, 6)) > 0
+
+
+def test_calculate_factor_materializes_each_day_of_factor_daily(runs):
+    assert runs.asset_events("factors", "ASSET_MATERIALIZATION") == materialized(
+        "factor_daily", WEEK_PARTITIONS
+    )
+    assert runs.warehouse.count_rows("factor_daily", dt.date(2026, 11, 2)) > 0
+
+
+def test_repairs_observe_the_days_they_touched_without_materializing_them(runs):
+    for task_name, tables in [
+        ("repair", ["daily", "adj_factor"]),
+        ("repair_one", ["daily", "adj_factor"]),
+        ("factor_repair", ["factor_daily"]),
+    ]:
+        assert runs.asset_events(task_name, "ASSET_MATERIALIZATION") == []
+        observed = runs.asset_events(task_name, "ASSET_OBSERVATION")
+        assert observed == [(table, day) for table in tables for day in WEEK_PARTITIONS]
+
+    observation = next(
+        event
+        for event in runs.results["repair"].all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    )
+    assert (
+        observation.event_specific_data.asset_observation.metadata["ts_codes"].value == REPAIR_CODES
+    )
+    one = next(
+        event
+        for event in runs.results["repair_one"].all_events
+        if event.event_type_value == "ASSET_OBSERVATION"
+    )
+    assert one.event_specific_data.asset_observation.metadata["ts_codes"].value == ["000047.SZ"]
+
+
+def test_example_task_logs_its_message_and_reports_its_attempt(runs):
+    result = runs.results["demo"]
+    messages = [entry.user_message for entry in runs.instance.all_logs(result.run_id)]
+
+    assert "hello from the demo" in messages
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    assert output.event_specific_data.metadata["attempt"].value == 1
+
+
+def test_sync_daily_data_refuses_an_end_date_in_the_future(resources, instance):
+    future = f"{market_today() + dt.timedelta(days=1):%Y%m%d}"
+    task = manual("late", "sync_daily_data", ts_code="000047.SZ", end_date=future)
+    task |= {"max_retries": 2, "retry_interval": 0}
+    job = task_definitions([task], resources).resolve_job_def(job_name("late"))
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    assert not result.success
+    (stats,) = instance.get_run_step_stats(result.run_id)
+    assert stats.attempts == 1  # retrying cannot make a future date valid
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert f"end_date {future} is in the future" in failure.event_specific_data.error.message
+
+
+def test_sync_trading_calendar_defaults_to_a_year_back_and_a_year_ahead(resources, instance):
+    task = manual("calendar", "sync_trading_calendar")
+    job = task_definitions([task], resources).resolve_job_def(job_name("calendar"))
+
+    assert job.execute_in_process(instance=instance).success
+
+    calendar = resources["warehouse"].read_frame(
+        "SELECT exchange, MIN(cal_date) AS first, MAX(cal_date) AS last FROM trade_cal GROUP BY 1"
+    )
+    today = market_today()
+    window = (today - dt.timedelta(days=365), today + dt.timedelta(days=365))
+    for row in calendar.itertuples():
+        assert (
+            dt.date.fromisoformat(str(row.first)),
+            dt.date.fromisoformat(str(row.last)),
+        ) == window
+    assert set(calendar["exchange"]) == {"SSE", "SZSE"}
