@@ -35,15 +35,6 @@ SYMBOL_PATTERN = re.compile(r"[0-9]{6}")
 DATE_PATTERN = re.compile(r"[0-9]{8}")
 # Exchanges tushare's trade_cal knows.
 TRADE_CAL_EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
-# The columns of the factor_daily table (the factor library's names).
-FACTOR_IDS = (
-    *(f"turnover_rate_ma_{n}" for n in (5, 10, 20, 30, 60, 90)),
-    "active_days_120",
-    "small_cross_days_120",
-    *(f"momentum_{n}" for n in (5, 20, 60)),
-    "volatility_20",
-)
-ALL_FACTORS = "all"
 DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600.0
 
 
@@ -128,12 +119,6 @@ def _script_path(value: str) -> str:
     return value
 
 
-def _factor_id(value: str) -> str:
-    if value != ALL_FACTORS and value not in FACTOR_IDS:
-        raise ValueError(f"must be '{ALL_FACTORS}' or a factor column: {', '.join(FACTOR_IDS)}")
-    return value
-
-
 Date = Annotated[dt.date | None, BeforeValidator(_yyyymmdd)]
 TsCode = Annotated[str, AfterValidator(_ts_code)]
 Symbol = Annotated[str, BeforeValidator(_symbol)]
@@ -202,11 +187,11 @@ class SyncAllDailyDataParams(DateRangeParams):
 
 
 class CalculateFactorParams(DateRangeParams):
-    """Factors over the range (bounds default to the latest trading day), for ``codes`` or
-    every stock; ``factor_id`` names one factor column or ``all``."""
+    """Every factor of factor_daily over the range (bounds default to the latest trading
+    day), for ``codes`` or every stock. zquant's ``factor_id`` is not taken: the factors are
+    computed together in one pass over the panel, so one alone would cost the same."""
 
     codes: CodeList | None = None
-    factor_id: Annotated[str, AfterValidator(_factor_id)] = ALL_FACTORS
 
 
 class RunScriptParams(ActionParams):

@@ -105,7 +105,7 @@ def test_defaults():
         0.0,
     )
     assert isinstance(factors, CalculateFactorParams)
-    assert (factors.codes, factors.factor_id) == (None, "all")
+    assert factors.codes is None
 
 
 @pytest.mark.parametrize("written", ["20240102", 20240102])
@@ -132,11 +132,9 @@ def test_a_codelist_list_becomes_ts_codes():
 
 
 def test_calculate_factor_codes_become_ts_codes():
-    params = parse_action_params(
-        "calculate_factor", {"codes": ["000001"], "factor_id": "momentum_5"}
-    )
+    params = parse_action_params("calculate_factor", {"codes": ["000001"]})
 
-    assert (params.codes, params.factor_id) == (["000001.SZ"], "momentum_5")
+    assert params.codes == ["000001.SZ"]
 
 
 @pytest.mark.parametrize(
@@ -274,10 +272,8 @@ def test_params_are_read_only():
             "calculate_factor",
             {"factor_id": "alpha"},
             [
-                "config.factor_id 'alpha': must be 'all' or a factor column: turnover_rate_ma_5,"
-                " turnover_rate_ma_10, turnover_rate_ma_20, turnover_rate_ma_30,"
-                " turnover_rate_ma_60, turnover_rate_ma_90, active_days_120,"
-                " small_cross_days_120, momentum_5, momentum_20, momentum_60, volatility_20"
+                "factor_id: calculate_factor has no parameter of that name"
+                " (it takes: start_date, end_date, codes)"
             ],
         ),
         ("run_script", {}, ["config.script is required by run_script"]),
