@@ -272,7 +272,7 @@ def test_params_are_read_only():
             "calculate_factor",
             {"factor_id": "alpha"},
             [
-                "factor_id: calculate_factor has no parameter of that name"
+                "config.factor_id: calculate_factor has no parameter of that name"
                 " (it takes: start_date, end_date, codes)"
             ],
         ),
