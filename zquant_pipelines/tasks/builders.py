@@ -194,6 +194,14 @@ def in_flight_reason(instance: dg.DagsterInstance, task_name: str) -> str | None
     return f"run {run.run_id} of task {task_name} is still {run.status.value}: one run at a time"
 
 
+def request_unless_in_flight(
+    instance: dg.DagsterInstance, task_name: str
+) -> dg.RunRequest | dg.SkipReason:
+    """A tick's answer: a run, or a skip naming the run of the task still queued/in flight."""
+    reason = in_flight_reason(instance, task_name)
+    return dg.SkipReason(reason) if reason else dg.RunRequest()
+
+
 def build_schedule(task: TaskSpec, job: dg.JobDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=schedule_name(task.name),
@@ -206,8 +214,7 @@ def build_schedule(task: TaskSpec, job: dg.JobDefinition) -> dg.ScheduleDefiniti
         description=f"{task.cron_expression} ({task.timezone}): {task.description or task.name}",
     )
     def task_schedule(context: dg.ScheduleEvaluationContext):
-        reason = in_flight_reason(context.instance, task.name)
-        return dg.SkipReason(reason) if reason else dg.RunRequest()
+        return request_unless_in_flight(context.instance, task.name)
 
     return task_schedule
 
@@ -223,8 +230,7 @@ def build_sensor(task: TaskSpec, job: dg.JobDefinition) -> dg.SensorDefinition:
         description=f"every {task.interval_seconds} s: {task.description or task.name}",
     )
     def task_sensor(context: dg.SensorEvaluationContext):
-        reason = in_flight_reason(context.instance, task.name)
-        return dg.SkipReason(reason) if reason else dg.RunRequest()
+        return request_unless_in_flight(context.instance, task.name)
 
     return task_sensor
 
