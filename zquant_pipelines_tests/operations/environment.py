@@ -1,16 +1,22 @@
 """A throwaway world for the CLI and operations tests: a DAGSTER_HOME with our dagster.yaml,
 a small task catalog, a SQLite warehouse, and the code location loaded from workspace.yaml
-(one code server, shared by a module's tests because it takes seconds to start)."""
+(one code server, shared by a module's tests because it takes seconds to start); and a
+Dagster webserver serving that workspace in this process."""
 
 import contextlib
 import dataclasses
+import socket
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import uvicorn
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster_webserver.app import create_app_from_workspace_process_context
 
 from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
@@ -68,6 +74,7 @@ TEST_CATALOG = textwrap.dedent(
           end_date: "20240110"
     """
 )
+SERVER_START_SECONDS = 60
 TASK_NAMES = ("nightly", "ticker", "by_hand", "held", "queued", "chain", "repair_daily_bars")
 
 
@@ -106,3 +113,28 @@ def operations_environment(root: Path):
             ) as workspace,
         ):
             yield OperationsEnvironment(root, tasks_file, warehouse_url, instance, workspace)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(workspace):
+    """A Dagster webserver for ``workspace`` in a thread of this process: its base URL."""
+    app = create_app_from_workspace_process_context(workspace)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "webserver did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

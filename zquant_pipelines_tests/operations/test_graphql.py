@@ -2,18 +2,13 @@
 through a real Dagster webserver (served in this process, no daemon) on a temporary
 instance, checked against what the local back end reads from the same instance."""
 
-import contextlib
 import json
 import socket
-import threading
-import time
 
 import dagster as dg
 import pytest
-import uvicorn
 from dagster._core.scheduler.instigation import InstigatorStatus
 from dagster_graphql.schema import create_schema
-from dagster_webserver.app import create_app_from_workspace_process_context
 from graphql import OperationDefinitionNode, parse, validate
 
 from zquant_pipelines import cli
@@ -26,9 +21,7 @@ from zquant_pipelines.operations.graphql import (
     nearest_rank_p95,
 )
 from zquant_pipelines.tasks import control
-from zquant_pipelines_tests.operations.environment import operations_environment
-
-SERVER_START_SECONDS = 60
+from zquant_pipelines_tests.operations.environment import operations_environment, serving
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +59,6 @@ def test_nearest_rank_p95(durations, expected):
 
 
 # --- through a webserver ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(workspace):
-    app = create_app_from_workspace_process_context(workspace)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "webserver did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

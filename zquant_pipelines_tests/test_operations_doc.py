@@ -1,0 +1,275 @@
+"""docs/operations.md is true: its GraphQL documents are valid for the installed schema and,
+executed in the page's order against a real webserver on a temporary instance, answer
+with the types the page expects; its `zquant` and `dagster` command lines parse.
+
+A GraphQL example on the page is an HTML comment ``<!-- graphql-test {"expect": ...} -->``
+right before a ```graphql block, optionally followed by a ```json block of variables.
+``expect`` maps each top-level field of the answer to its ``__typename`` (or to the value
+of a scalar field). Variables written as ``"<...>"`` are filled in here from the test
+instance (run ids, schedule and sensor state ids)."""
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import dagster as dg
+import pytest
+import requests
+from dagster._cli import cli as dagster_cli
+from dagster_graphql.schema import create_schema
+from graphql import OperationDefinitionNode, parse, validate
+
+from zquant_pipelines.cli import build_parser
+from zquant_pipelines.history.store import CANCELED, FAILED, RUNNING, SUCCESS, statuses_in
+from zquant_pipelines.operations.base import op_configs, run_config
+from zquant_pipelines.operations.graphql import PARENT_RUN_ID_TAG
+from zquant_pipelines_tests.operations.environment import operations_environment, serving
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+EXAMPLE = re.compile(
+    r"<!-- graphql-test (?P<marker>\{.*?\}) -->\n"
+    r"```graphql\n(?P<document>.*?)```\n"
+    r"(?:```json\n(?P<variables>.*?)```\n)?",
+    re.DOTALL,
+)
+SHELL_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
+PLACEHOLDER = re.compile(r"<[^<>]+>")
+STATE_PLACEHOLDER = re.compile(r"<(scheduleState|sensorState)\.id of (\w+)>")
+REQUEST_TIMEOUT_SECONDS = 60
+# Sections where the page says there is no such replacement.
+WITHOUT_COMMANDS = {"Terminate, pause, resume an execution"}
+WITHOUT_GRAPHQL = {"The daily sync script"}
+
+
+def doc_text() -> str:
+    return DOC.read_text()
+
+
+def graphql_examples() -> list[dict]:
+    """Each example: its operation name, document, variables and expected answer."""
+    examples = []
+    for match in EXAMPLE.finditer(doc_text()):
+        document = match["document"]
+        (operation,) = [
+            d for d in parse(document).definitions if isinstance(d, OperationDefinitionNode)
+        ]
+        examples.append(
+            {
+                "name": operation.name.value,
+                "document": document,
+                "variables": json.loads(match["variables"] or "{}"),
+                "expect": json.loads(match["marker"])["expect"],
+            }
+        )
+    return examples
+
+
+def command_lines() -> list[str]:
+    return [
+        line.strip()
+        for block in SHELL_BLOCK.findall(doc_text())
+        for line in block.splitlines()
+        if line.strip()
+    ]
+
+
+def argv_of(line: str) -> list[str]:
+    """The words of a command line, each ``<...>`` to fill in replaced by a sample word."""
+    return shlex.split(PLACEHOLDER.sub("PLACEHOLDER", line))
+
+
+def sections() -> dict[str, str]:
+    """Each ``## `` section of the page by title."""
+    parts = re.split(r"^## (.+)$", doc_text(), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+# --- the page's structure ------------------------------------------------------------------
+
+
+def test_every_graphql_block_is_a_marked_example():
+    examples = graphql_examples()
+    assert len(examples) == doc_text().count("```graphql")
+    names = [example["name"] for example in examples]
+    assert len(set(names)) == len(names), "operation names repeat"
+
+
+def test_every_endpoint_section_has_commands_and_a_tested_document():
+    for title, body in sections().items():
+        if title not in WITHOUT_COMMANDS:
+            assert "```bash" in body, f"section {title!r} gives no command"
+        if title not in WITHOUT_GRAPHQL:
+            assert "<!-- graphql-test" in body, f"section {title!r} has no tested GraphQL"
+
+
+def test_the_index_links_to_sections():
+    anchors = {re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-") for title in sections()}
+    links = re.findall(r"\]\(#([a-z0-9-]+)\)", doc_text())
+    assert links and set(links) <= anchors
+
+
+# --- GraphQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return create_schema().graphql_schema
+
+
+@pytest.mark.parametrize("example", graphql_examples(), ids=lambda example: example["name"])
+def test_document_is_valid_for_the_installed_schema(schema, example):
+    assert validate(schema, parse(example["document"])) == []
+
+
+def test_a_wrong_document_fails_validation(schema):
+    # The check above can fail: a field the schema lacks is reported.
+    (example, *_) = graphql_examples()
+    assert validate(schema, parse(example["document"].replace("__typename", "typename", 1)))
+
+
+def test_the_stats_example_counts_the_status_groups_zquant_stats_counts():
+    (stats,) = [example for example in graphql_examples() if example["name"] == "TaskStats"]
+    for group in (SUCCESS, FAILED, RUNNING, CANCELED):
+        documented = stats["variables"][group]["statuses"]
+        assert sorted(documented) == sorted(status.value for status in statuses_in(group))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(environment, url, the values of the page's placeholders that do not change)."""
+    with operations_environment(tmp_path_factory.mktemp("operations_doc")) as env:
+        ops = env.local_operations()
+        catalog = ops.catalog()
+        by_hand, queued = catalog.tasks["by_hand"], catalog.tasks["queued"]
+        # A success and a failure, so the history and stats examples have both to count.
+        *_, failed = (
+            ops.execute_run(by_hand, run_config(op_configs(catalog, by_hand, overrides))).run_id
+            for overrides in ({}, {"fail": True})
+        )
+        # No daemon serves this instance: a submitted run stays queued, ready to terminate.
+        waiting, crashed = (
+            ops.submit_run(task, run_config(op_configs(catalog, task, {})))
+            for task in (queued, by_hand)
+        )
+        # Re-execution needs a run launched from the code location (runs executed in
+        # process have no origin): one that failed as run monitoring fails a dead run.
+        env.instance.report_run_failed(env.instance.get_run_by_id(crashed))
+        with serving(env.workspace) as url:
+            placeholders = {
+                "<run id>": failed,
+                "<failed run id>": crashed,
+                "<queued run id>": waiting,
+            }
+            yield env, url, placeholders
+
+
+def post(url: str, document: str, variables: dict) -> dict:
+    """The GraphQL answer: ``data``, and ``errors`` when there are any."""
+    response = requests.post(
+        f"{url}/graphql",
+        json={"query": document, "variables": variables},
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    )
+    return response.json()
+
+
+def state_id_resolver(url: str) -> Callable[[str, str], str]:
+    """A schedule's or sensor's current state id, read with the page's own `Tasks` query."""
+    (tasks,) = [example for example in graphql_examples() if example["name"] == "Tasks"]
+
+    def state_id(kind: str, name: str) -> str:
+        repository = post(url, tasks["document"], tasks["variables"])["data"]["repositoryOrError"]
+        items = repository["schedules" if kind == "scheduleState" else "sensors"]
+        (item,) = [item for item in items if item["name"] == name]
+        return item[kind]["id"]
+
+    return state_id
+
+
+def filled(value, fixed: dict[str, str], state_id: Callable[[str, str], str]):
+    """``value`` with every ``"<...>"`` string replaced by its value on the test instance."""
+    if isinstance(value, dict):
+        return {key: filled(item, fixed, state_id) for key, item in value.items()}
+    if isinstance(value, list):
+        return [filled(item, fixed, state_id) for item in value]
+    if isinstance(value, str) and PLACEHOLDER.fullmatch(value):
+        state = STATE_PLACEHOLDER.fullmatch(value)
+        if state:
+            return state_id(state[1], state[2])
+        assert value in fixed, f"the test does not know the placeholder {value}"
+        return fixed[value]
+    return value
+
+
+def test_documents_answer_as_the_page_says_on_a_webserver(site):
+    env, url, fixed = site
+    state_id = state_id_resolver(url)
+    problems = []
+    # In the page's order: the enable/disable examples toggle a trigger away and back.
+    for example in graphql_examples():
+        body = post(url, example["document"], filled(example["variables"], fixed, state_id))
+        data = body.get("data") or {}
+        answer = {
+            field: value["__typename"] if isinstance(value, dict) else value
+            for field, value in data.items()
+        }
+        if body.get("errors") or answer != example["expect"]:
+            problems.append(f"{example['name']}: expected {example['expect']}, got {body}")
+    assert problems == []
+    # The mutations did what the page says: the queued run is canceled, the failed one
+    # re-executed, and a run of queued_job launched with the page's config.
+    terminated = env.instance.get_run_by_id(fixed["<queued run id>"])
+    assert terminated.status == dg.DagsterRunStatus.CANCELED
+    (reexecution,) = env.instance.get_runs(
+        dg.RunsFilter(tags={PARENT_RUN_ID_TAG: fixed["<failed run id>"]})
+    )
+    assert reexecution.job_name == "by_hand_job"
+    launched = env.instance.get_runs(dg.RunsFilter(job_name="queued_job"))
+    assert {"message": "from GraphQL"} in [
+        run.run_config["ops"]["queued"]["config"] for run in launched
+    ]
+
+
+# --- command lines -------------------------------------------------------------------------
+
+
+def test_every_command_line_is_zquant_or_dagster():
+    lines = command_lines()
+    assert lines
+    assert [line for line in lines if argv_of(line)[0] not in ("zquant", "dagster")] == []
+
+
+@pytest.mark.parametrize("line", [line for line in command_lines() if line.startswith("zquant")])
+def test_zquant_line_parses(line):
+    try:
+        build_parser().parse_args(argv_of(line)[1:])
+    except SystemExit as error:
+        pytest.fail(f"{line!r} does not parse (exit {error.code})")
+
+
+def parse_dagster(argv: list[str]) -> click.Context:
+    """The context of the `dagster` subcommand ``argv`` names, its options parsed."""
+    context = dagster_cli.make_context("dagster", [], resilient_parsing=True)
+    command, words = dagster_cli, argv[1:]
+    while isinstance(command, click.Group):
+        name, *words = words
+        subcommand = command.get_command(context, name)
+        assert subcommand is not None, f"dagster has no command {name!r} in {argv}"
+        context = click.Context(subcommand, info_name=name, parent=context)
+        command = subcommand
+    return command.make_context(context.info_name, words, parent=context.parent)
+
+
+@pytest.mark.parametrize("line", [line for line in command_lines() if line.startswith("dagster")])
+def test_dagster_line_names_a_real_command_with_real_options(line):
+    parse_dagster(argv_of(line))
+
+
+def test_a_wrong_dagster_line_is_refused():
+    with pytest.raises(AssertionError, match="no command"):
+        parse_dagster(["dagster", "schedule", "toggle", "nightly_schedule"])
+    with pytest.raises(click.UsageError):
+        parse_dagster(["dagster", "run", "list", "--task", "by_hand"])
