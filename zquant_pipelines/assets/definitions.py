@@ -1,8 +1,10 @@
-"""Definitions of the market-data and factor assets, their job and schedule."""
+"""Definitions of the market-data and factor assets, their job and schedule, and of the
+task-health asset with its own job and schedule."""
 
 import dagster as dg
 
 from zquant_pipelines.assets.factors import factor_assets
+from zquant_pipelines.assets.health import task_health, task_health_job, task_health_schedule
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.schedules import build_after_close_schedule
 
@@ -18,8 +20,8 @@ market_data_job = dg.define_asset_job(
 
 def build_asset_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[*market_assets, *factor_assets],
+        assets=[*market_assets, *factor_assets, task_health],
         asset_checks=[],
-        jobs=[market_data_job],
-        schedules=[build_after_close_schedule(market_data_job)],
+        jobs=[market_data_job, task_health_job],
+        schedules=[build_after_close_schedule(market_data_job), task_health_schedule],
     )
