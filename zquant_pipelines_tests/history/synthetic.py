@@ -93,7 +93,7 @@ def planned_runs() -> list[PlannedRun]:
         shapes.append((None, status, 3.0, True, 0))
     # Spread the tasks over the hours so that a `since` cut leaves some of each.
     shapes = shapes[0::3] + shapes[1::3] + shapes[2::3]
-    return [
+    planned = [
         PlannedRun(
             run_id=str(uuid.uuid4()),
             job_name=f"{task}_job" if task else "adhoc_job",
@@ -106,6 +106,30 @@ def planned_runs() -> list[PlannedRun]:
         )
         for hour, (task, status, duration, started, retry_number) in enumerate(shapes)
     ]
+    # The tag, not the job, makes a task run: a run of one task's job tagged with another
+    # task counts for the other, and a run of a task's job without the tag for none.
+    last = planned[-1].created
+    planned.append(
+        PlannedRun(
+            run_id=str(uuid.uuid4()),
+            job_name=f"{KNOWN_ANSWER_TASK}_job",
+            task=MIXED_TASK,
+            status=S.SUCCESS,
+            created=last + timedelta(hours=1),
+            duration=45.0,
+        )
+    )
+    planned.append(
+        PlannedRun(
+            run_id=str(uuid.uuid4()),
+            job_name=f"{KNOWN_ANSWER_TASK}_job",
+            task=None,
+            status=S.FAILURE,
+            created=last + timedelta(hours=2),
+            duration=2.0,
+        )
+    )
+    return planned
 
 
 def synthetic_dagster_run(
