@@ -34,6 +34,7 @@ from dagster._serdes import serialize_value
 from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
 from zquant_pipelines.history.store import sql_run_storage
+from zquant_pipelines.tasks.action_params import ACTION_PARAMS
 from zquant_pipelines_tests.conftest import PG_ADMIN_URL
 from zquant_pipelines_tests.history.naive import naive_task_stats, stats_differences
 from zquant_pipelines_tests.history.synthetic import (
@@ -44,16 +45,8 @@ from zquant_pipelines_tests.history.synthetic import (
 
 DEFAULT_RUNS = 100_000
 DEFAULT_REPEATS = 3
-TASKS = (
-    "sync_stock_list",
-    "sync_trading_calendar",
-    "sync_daily_data",
-    "sync_all_daily_data",
-    "sync_daily_basic_data",
-    "calculate_factor",
-    "run_script",
-    "example_task",
-)
+# One synthetic task per action name.
+TASKS = tuple(ACTION_PARAMS)
 # One run in twenty is not a task (asset materializations, ad-hoc jobs).
 UNTAGGED_SHARE = 0.05
 S = dg.DagsterRunStatus

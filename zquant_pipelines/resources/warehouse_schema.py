@@ -26,19 +26,9 @@ FACTOR_COLUMNS = (
     "volatility_20",
 )
 
-TEXT_COLUMNS = frozenset(
-    {
-        "ts_code",
-        "symbol",
-        "name",
-        "area",
-        "industry",
-        "market",
-        "exchange",
-        "list_status",
-        "is_hs",
-    }
-)
+# Text columns are stock_basic's non-date fields (ts_code and exchange are the text keys
+# of the other tables too).
+TEXT_COLUMNS = frozenset(API_FIELDS["stock_basic"]) - DATE_COLUMNS
 SMALL_INTEGER_COLUMNS = frozenset({"is_open"})
 
 COLUMN_COMMENTS = {
