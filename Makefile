@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test dev lint format bench clean home
+.PHONY: run test dev lint format bench clean home worker
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 dev: home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# A Celery worker for tasks/jobs on the celery executor (broker: ZQUANT_CELERY_BROKER, default
+# Redis on loopback). Start one per machine; WORKER_NAME must be unique per machine.
+worker: home
+	$(BIN)/zquant worker --name $(or $(WORKER_NAME),worker-$(shell hostname)) --concurrency $(or $(WORKER_CONCURRENCY),1)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

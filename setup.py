@@ -19,6 +19,9 @@ setup(
         f"dagster-graphql=={DAGSTER_CORE}",
         f"dagster-pipes=={DAGSTER_CORE}",
         f"dagster-postgres=={DAGSTER_LIBS}",
+        # Steps on Celery workers; the redis extra brings the client the broker, result
+        # backend and the shared tushare rate limit use.
+        f"dagster-celery[redis]=={DAGSTER_LIBS}",
         "pandas>=2.1,<3",
         "numpy>=1.26,<3",
         "SQLAlchemy>=2.0,<2.1",

@@ -9,6 +9,7 @@ an unreachable server, a code location that does not load), 2 bad input.
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 from zquant_pipelines import demo
 from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.dates import market_today
+from zquant_pipelines.executors import run_celery_worker
 from zquant_pipelines.history.store import json_ready
 from zquant_pipelines.operations import (
     ENV_DAGSTER_URL,
@@ -114,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="sync the most recent trading days into embedded storage (make run)"
     )
     demo_parser.add_argument("--days", type=int, default=demo.DEFAULT_TRADING_DAYS)
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve steps of celery-executor runs (broker: $ZQUANT_CELERY_BROKER)",
+    )
+    worker.add_argument(
+        "--name",
+        default=f"zquant-{os.getpid()}",
+        help="the worker's name, unique per machine (shown on each step it runs)",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="steps this worker runs at once (default 1)"
+    )
+    worker.add_argument("--loglevel", default="INFO")
     return parser
 
 
@@ -133,6 +149,15 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         demo.main(args.days)
+        return EXIT_OK
+    if args.command == "worker":
+        if args.concurrency < 1:
+            print(
+                f"zquant worker: --concurrency must be >= 1, got {args.concurrency}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        run_celery_worker(args.name, args.concurrency, args.loglevel)
         return EXIT_OK
     try:
         if args.command == "tasks" and args.tasks_command == "validate":

@@ -11,6 +11,18 @@ ENV_WAREHOUSE_URL = "ZQUANT_WAREHOUSE_URL"
 ENV_DATA_DIR = "ZQUANT_DATA_DIR"
 ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
 ENV_PARTITIONS_START = "ZQUANT_PARTITIONS_START"
+# Redis URL holding the tushare calls-per-minute budget shared by every worker machine
+# (unset: a file-locked budget shared by the processes of one machine).
+ENV_RATE_LIMIT_URL = "ZQUANT_RATE_LIMIT_URL"
+# Executor of the asset jobs and of tasks that name none: in_process | multiprocess | celery.
+ENV_EXECUTOR = "ZQUANT_EXECUTOR"
+# Celery broker and result backend (redis://... or amqp://...), read by runs and workers.
+ENV_CELERY_BROKER = "ZQUANT_CELERY_BROKER"
+ENV_CELERY_BACKEND = "ZQUANT_CELERY_BACKEND"
+
+# Executors a task (tasks.yaml `executor:`) or ZQUANT_EXECUTOR may name (see executors.py).
+EXECUTOR_NAMES = ("in_process", "multiprocess", "celery")
+DEFAULT_EXECUTOR = "multiprocess"
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TASKS_FILE = "tasks.yaml"

@@ -7,6 +7,7 @@ from zquant_pipelines.assets.factors import factor_assets
 from zquant_pipelines.assets.health import task_health, task_health_job, task_health_schedule
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.schedules import build_after_close_schedule
+from zquant_pipelines.executors import executor_definition
 
 MARKET_DATA_JOB_NAME = "market_data_job"
 
@@ -15,6 +16,8 @@ market_data_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*market_assets, *factor_assets),
     description="Reference data, then the trading-day market tables and factors of the"
     " chosen day(s). A partition range runs as one run.",
+    # ZQUANT_EXECUTOR: multiprocess by default, celery to spread the steps over workers.
+    executor_def=executor_definition(),
 )
 
 

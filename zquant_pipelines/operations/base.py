@@ -329,7 +329,7 @@ class Operations(abc.ABC):
             max_retries=task.max_retries,
             retry_interval=task.retry_interval,
             retry_backoff=task.retry_backoff,
-            executor=task.executor,
+            executor=task.executor or "default",
             tags=dict(task.tags),
             config=dict(task.config),
             workflow=workflow,

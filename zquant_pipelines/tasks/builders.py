@@ -13,6 +13,7 @@ and for a workflow one job whose graph is its members wired by their dependencie
 import dagster as dg
 
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
+from zquant_pipelines.executors import default_executor_name, executor_definition
 from zquant_pipelines.tasks.action_params import ActionParamsError, parse_action_params
 from zquant_pipelines.tasks.actions import ACTIONS
 from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
@@ -125,10 +126,13 @@ def build_action_op(
 
 
 def executor_for(task: TaskSpec, max_concurrent: int | None = None) -> dg.ExecutorDefinition:
-    if task.executor == "in_process":
-        return dg.in_process_executor
-    config = {"max_concurrent": max_concurrent} if max_concurrent else {}
-    return dg.multiprocess_executor.configured(config)
+    """The task's executor, else the deployment's default. A workflow that must run one member
+    at a time (serial, or max_parallel 1) stays on multiprocess when the default is Celery,
+    which has no such limit (the catalog refuses an explicit ``executor: celery`` there)."""
+    name = task.executor or default_executor_name()
+    if name == "celery" and max_concurrent == 1:
+        name = "multiprocess"
+    return executor_definition(name, max_concurrent)
 
 
 def build_common_job(task: TaskSpec) -> dg.JobDefinition:

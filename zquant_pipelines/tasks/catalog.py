@@ -21,6 +21,9 @@ Rules beyond the obvious:
   cycle is reported with its path.
 - A workflow's members are kept in topological order; members whose dependencies are met
   at the same point keep the order of the workflow's ``tasks`` list.
+- ``executor: celery`` fits parallel workflows without ``max_parallel``: Celery has no
+  per-run step limit or ordering (the workers' slots bound parallelism), so a serial
+  workflow or a max_parallel on Celery would be silently ignored; both are refused.
 """
 
 import copy
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from zquant_pipelines.constants import MARKET_TIMEZONE
+from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE
 from zquant_pipelines.tasks.action_params import (
     ActionParams,
     ActionParamsError,
@@ -44,7 +47,6 @@ from zquant_pipelines.tasks.action_params import (
 from zquant_pipelines.tasks.cron import cron_problems
 
 TASK_TYPES = ("manual_task", "common_task", "workflow")
-EXECUTORS = ("in_process", "multiprocess")
 RETRY_BACKOFFS = ("fixed", "exponential")
 WORKFLOW_TYPES = ("serial", "parallel")
 ON_FAILURE = ("stop", "continue")
@@ -136,7 +138,8 @@ class TaskSpec:
     retry_backoff: str = "fixed"
     description: str = ""
     config: dict = field(default_factory=dict)
-    executor: str = "multiprocess"
+    # None: the deployment's default (ZQUANT_EXECUTOR, else multiprocess), see executors.py.
+    executor: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     action: str | None = None
     params: ActionParams | None = None
@@ -364,7 +367,7 @@ FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
     "retry_interval": _is_seconds,
     "retry_backoff": _is_choice(RETRY_BACKOFFS),
     "description": _is_text,
-    "executor": _is_choice(EXECUTORS),
+    "executor": _is_choice(EXECUTOR_NAMES),
     "tags": _are_tags,
 }
 
@@ -405,6 +408,8 @@ def _parse_task(
         found.append(f"config must be a mapping, got {type(config).__name__}")
     elif task_type == "workflow":
         workflow = _parse_workflow(config or {}, raw.get("name"), by_name, found)
+        if values.get("executor") == "celery" and config:
+            found += _celery_workflow_problems(config)
     elif task_type is not None:
         action, params = _parse_action(config or {}, found)
 
@@ -468,6 +473,22 @@ def _parse_workflow(
         max_parallel=max_parallel,
         members=members,
     )
+
+
+def _celery_workflow_problems(config: Mapping) -> list[str]:
+    problems = []
+    if config.get("workflow_type") == "serial":
+        problems.append(
+            "executor 'celery': a serial workflow runs its members in order on one executor;"
+            " use multiprocess or in_process"
+        )
+    if config.get("max_parallel") is not None:
+        problems.append(
+            f"config.max_parallel {show_value(config['max_parallel'])}: not applied under"
+            " executor 'celery', where the workers' slots bound how many members run at once"
+            " (zquant worker --concurrency); remove it"
+        )
+    return problems
 
 
 def _parse_members(

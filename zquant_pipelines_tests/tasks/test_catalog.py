@@ -134,7 +134,7 @@ def test_defaults_fill_what_a_task_leaves_out():
         60,
     )
     assert (task.executor, task.retry_backoff, task.tags, task.trigger) == (
-        "multiprocess",
+        None,  # the deployment's default (executors.py)
         "fixed",
         {},
         None,
@@ -425,8 +425,32 @@ def test_an_empty_task_list_is_an_empty_catalog():
         ),
         ([common("a", enabled="no")], ["task 'a': enabled 'no': must be true or false"]),
         (
-            [common("a", executor="celery")],
-            ["task 'a': executor 'celery': must be one of in_process, multiprocess"],
+            [common("a", executor="dask")],
+            ["task 'a': executor 'dask': must be one of in_process, multiprocess, celery"],
+        ),
+        (
+            [
+                common("a"),
+                {**workflow("w", [member("a")]), "executor": "celery"},
+            ],
+            [
+                "task 'w': executor 'celery': a serial workflow runs its members in order on one"
+                " executor; use multiprocess or in_process"
+            ],
+        ),
+        (
+            [
+                common("a"),
+                {
+                    **workflow("w", [member("a")], workflow_type="parallel", max_parallel=2),
+                    "executor": "celery",
+                },
+            ],
+            [
+                "task 'w': config.max_parallel 2: not applied under executor 'celery', where the"
+                " workers' slots bound how many members run at once (zquant worker"
+                " --concurrency); remove it"
+            ],
         ),
         (
             [common("a", tags={"zquant/task": "x"})],
