@@ -109,3 +109,23 @@ def warehouse(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+# --- Redis: the local server (rate-limit budget across machines, Celery broker) ---------
+
+REDIS_URL = os.environ.get("ZQUANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the local Redis server, after checking it answers. Tests share its database:
+    keep to keys under a prefix of your own and delete them afterwards."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as error:
+        require_service("Redis at " + REDIS_URL, error)
+    return REDIS_URL

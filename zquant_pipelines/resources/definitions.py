@@ -4,7 +4,12 @@ import os
 
 import dagster as dg
 
-from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, ENV_WAREHOUSE_URL
+from zquant_pipelines.constants import (
+    ENV_RATE_LIMIT_URL,
+    ENV_TUSHARE_API_URL,
+    ENV_TUSHARE_TOKEN,
+    ENV_WAREHOUSE_URL,
+)
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient
@@ -13,9 +18,14 @@ from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_ur
 
 def market_source_from_env() -> MarketSource:
     if os.environ.get(ENV_TUSHARE_TOKEN):
-        # EnvVar keeps the token out of the UI, run config and logs: Dagster shows the name.
+        # EnvVar keeps the token and the Redis URL (its password) out of the UI, run config
+        # and logs: Dagster shows the name. Without the URL the budget stays in local files.
         return TushareClient(
-            token=dg.EnvVar(ENV_TUSHARE_TOKEN), api_url=os.environ.get(ENV_TUSHARE_API_URL)
+            token=dg.EnvVar(ENV_TUSHARE_TOKEN),
+            api_url=os.environ.get(ENV_TUSHARE_API_URL),
+            rate_limit_url=(
+                dg.EnvVar(ENV_RATE_LIMIT_URL) if os.environ.get(ENV_RATE_LIMIT_URL) else None
+            ),
         )
     return SampleMarketSource()
 

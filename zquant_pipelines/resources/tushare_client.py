@@ -3,9 +3,9 @@
 The SDK (``tushare.pro_api(token).query(api_name, fields, **params)``) posts one request and
 either returns a frame or raises a bare ``Exception(msg)``. ``TushareClient`` adds:
 
-- a per-API calls-per-minute budget shared by every process on the machine
-  (``rate_limit.RateLimiter`` under ``rate_limit_dir``), and a shared cool-down of one
-  window after tushare reports the budget exhausted;
+- a per-API calls-per-minute budget shared by every process on the machine (files under
+  ``rate_limit_dir``) or, with ``rate_limit_url``, by every machine (Redis), and a shared
+  cool-down of one window after tushare reports the budget exhausted (``rate_limit``);
 - error classes from the reply's message (tushare's numeric code is lost in the SDK);
 - retry with exponential back-off and full jitter for rate-limit and transport errors only;
 - paging with ``offset``/``limit`` while a reply holds exactly the row limit;
@@ -38,7 +38,11 @@ from zquant_pipelines.constants import (
     ENV_DATA_DIR,
 )
 from zquant_pipelines.resources.market_source import MarketSource
-from zquant_pipelines.resources.rate_limit import RateLimiter
+from zquant_pipelines.resources.rate_limit import (
+    DEFAULT_KEY_PREFIX,
+    RateLimiter,
+    rate_limiter_for,
+)
 
 logger = logging.getLogger("zquant_pipelines.tushare")
 
@@ -78,8 +82,10 @@ class TushareClient(MarketSource):
 
     ``calls_per_minute`` (per API, overridden by ``api_calls_per_minute``) is counted over
     ``rate_limit_window_seconds``, one minute unless scaled down for tests. ``api_row_limits``
-    overrides ``constants.API_ROW_LIMITS``. ``rate_limit_dir`` defaults to
-    ``$ZQUANT_DATA_DIR/ratelimit`` (``data/ratelimit``); processes sharing it share the budget.
+    overrides ``constants.API_ROW_LIMITS``. ``rate_limit_url`` (a Redis URL) shares the budget
+    with every machine using that server, under keys starting ``rate_limit_key_prefix``;
+    without it, ``rate_limit_dir`` (default ``$ZQUANT_DATA_DIR/ratelimit``, ``data/ratelimit``)
+    shares it with the processes using that directory.
     """
 
     token: str = Field(repr=False, description="Tushare Pro token (TUSHARE_TOKEN).")
@@ -98,8 +104,19 @@ class TushareClient(MarketSource):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 65.0
     rate_limit_dir: str | None = None
+    # Out of repr: the URL may carry the Redis password.
+    rate_limit_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="Redis URL of the budget shared across machines (ZQUANT_RATE_LIMIT_URL); "
+        "None keeps it in files under rate_limit_dir.",
+    )
+    # Deployments sharing one Redis with different tushare accounts need separate budgets.
+    rate_limit_key_prefix: str = DEFAULT_KEY_PREFIX
 
     _calls_made: int = PrivateAttr(default=0)
+    # Built on first use and kept, so a Redis budget reuses its connection pool.
+    _limiter: RateLimiter | None = PrivateAttr(default=None)
 
     @property
     def calls_made(self) -> int:
@@ -144,7 +161,7 @@ class TushareClient(MarketSource):
         return frame
 
     def _call_with_retries(self, api_name: str, fields: str, params: dict) -> pd.DataFrame:
-        limiter = RateLimiter(self._rate_limit_dir())
+        limiter = self._rate_limiter()
         calls_per_minute = self.api_calls_per_minute.get(api_name, self.calls_per_minute)
         attempt = 1
         while True:
@@ -254,6 +271,13 @@ class TushareClient(MarketSource):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.token, _REDACTED) if self.token else text
+
+    def _rate_limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            self._limiter = rate_limiter_for(
+                self.rate_limit_url, self._rate_limit_dir(), self.rate_limit_key_prefix
+            )
+        return self._limiter
 
     def _rate_limit_dir(self) -> Path:
         if self.rate_limit_dir:

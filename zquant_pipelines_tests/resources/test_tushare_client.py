@@ -3,12 +3,15 @@
 import logging
 import multiprocessing
 import socket
+import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from zquant_pipelines.constants import API_FIELDS
+from zquant_pipelines.resources.rate_limit import RateLimitStoreError, RedisRateLimiter
 from zquant_pipelines.resources.tushare_client import (
     TushareClient,
     TushareError,
@@ -323,7 +326,7 @@ def test_bad_setting_is_named(server, tmp_path):
         )
 
 
-def _query_repeatedly(url: str, rate_limit_dir: str, count: int) -> None:
+def _query_repeatedly(url: str, rate_limit_dir: str, count: int, **settings) -> None:
     client = TushareClient(
         token=DEFAULT_TOKEN,
         api_url=url,
@@ -331,6 +334,7 @@ def _query_repeatedly(url: str, rate_limit_dir: str, count: int) -> None:
         rate_limit_window_seconds=1.0,
         rate_limit_dir=rate_limit_dir,
         max_attempts=1,
+        **settings,
     )
     for _ in range(count):
         client.query("daily", trade_date=TRADE_DATE)
@@ -352,3 +356,83 @@ def test_two_processes_stay_within_one_shared_budget(server, tmp_path):
 
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert outcomes(server) == ["ok"] * 12
+
+
+# --- a budget shared across machines, in Redis ------------------------------------------
+# Each client below gets a rate_limit_dir of its own: only Redis can make their budgets one,
+# as it must for Celery workers on several hosts.
+
+
+def test_two_machines_stay_within_one_redis_budget(server, tmp_path, redis_url, redis_key_prefix):
+    # As test_two_processes_stay_within_one_shared_budget, but the processes share no files.
+    server.limit_rate(4, 0.5, api_name="daily")
+    context = multiprocessing.get_context("fork")
+    shared = {"rate_limit_url": redis_url, "rate_limit_key_prefix": redis_key_prefix}
+    workers = [
+        context.Process(
+            target=_query_repeatedly,
+            args=(server.url, str(tmp_path / f"rl{i}"), 6),
+            kwargs=shared,
+        )
+        for i in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert outcomes(server) == ["ok"] * 12
+    assert not list((tmp_path / "rl0").glob("*.json"))
+
+
+def test_rate_limit_reply_holds_the_other_machine_for_a_window(
+    server, tmp_path, redis_url, redis_key_prefix
+):
+    window = 1.0
+    server.limit_rate(0, 60.0, api_name="daily")
+    shared = {"rate_limit_url": redis_url, "rate_limit_key_prefix": redis_key_prefix}
+    refused = make_client(
+        server, tmp_path / "a", rate_limit_window_seconds=window, max_attempts=2, **shared
+    )
+    other = make_client(
+        server, tmp_path / "b", rate_limit_window_seconds=window, max_attempts=1, **shared
+    )
+    raised_in_first = []
+
+    def query_refused() -> None:
+        try:
+            refused.query("daily", trade_date="1")
+        except TushareRateLimitError as error:
+            raised_in_first.append(error)
+
+    first = threading.Thread(target=query_refused)
+    first.start()
+    observer = RedisRateLimiter(redis_url, key_prefix=redis_key_prefix)
+    deadline = time.monotonic() + 10
+    while observer.seconds_until_free("daily", 1000, window) == 0.0:
+        assert time.monotonic() < deadline, "the refusal never started a cool-down in Redis"
+        time.sleep(0.01)
+
+    with pytest.raises(TushareRateLimitError):
+        other.query("daily", trade_date="2")
+    first.join(timeout=30)
+    assert len(raised_in_first) == 1
+
+    [refusal, *_] = [call for call in server.calls if call.params["trade_date"] == "1"]
+    [held] = [call for call in server.calls if call.params["trade_date"] == "2"]
+    assert held.received_at - refusal.received_at >= window
+
+
+def test_unreachable_redis_fails_naming_the_setting_before_any_call(server, tmp_path, caplog):
+    password = "s3cret-redis-password"
+    client = make_client(
+        server, tmp_path, rate_limit_url=f"redis://:{password}@127.0.0.1:{closed_port()}/0"
+    )
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(RateLimitStoreError) as raised:
+        client.query("daily", trade_date=TRADE_DATE)
+
+    assert "ZQUANT_RATE_LIMIT_URL" in str(raised.value)
+    assert all(password not in text for text in (str(raised.value), repr(client), caplog.text))
+    assert server.calls == []
