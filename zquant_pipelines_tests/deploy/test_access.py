@@ -1,0 +1,372 @@
+"""The access story of deploy/, run for real on this machine: a code server started as
+deploy/README.md says, the full and the `--read-only` webserver both loading
+deploy/workspace.yaml, and nginx with deploy/nginx/zquant.conf in front of them (basic auth,
+one password file per role). Editors launch runs and reload the code location; viewers read
+and are refused every change."""
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import requests
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._grpc.client import DagsterGrpcClient
+
+from zquant_pipelines import cli
+from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
+from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
+from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
+from zquant_pipelines.operations.graphql import DOCUMENTS
+from zquant_pipelines_tests.conftest import require_service
+from zquant_pipelines_tests.operations.environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.test_dagster_dev import (
+    START_TIMEOUT_SECONDS,
+    location_loaded,
+    wait_until,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = REPO_ROOT / "deploy"
+NGINX_TEMPLATE = DEPLOY / "nginx" / "zquant.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+STOP_TIMEOUT_SECONDS = 60
+# What a user's `zquant --url` sees first: a task the test catalog holds.
+TASK = "by_hand"
+USERS = {"editors": ("erin", "editor-secret"), "viewers": ("victor", "viewer-secret")}
+RUNS_QUERY = "{ runsOrError(limit: 5) { __typename ... on Runs { results { runId } } } }"
+JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+
+pytestmark = pytest.mark.slow
+
+
+class Deployment(NamedTuple):
+    editor_url: str  # dagster-webserver
+    viewer_url: str  # dagster-webserver --read-only
+    tasks_file: Path
+
+
+class Proxy(NamedTuple):
+    editor_url: str
+    viewer_url: str
+
+
+@contextlib.contextmanager
+def running(argv: list[str], env: dict, log_path: Path, cwd: Path = REPO_ROOT):
+    """A process group started for the duration (children included), its log in log_path."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_while_running(process, log_path: Path, predicate, what: str):
+    """Poll ``predicate`` until true; a process that exits first fails with its log."""
+
+    def ready_or_exited():
+        return process.poll() is not None or predicate()
+
+    wait_until(ready_or_exited, START_TIMEOUT_SECONDS, what)
+    assert process.poll() is None, f"{what}: exited\n{log_path.read_text()[-3000:]}"
+
+
+def code_server_serving(port: int) -> bool:
+    try:
+        return DagsterGrpcClient(port=port, host="127.0.0.1").health_check_query() == "SERVING"
+    except DagsterUserCodeUnreachableError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """Code server + full webserver + read-only webserver, the way deploy/README.md runs them."""
+    root = tmp_path_factory.mktemp("deployment")
+    tasks_file = root / "tasks.yaml"
+    tasks_file.write_text(TEST_CATALOG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(ENV_PG_URL, raising=False)
+        home = prepare_home(root / "home")
+    grpc_port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in (ENV_PG_URL, ENV_DAGSTER_URL, "TUSHARE_TOKEN")
+    }
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            ENV_TASKS_FILE: str(tasks_file),
+            ENV_DATA_DIR: str(root / "data"),
+            ENV_WAREHOUSE_URL: f"sqlite:///{root / 'warehouse.db'}",
+            "DAGSTER_GRPC_HOST": "127.0.0.1",
+            "DAGSTER_GRPC_PORT": str(grpc_port),
+        }
+    )
+    code_server = [sys.executable, "-m", "dagster", "code-server", "start"]
+    code_server += ["-m", "zquant_pipelines.definitions", "-h", "127.0.0.1", "-p", str(grpc_port)]
+    webserver = [sys.executable, "-m", "dagster_webserver", "-w", str(DEPLOY / "workspace.yaml")]
+    editor_port, viewer_port = free_port(), free_port()
+    with contextlib.ExitStack() as stack:
+        # The code server runs from another directory: it needs the environment, not the repo.
+        code_log = root / "code_server.log"
+        code = stack.enter_context(running(code_server, env, code_log, cwd=root))
+        wait_while_running(code, code_log, lambda: code_server_serving(grpc_port), "code server")
+        servers = {}
+        for name, port, extra in (
+            ("editor", editor_port, []),
+            ("viewer", viewer_port, ["--read-only"]),
+        ):
+            log_path = root / f"{name}_webserver.log"
+            argv = [*webserver, "-h", "127.0.0.1", "-p", str(port), *extra]
+            servers[name] = (stack.enter_context(running(argv, env, log_path)), log_path, port)
+        for name, (process, log_path, port) in servers.items():
+            url = f"http://127.0.0.1:{port}"
+            wait_while_running(process, log_path, lambda u=url: location_loaded(u), name)
+        yield Deployment(
+            f"http://127.0.0.1:{editor_port}", f"http://127.0.0.1:{viewer_port}", tasks_file
+        )
+
+
+def render_template(text: str, values: dict[str, str]) -> str:
+    """``${NAME}`` replaced by ``values[NAME]``, as `envsubst` does; every one must be given."""
+    rendered = re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], text)
+    assert "${" not in rendered
+    return rendered
+
+
+def htpasswd_entry(user: str, password: str) -> str:
+    """A salted SHA-1 ({SSHA}) line, one of the schemes nginx reads besides apr1 and crypt."""
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+
+
+def nginx_main_config(prefix: Path, site: Path) -> str:
+    """The smallest nginx.conf around our http-context file, every path inside ``prefix``.
+    master_process off keeps one process under our own user, which can read the files."""
+    temp_paths = "".join(
+        f"    {kind}_temp_path {prefix / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"master_process off;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'};\n"
+        "events { worker_connections 64; }\n"
+        f"http {{\n    access_log {prefix / 'access.log'};\n{temp_paths}"
+        f"    include {site};\n}}\n"
+    )
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 401
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def proxy(deployment, tmp_path_factory):
+    """nginx running deploy/nginx/zquant.conf in front of both webservers."""
+    if not os.access(NGINX, os.X_OK):
+        require_service("nginx", FileNotFoundError(f"{NGINX} (apt-get install nginx-light)"))
+    prefix = tmp_path_factory.mktemp("nginx")
+    # Editors' file in {SSHA}, viewers' from `openssl passwd -apr1` as deploy/README.md says.
+    (prefix / "editors.htpasswd").write_text(htpasswd_entry(*USERS["editors"]))
+    user, password = USERS["viewers"]
+    apr1 = subprocess.run(
+        ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (prefix / "viewers.htpasswd").write_text(f"{user}:{apr1}\n")
+    editor_port, viewer_port = free_port(), free_port()
+    site = prefix / "zquant.conf"
+    site.write_text(
+        render_template(
+            NGINX_TEMPLATE.read_text(),
+            {
+                "PROXY_BIND": "127.0.0.1",
+                "PROXY_EDITOR_PORT": str(editor_port),
+                "PROXY_VIEWER_PORT": str(viewer_port),
+                "PROXY_EDITOR_UPSTREAM": deployment.editor_url.removeprefix("http://"),
+                "PROXY_VIEWER_UPSTREAM": deployment.viewer_url.removeprefix("http://"),
+                "PROXY_HTPASSWD_DIR": str(prefix),
+            },
+        )
+    )
+    main_config = prefix / "nginx.conf"
+    main_config.write_text(nginx_main_config(prefix, site))
+    argv = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(main_config)]
+    argv += ["-g", "daemon off;"]
+    log_path = prefix / "nginx.log"
+    with running(argv, dict(os.environ), log_path, cwd=prefix) as process:
+        urls = Proxy(f"http://127.0.0.1:{editor_port}", f"http://127.0.0.1:{viewer_port}")
+        for url in urls:
+            wait_while_running(process, log_path, lambda u=url: answers(u), f"nginx on {url}")
+        yield urls
+
+
+def graphql(url: str, document: str, variables: dict | None = None, auth=None) -> dict:
+    reply = requests.post(
+        f"{url}/graphql", json={"query": document, "variables": variables or {}}, auth=auth
+    )
+    assert reply.status_code == 200, reply.text[:500]
+    body = reply.json()
+    assert not body.get("errors"), body["errors"]
+    return body["data"]
+
+
+def launch_run(url: str, auth=None) -> dict:
+    params = {
+        "selector": {
+            "repositoryLocationName": location_name(),
+            "repositoryName": REPOSITORY_NAME,
+            "jobName": f"{TASK}_job",
+        }
+    }
+    data = graphql(url, DOCUMENTS["LaunchRun"], {"executionParams": params}, auth)
+    return data["launchRun"]
+
+
+def run_ids(url: str, auth=None) -> list[str]:
+    runs = graphql(url, RUNS_QUERY, auth=auth)["runsOrError"]
+    assert runs["__typename"] == "Runs", runs
+    return [run["runId"] for run in runs["results"]]
+
+
+# --- the webservers themselves ------------------------------------------------------------
+
+
+def test_full_webserver_launches_a_run(deployment):
+    launched = launch_run(deployment.editor_url)
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    assert launched["run"]["runId"] in run_ids(deployment.editor_url)
+
+
+def test_read_only_webserver_answers_queries_and_refuses_launch_run(deployment):
+    refused = launch_run(deployment.viewer_url)
+    assert refused["__typename"] == "UnauthorizedError", refused
+    # The same instance behind it: the editors' runs are visible to viewers.
+    editors_run = launch_run(deployment.editor_url)["run"]["runId"]
+    assert editors_run in run_ids(deployment.viewer_url)
+
+
+# --- nginx in front of them ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["editors", "viewers"])
+def test_proxy_asks_each_role_for_its_own_password(proxy, role):
+    url = proxy.editor_url if role == "editors" else proxy.viewer_url
+    user, password = USERS[role]
+    other_user, other_password = USERS["viewers" if role == "editors" else "editors"]
+    for auth in (None, (user, "wrong"), (other_user, other_password)):
+        reply = requests.get(url, auth=auth, timeout=30)
+        assert reply.status_code == 401, (auth and auth[0], reply.status_code)
+        assert reply.headers["WWW-Authenticate"] == f'Basic realm="zquant {role}"'
+    page = requests.get(url, auth=(user, password), timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert run_ids(url, auth=(user, password)) is not None
+
+
+def test_editors_launch_runs_through_the_proxy_and_viewers_cannot(proxy):
+    launched = launch_run(proxy.editor_url, USERS["editors"])
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    refused = launch_run(proxy.viewer_url, USERS["viewers"])
+    assert refused["__typename"] == "UnauthorizedError", refused
+    assert launched["run"]["runId"] in run_ids(proxy.viewer_url, USERS["viewers"])
+
+
+def websocket_handshake(url: str, auth: tuple[str, str]) -> str:
+    """The status line the proxy answers a GraphQL-subscription websocket upgrade with."""
+    host, port = url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(":".join(auth).encode()).decode()
+    request = (
+        f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        f"Sec-WebSocket-Protocol: graphql-ws\r\nAuthorization: Basic {credentials}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request.encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = connection.recv(1024)
+            assert chunk, f"connection closed after {head!r}"
+            head += chunk
+    return head.split(b"\r\n")[0].decode()
+
+
+@pytest.mark.parametrize("role", ["editors", "viewers"])
+def test_ui_subscriptions_upgrade_to_a_websocket_through_the_proxy(proxy, role):
+    url = proxy.editor_url if role == "editors" else proxy.viewer_url
+    assert websocket_handshake(url, USERS[role]).startswith("HTTP/1.1 101")
+
+
+def test_zquant_cli_through_the_proxy_reads_credentials_from_netrc(
+    deployment, proxy, tmp_path, monkeypatch, capsys
+):
+    def use_login(role: str) -> str:
+        user, password = USERS[role]
+        netrc = tmp_path / f"{role}.netrc"
+        netrc.write_text(f"machine 127.0.0.1 login {user} password {password}\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        return password
+
+    # The CLI reads the catalog it names tasks from locally: the deployment's copy.
+    monkeypatch.setenv(ENV_TASKS_FILE, str(deployment.tasks_file))
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent"))
+    capsys.readouterr()
+    assert cli.main(["--url", proxy.editor_url, "--json", "tasks", "list"]) == 1
+    assert "401" in capsys.readouterr().err
+    use_login("editors")
+    assert cli.main(["--url", proxy.editor_url, "--json", "tasks", "list"]) == 0
+    assert TASK in capsys.readouterr().out
+    password = use_login("viewers")
+    assert cli.main(["--url", proxy.viewer_url, "--json", "tasks", "list"]) == 0
+    assert TASK in capsys.readouterr().out
+    assert cli.main(["--url", proxy.viewer_url, "trigger", TASK]) == 1
+    out, err = capsys.readouterr()
+    assert "UnauthorizedError" in err and password not in out + err
+
+
+def job_names(url: str, auth) -> set[str]:
+    data = graphql(url, JOBS_QUERY, auth=auth)["repositoriesOrError"]
+    return {job["name"] for repository in data["nodes"] for job in repository["jobs"]}
+
+
+def test_editors_reload_the_code_location_after_a_catalog_edit(deployment, proxy):
+    deployment.tasks_file.write_text(
+        TEST_CATALOG
+        + "  - name: added_later\n    task_type: manual_task\n"
+        + "    config: {task_action: example_task}\n"
+    )
+    variables = {"repositoryLocationName": location_name()}
+    refused = graphql(proxy.viewer_url, DOCUMENTS["ReloadLocation"], variables, USERS["viewers"])
+    assert refused["reloadRepositoryLocation"]["__typename"] == "UnauthorizedError", refused
+    reloaded = graphql(proxy.editor_url, DOCUMENTS["ReloadLocation"], variables, USERS["editors"])
+    assert reloaded["reloadRepositoryLocation"]["loadStatus"] == "LOADED", reloaded
+    # The mutation's reply can still carry the old snapshot; both webservers then fetch the
+    # code server's new one (the read-only one notices the code server's new id by itself).
+    for url, role in ((proxy.editor_url, "editors"), (proxy.viewer_url, "viewers")):
+        wait_until(
+            lambda u=url, r=role: "added_later_job" in job_names(u, USERS[r]),
+            START_TIMEOUT_SECONDS,
+            f"the {role}' webserver to show the added task's job",
+        )
