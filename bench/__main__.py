@@ -1,16 +1,17 @@
 """``make bench``: the benchmarks of issue 7 in one run, one table, ``bench/results.json``.
 
-Runs each benchmark (sync, factors, history; ``--only`` picks some), turns its result into
-figures (value, baseline, ratio, unit, target, met), prints them as one table and writes
-them with the machine, the versions, the date, the sizes and every benchmark's full
-result. Ratios are "times better than the baseline": baseline / value where lower is
+Runs each benchmark (sync, factors, history, scheduling; ``--only`` picks some), turns its
+result into figures (value, baseline, ratio, unit, target, met), prints them as one table
+and writes them with the machine, the versions, the date, the sizes and every benchmark's
+full result. Ratios are "times better than the baseline": baseline / value where lower is
 better (seconds, calls, memory), value / baseline where higher is better (rows/s).
 
 A benchmark that fails is recorded with its error and the others still run; the exit
 status is then 1. ``--quick`` runs tiny sizes (a smoke test of the whole harness, seconds
 not minutes); the defaults finish in under 10 minutes on 2 cores.
 
-Run: ``.venv/bin/python -m bench [--only sync,factors,history] [--quick] [--results PATH]``
+Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling] [--quick]
+[--results PATH]``
 (``--help`` lists the size options).
 """
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from bench import bench_factors, bench_history, bench_sync
+from bench import bench_factors, bench_history, bench_scheduling, bench_sync
 
 RESULTS_PATH = Path(__file__).with_name("results.json")
 PACKAGES = ("dagster", "pandas", "numpy", "sqlalchemy", "psycopg2-binary", "tushare")
@@ -48,6 +49,8 @@ class Sizes:
     factor_days: int
     factor_loop_budget_seconds: float
     history_runs: int
+    scheduling_members: int
+    scheduling_workflow_repeats: int
 
 
 DEFAULT_SIZES = Sizes(
@@ -60,6 +63,8 @@ DEFAULT_SIZES = Sizes(
     factor_days=bench_factors.DEFAULT_DAYS,
     factor_loop_budget_seconds=bench_factors.LOOP_BUDGET_SECONDS,
     history_runs=bench_history.DEFAULT_RUNS,
+    scheduling_members=bench_scheduling.DEFAULT_MEMBERS,
+    scheduling_workflow_repeats=bench_scheduling.DEFAULT_WORKFLOW_REPEATS,
 )
 # Small enough to smoke-test every code path in seconds; the zquant-way case still waits
 # for the throttle once (30 calls against 20 per window).
@@ -73,6 +78,8 @@ QUICK_SIZES = Sizes(
     factor_days=30,
     factor_loop_budget_seconds=10.0,
     history_runs=200,
+    scheduling_members=2,
+    scheduling_workflow_repeats=1,
 )
 
 
@@ -335,10 +342,56 @@ def history_figures(result: dict) -> list[Figure]:
     return figures
 
 
+def run_scheduling(sizes: Sizes) -> dict:
+    return bench_scheduling.run(
+        tick_repeats=sizes.repeats,
+        workflow_repeats=sizes.scheduling_workflow_repeats,
+        members=sizes.scheduling_members,
+    )
+
+
+def scheduling_figures(result: dict) -> list[Figure]:
+    tick, members = result["tick"], result["members"]
+    skipped = "; ".join(
+        f"{name} skipped: {reason}" for name, reason in result["skipped_executors"].items()
+    )
+    figures = [
+        Figure(
+            "scheduling",
+            "schedule tick -> first step (queue, launch, run process)",
+            tick["seconds"],
+            "s",
+            baseline=tick["direct_seconds"],
+            baseline_name="execute_in_process, same job",
+            higher_is_better=False,
+            note=(
+                f"tick task on {tick['executor']}; dagster-daemon adds up to"
+                f" {tick['dequeue_interval_seconds']} s of queue polling"
+            ),
+        )
+    ]
+    for executor, case in result["workflows"].items():
+        figures.append(
+            Figure(
+                "scheduling",
+                f"{members}-member parallel no-op workflow, submit -> success, {executor}",
+                case["seconds"],
+                "s",
+                baseline=case["one_member_seconds"],
+                baseline_name="one-member workflow, same executor",
+                higher_is_better=False,
+                note="ratio 1 = the extra members cost nothing"
+                + (f"; {skipped}" if skipped else ""),
+            )
+        )
+    return figures
+
+
 BENCHES: dict[str, tuple[Callable[[Sizes], dict], Callable[[dict], list[Figure]]]] = {
     "sync": (run_sync, sync_figures),
     "factors": (run_factors, factor_figures),
     "history": (run_history, history_figures),
+    "scheduling": (run_scheduling, scheduling_figures),
 }
 
 

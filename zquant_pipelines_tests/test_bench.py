@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bench import bench_scheduling
 from bench.__main__ import BENCHES, QUICK_SIZES, Figure, parse_only
+from zquant_pipelines.constants import ENV_CELERY_BROKER
+from zquant_pipelines.tasks.builders import schedule_name
+from zquant_pipelines.tasks.catalog import parse_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIGURE_KEYS = {
@@ -34,7 +38,7 @@ def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=400,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(results.read_text())
@@ -67,6 +71,69 @@ def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
     assert calls["met"] is True
     assert sync["cases"]["zquant_throttled"]["refused_calls"] == 0
     assert sync["cases"]["write"]["rows"] == sync["cases"]["ours"]["steps"]["daily"]["rows"]
+
+    # The tick's run came from the bench task's schedule and reached its step after the tick;
+    # every workflow run finished every member, and each executor either ran or says why not.
+    scheduling = report["details"]["scheduling"]
+    members = QUICK_SIZES.scheduling_members
+    (tick,) = scheduling["tick"]["ticks"]
+    assert tick["schedule"] == schedule_name(bench_scheduling.TICK_TASK)
+    assert tick["succeeded_steps"] == [bench_scheduling.TICK_TASK]
+    assert_milestones_in_order(tick)
+    assert scheduling["tick"]["seconds"] == tick["to_first_step"]
+    executors = {case.name for case in bench_scheduling.EXECUTOR_CASES}
+    workflows, skipped = scheduling["workflows"], scheduling["skipped_executors"]
+    assert {"in_process", "multiprocess"} <= set(workflows)
+    assert set(workflows) | set(skipped) == executors and not set(workflows) & set(skipped)
+    assert all(reason for reason in skipped.values())
+    for case in workflows.values():
+        (run,), (one,) = case["runs"], case["one_member_runs"]
+        assert run["succeeded_steps"] == [bench_scheduling.noop_name(i) for i in range(members)]
+        assert one["succeeded_steps"] == [bench_scheduling.noop_name(0)]
+        for timed in (run, one):
+            assert_milestones_in_order(timed)
+        assert (case["seconds"], case["one_member_seconds"]) == (
+            run["to_success"],
+            one["to_success"],
+        )
+    scheduling_figures = [f for f in figures if f["bench"] == "scheduling"]
+    assert len(scheduling_figures) == 1 + len(workflows)
+
+
+def assert_milestones_in_order(run: dict) -> None:
+    """Enqueued, launched, started, first step, success: each after the one before, all
+    after the tick or submit they are counted from."""
+    times = [run[key] for key, _ in bench_scheduling.PHASES]
+    assert None not in times, run
+    assert 0 < times[0] and times == sorted(times), run
+
+
+def test_bench_catalog_loads_with_both_workflows_per_executor():
+    catalog = parse_catalog({"tasks": bench_scheduling.bench_tasks(members=3)})
+
+    tick = catalog.tasks[bench_scheduling.TICK_TASK]
+    assert (tick.cron_expression, tick.executor) == ("* * * * *", "in_process")
+    for case in bench_scheduling.EXECUTOR_CASES:
+        many = catalog.tasks[bench_scheduling.workflow_name(case.name, 3)]
+        one = catalog.tasks[bench_scheduling.workflow_name(case.name, 1)]
+        assert many.executor == one.executor == case.name
+        assert many.workflow.member_names == ("noop_0", "noop_1", "noop_2")
+        assert one.workflow.member_names == ("noop_0",)
+        assert many.workflow.edges == ()
+        # Celery refuses max_parallel (its workers' slots bound parallelism).
+        assert many.config.get("max_parallel") == (3 if case.takes_max_parallel else None)
+
+
+def test_celery_case_is_skipped_with_a_reason_when_the_broker_is_unreachable(monkeypatch, tmp_path):
+    # Port 1 on loopback: nothing listens there.
+    monkeypatch.setenv(ENV_CELERY_BROKER, "redis://:secret@127.0.0.1:1/0")
+    (celery,) = [case for case in bench_scheduling.EXECUTOR_CASES if case.name == "celery"]
+
+    with celery.prepared(2, tmp_path) as reason:
+        assert reason is not None
+        assert reason.startswith(f"the broker ({ENV_CELERY_BROKER}) is unreachable")
+        assert "secret" not in reason
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_only_rejects_an_unknown_benchmark_by_name():
