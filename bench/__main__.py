@@ -1,6 +1,7 @@
 """``make bench``: the benchmarks of issue 7 in one run, one table, ``bench/results.json``.
 
-Runs each benchmark (sync, factors, history, scheduling; ``--only`` picks some), turns its
+Runs each benchmark (sync, factors, history, scheduling; ``--only`` picks some, and adds
+``scale_out``, one Celery worker vs two, which needs Redis and takes minutes), turns its
 result into figures (value, baseline, ratio, unit, target, met), prints them as one table
 and writes them with the machine, the versions, the date, the sizes and every benchmark's
 full result. Ratios are "times better than the baseline": baseline / value where lower is
@@ -10,7 +11,7 @@ A benchmark that fails is recorded with its error and the others still run; the 
 status is then 1. ``--quick`` runs tiny sizes (a smoke test of the whole harness, seconds
 not minutes); the defaults finish in under 10 minutes on 2 cores.
 
-Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling] [--quick]
+Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling,scale_out] [--quick]
 [--results PATH]``
 (``--help`` lists the size options).
 """
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from bench import bench_factors, bench_history, bench_scheduling, bench_sync
+from bench import bench_factors, bench_history, bench_scale_out, bench_scheduling, bench_sync
 
 RESULTS_PATH = Path(__file__).with_name("results.json")
 PACKAGES = ("dagster", "pandas", "numpy", "sqlalchemy", "psycopg2-binary", "tushare")
@@ -51,6 +52,7 @@ class Sizes:
     history_runs: int
     scheduling_members: int
     scheduling_workflow_repeats: int
+    scale_out_stocks: int
 
 
 DEFAULT_SIZES = Sizes(
@@ -65,6 +67,7 @@ DEFAULT_SIZES = Sizes(
     history_runs=bench_history.DEFAULT_RUNS,
     scheduling_members=bench_scheduling.DEFAULT_MEMBERS,
     scheduling_workflow_repeats=bench_scheduling.DEFAULT_WORKFLOW_REPEATS,
+    scale_out_stocks=bench_scale_out.DEFAULT_STOCKS,
 )
 # Small enough to smoke-test every code path in seconds; the zquant-way case still waits
 # for the throttle once (30 calls against 20 per window).
@@ -80,6 +83,7 @@ QUICK_SIZES = Sizes(
     history_runs=200,
     scheduling_members=2,
     scheduling_workflow_repeats=1,
+    scale_out_stocks=50,
 )
 
 
@@ -387,12 +391,41 @@ def scheduling_figures(result: dict) -> list[Figure]:
     return figures
 
 
+def run_scale_out(sizes: Sizes) -> dict:
+    return bench_scale_out.run(repeats=sizes.repeats, stocks=sizes.scale_out_stocks)
+
+
+def scale_out_figures(result: dict) -> list[Figure]:
+    notes = {
+        "unthrottled": "no budget",
+        "throttled": f"{result['throttle']['calls']} calls per API per"
+        f" {result['throttle']['window_seconds']:g} s, shared",
+        "latency": f"every reply {result['reply_delay_seconds']:g} s late",
+    }
+    return [
+        Figure(
+            "scale_out",
+            f"parallel sync workflow, two Celery workers, {condition}",
+            by_count["2"],
+            "s",
+            baseline=by_count["1"],
+            baseline_name="the same on one worker",
+            higher_is_better=False,
+            note=f"{result['stocks']} stocks; {notes[condition]}",
+        )
+        for condition, by_count in result["median_seconds"].items()
+    ]
+
+
 BENCHES: dict[str, tuple[Callable[[Sizes], dict], Callable[[dict], list[Figure]]]] = {
     "sync": (run_sync, sync_figures),
     "factors": (run_factors, factor_figures),
     "history": (run_history, history_figures),
     "scheduling": (run_scheduling, scheduling_figures),
+    "scale_out": (run_scale_out, scale_out_figures),
 }
+# What `make bench` runs: scale_out needs Redis and Celery workers and takes minutes.
+DEFAULT_BENCHES = [name for name in BENCHES if name != "scale_out"]
 
 
 # -- the run: machine, benchmarks, table, results file -----------------------------------
@@ -504,7 +537,10 @@ def parse_only(text: str) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", type=parse_only, default=list(BENCHES), help="comma list of " + ",".join(BENCHES)
+        "--only",
+        type=parse_only,
+        default=DEFAULT_BENCHES,
+        help="comma list of " + ",".join(BENCHES) + f" (default {','.join(DEFAULT_BENCHES)})",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="JSON file to write")

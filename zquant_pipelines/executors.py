@@ -13,10 +13,12 @@ run process and the workers read it from their own environment.
 """
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import celery
 import dagster as dg
+from celery.exceptions import DuplicateTaskNameWarning
 from dagster_celery import celery_executor
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
@@ -34,6 +36,10 @@ from zquant_pipelines.constants import (
 DEFAULT_CELERY_BROKER = "redis://127.0.0.1:6379/0"
 # dagster-celery routes every step to this queue (dagster_celery.make_app).
 CELERY_QUEUE = "dagster"
+
+# dagster-celery registers its step task on the run's app again for every step it submits;
+# Celery's warning about that would be noise in every run's output.
+warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
 
 
 class ExecutorSettingError(ValueError):

@@ -9,6 +9,7 @@ worker's local files.
 
 import contextlib
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -140,24 +141,24 @@ class ScaleOut:
 
     def run_workflow(self, run_config: Mapping) -> tuple[subprocess.CompletedProcess, float]:
         """`dagster job execute` of the workflow, as an operator would: result and seconds."""
+        return self.execute_job(JOB, run_config)
+
+    def execute_job(
+        self, job: str, run_config: Mapping, tags: Mapping[str, str] | None = None, **env: str
+    ) -> tuple[subprocess.CompletedProcess, float]:
+        """`dagster job execute` of ``job`` with extra environment ``env``: result, seconds."""
         config_file = self.root / "run_config.yaml"
         config_file.write_text(yaml.safe_dump(dict(run_config)))
+        command = [
+            sys.executable, "-m", "dagster", "job", "execute",
+            "-m", "zquant_pipelines.definitions", "-j", job, "-c", str(config_file),
+        ]  # fmt: skip
+        if tags:
+            command += ["--tags", json.dumps(dict(tags))]
         started = time.monotonic()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "job",
-                "execute",
-                "-m",
-                "zquant_pipelines.definitions",
-                "-j",
-                JOB,
-                "-c",
-                str(config_file),
-            ],
-            env=self.env,
+            command,
+            env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=RUN_SECONDS,

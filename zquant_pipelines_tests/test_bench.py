@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import bench_scheduling
-from bench.__main__ import BENCHES, QUICK_SIZES, Figure, parse_only
+from bench.__main__ import DEFAULT_BENCHES, QUICK_SIZES, Figure, parse_only
 from zquant_pipelines.constants import ENV_CELERY_BROKER
 from zquant_pipelines.tasks.builders import schedule_name
 from zquant_pipelines.tasks.catalog import parse_catalog
@@ -50,10 +50,10 @@ def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
     assert report["machine"]["python"].count(".") == 2
     assert all(report["versions"][name] for name in ("dagster", "pandas", "numpy", "sqlalchemy"))
     assert report["sizes"]["sync_days"] == QUICK_SIZES.sync_days
-    assert set(report["details"]) == set(BENCHES)
+    assert set(report["details"]) == set(DEFAULT_BENCHES)
 
     figures = report["figures"]
-    assert {figure["bench"] for figure in figures} == set(BENCHES)
+    assert {figure["bench"] for figure in figures} == set(DEFAULT_BENCHES)
     for figure in figures:
         assert set(figure) == FIGURE_KEYS
         assert figure["value"] is not None and figure["value"] > 0, figure
@@ -134,6 +134,41 @@ def test_celery_case_is_skipped_with_a_reason_when_the_broker_is_unreachable(mon
         assert reason.startswith(f"the broker ({ENV_CELERY_BROKER}) is unreachable")
         assert "secret" not in reason
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_quick_scale_out_runs_the_workflow_on_one_and_two_workers(
+    pg_server_url, redis_url, tmp_path
+):
+    results = tmp_path / "results.json"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "scale_out",
+            "--quick",
+            "--results",
+            str(results),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads(results.read_text())
+    assert report["errors"] == {}
+    detail = report["details"]["scale_out"]
+    assert detail["stocks"] == QUICK_SIZES.scale_out_stocks
+    assert set(detail["seconds"]) == {"unthrottled", "throttled", "latency"}
+    figures = report["figures"]
+    assert len(figures) == 3
+    for figure in figures:
+        assert figure["baseline_name"] == "the same on one worker"
+        assert 0 < figure["value"] and 0 < figure["baseline"]
+        assert math.isclose(figure["ratio"], figure["baseline"] / figure["value"])
 
 
 def test_only_rejects_an_unknown_benchmark_by_name():

@@ -1,14 +1,20 @@
 """Scale-out, end to end on loopback: a PostgreSQL-backed instance, two `zquant worker`
 Celery workers on Redis, and a parallel sync workflow on the celery executor launched with
 `dagster job execute`. Both workers take steps, the data is complete, and the tushare
-budget holds across the workers (one budget in Redis, enforced by the wire server too)."""
+budget holds across the workers (one budget in Redis, enforced by the wire server too).
+Then one partition of the market-data asset job with ZQUANT_EXECUTOR=celery: its steps run
+on the workers too."""
 
+import datetime as dt
+import subprocess
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
 
-from zquant_pipelines.constants import API_FIELDS, TRADING_DAY_APIS
+from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
+from zquant_pipelines.constants import API_FIELDS, ENV_EXECUTOR, TRADING_DAY_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.conftest import create_pg_database, drop_pg_database
@@ -16,6 +22,7 @@ from zquant_pipelines_tests.scale_out import (
     AS_OF,
     PERIODS,
     WORKFLOW,
+    ScaleOut,
     market_source_config,
     open_days,
     scale_out,
@@ -29,6 +36,8 @@ pytestmark = pytest.mark.slow
 # A Redis database of this module's own (broker, results, budget), flushed before and after.
 SCALE_OUT_REDIS_DB = 14
 WORKERS = ["w1", "w2"]
+# A trading day outside the workflow's periods, for the asset job's run.
+ASSET_PARTITION = "2026-10-26"
 # The budget: 10 calls per API per second. The server allows the same count in a slightly
 # shorter window, so a call the shared budget lets through can never be refused for
 # network jitter, while two workers each keeping a budget of their own would be.
@@ -45,14 +54,25 @@ def backing():
     return SampleMarketSource(as_of=AS_OF)
 
 
+@dataclass
+class ScaleOutRuns:
+    setup: ScaleOut
+    workflow: subprocess.CompletedProcess
+    workflow_calls: list
+    asset_job: subprocess.CompletedProcess
+    warehouse_url: str
+
+
 @pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory, pg_server_url, scale_out_redis_url, backing):
-    """The workflow run once on two workers; what the test functions inspect."""
+def runs(tmp_path_factory, pg_server_url, scale_out_redis_url, backing):
+    """On two workers: the workflow, then one partition of the asset job with
+    ZQUANT_EXECUTOR=celery."""
     from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
 
     root = tmp_path_factory.mktemp("scale_out")
     instance_url = create_pg_database(pg_server_url, "zq_instance")
     warehouse_url = create_pg_database(pg_server_url, "zq_scale_wh")
+    run_config = market_source_config(CALLS_PER_WINDOW, WINDOW_SECONDS)
     try:
         with (
             TushareWireServer(backing) as server,
@@ -61,56 +81,83 @@ def workflow_run(tmp_path_factory, pg_server_url, scale_out_redis_url, backing):
             server.limit_rate(CALLS_PER_WINDOW, SERVER_WINDOW_SECONDS)
             workers = setup.start_workers(WORKERS)
             try:
-                result, _ = setup.run_workflow(
-                    market_source_config(CALLS_PER_WINDOW, WINDOW_SECONDS)
+                workflow, _ = setup.run_workflow(run_config)
+                workflow_calls = server.calls
+                asset_job, _ = setup.execute_job(
+                    MARKET_DATA_JOB_NAME,
+                    run_config,
+                    tags={"dagster/partition": ASSET_PARTITION},
+                    **{ENV_EXECUTOR: "celery"},
                 )
             finally:
                 stop_workers(workers)
-            yield setup, result, server.calls, warehouse_url
+            yield ScaleOutRuns(setup, workflow, workflow_calls, asset_job, warehouse_url)
     finally:
         drop_pg_database(pg_server_url, warehouse_url)
         drop_pg_database(pg_server_url, instance_url)
 
 
 @pytest.fixture(scope="module")
-def instance(workflow_run):
-    setup, *_ = workflow_run
-    with setup.open_instance() as opened:
+def instance(runs):
+    with runs.setup.open_instance() as opened:
         yield opened
 
 
-def the_run(instance):
-    runs = instance.get_runs()
-    assert len(runs) == 1, [run.job_name for run in runs]
-    return runs[0]
+def run_of(instance, job_name: str):
+    found = [run for run in instance.get_runs() if run.job_name == job_name]
+    assert len(found) == 1, [run.job_name for run in instance.get_runs()]
+    return found[0]
 
 
-def test_the_workflow_succeeds_on_the_postgres_instance(workflow_run, instance):
-    setup, result, _, _ = workflow_run
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_the_workflow_succeeds_on_the_postgres_instance(runs, instance):
+    assert runs.workflow.returncode == 0, (
+        runs.workflow.stdout[-3000:] + runs.workflow.stderr[-3000:]
+    )
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    run = the_run(instance)
-    assert run.job_name == f"{WORKFLOW}_job"
-    assert run.status.value == "SUCCESS"
+    assert run_of(instance, f"{WORKFLOW}_job").status.value == "SUCCESS"
 
 
-def test_both_workers_took_steps_and_each_step_ran_once(workflow_run, instance):
-    ran = step_workers(instance, the_run(instance).run_id)
+def test_both_workers_took_steps_and_each_step_ran_once(runs, instance):
+    ran = step_workers(instance, run_of(instance, f"{WORKFLOW}_job").run_id)
     members = {"calendar", "stocks"} | {
-        f"{kind}_{m}" for kind in ("bars", "basic") for m, *_ in PERIODS
+        f"{kind}_{p}" for kind in ("bars", "basic") for p, *_ in PERIODS
     }
     assert set(ran) == members
     assert all(len(workers) == 1 for workers in ran.values()), ran
     assert {workers[0] for workers in ran.values()} == set(WORKERS), ran
 
 
-def test_the_warehouse_holds_every_day_that_was_served(workflow_run, backing):
-    *_, warehouse_url = workflow_run
-    warehouse = Warehouse(url=warehouse_url)
+def test_the_asset_job_runs_its_steps_on_the_workers_with_zquant_executor_celery(
+    runs, instance, backing
+):
+    assert runs.asset_job.returncode == 0, runs.asset_job.stderr[-3000:]
+    run = run_of(instance, MARKET_DATA_JOB_NAME)
+    assert run.status.value == "SUCCESS"
+    ran = step_workers(instance, run.run_id)
+    assert {"stock_basic", "trade_cal", *TRADING_DAY_APIS, "factor_daily"} <= set(ran), ran
+    assert {worker for workers in ran.values() for worker in workers} <= set(WORKERS)
+    warehouse = Warehouse(url=runs.warehouse_url)
+    day = dt.date.fromisoformat(ASSET_PARTITION)
+    for api_name in TRADING_DAY_APIS:
+        stored = warehouse.read_frame(
+            f"SELECT * FROM {api_name} WHERE trade_date = :day ORDER BY ts_code", {"day": day}
+        )
+        pd.testing.assert_frame_equal(
+            stored.loc[:, list(API_FIELDS[api_name])].reset_index(drop=True),
+            served(backing, api_name, day).loc[:, list(API_FIELDS[api_name])],
+            check_dtype=False,
+        )
+
+
+def test_the_warehouse_holds_every_day_that_was_served(runs, backing):
+    warehouse = Warehouse(url=runs.warehouse_url)
     days = open_days(backing)
     assert len(days) > 2 * CALLS_PER_WINDOW
     for api_name in TRADING_DAY_APIS:
-        stored = warehouse.read_frame(f"SELECT * FROM {api_name} ORDER BY trade_date, ts_code")
+        stored = warehouse.read_frame(
+            f"SELECT * FROM {api_name} WHERE trade_date <> :other ORDER BY trade_date, ts_code",
+            {"other": dt.date.fromisoformat(ASSET_PARTITION)},
+        )
         expected = pd.concat([served(backing, api_name, day) for day in days], ignore_index=True)
         pd.testing.assert_frame_equal(
             stored.loc[:, list(API_FIELDS[api_name])].reset_index(drop=True),
@@ -122,8 +169,8 @@ def test_the_warehouse_holds_every_day_that_was_served(workflow_run, backing):
     )
 
 
-def test_the_budget_held_across_both_workers(workflow_run):
-    _, _, calls, _ = workflow_run
+def test_the_budget_held_across_both_workers(runs):
+    calls = runs.workflow_calls
     refused = [call for call in calls if call.outcome != "ok"]
     assert refused == []
     for api_name in TRADING_DAY_APIS:
