@@ -180,9 +180,15 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 
 @contextlib.contextmanager
 def scale_out(
-    root: Path, instance_url: str, warehouse_url: str, redis_url: str, server: TushareWireServer
+    root: Path,
+    instance_url: str,
+    warehouse_url: str,
+    redis_url: str,
+    server: TushareWireServer,
+    broker_url: str | None = None,
 ) -> Iterator[ScaleOut]:
-    """The shared environment, with DAGSTER_HOME prepared for PostgreSQL storage."""
+    """The shared environment, with DAGSTER_HOME prepared for PostgreSQL storage. Redis holds
+    the tushare budget and, unless ``broker_url`` names another broker, the Celery queue."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog_text())
     env = {
@@ -192,7 +198,7 @@ def scale_out(
         ENV_WAREHOUSE_URL: warehouse_url,
         ENV_TASKS_FILE: str(tasks_file),
         ENV_DATA_DIR: str(root / "data"),
-        ENV_CELERY_BROKER: redis_url,
+        ENV_CELERY_BROKER: broker_url or redis_url,
         ENV_RATE_LIMIT_URL: redis_url,
         ENV_TUSHARE_TOKEN: server.token,
         ENV_TUSHARE_API_URL: server.url,
@@ -200,6 +206,8 @@ def scale_out(
     with environment(env):
         prepare_home(root / "home")
     flush_redis_db(redis_url)
+    # Steps a killed earlier run left queued would reach this set-up's workers.
+    celery_worker_app(env).control.purge()
     try:
         yield ScaleOut(root, env, server)
     finally:

@@ -6,6 +6,7 @@ Then one partition of the market-data asset job with ZQUANT_EXECUTOR=celery: its
 on the workers too."""
 
 import datetime as dt
+import socket
 import subprocess
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import API_FIELDS, ENV_EXECUTOR, TRADING_DAY_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines_tests.conftest import create_pg_database, drop_pg_database
+from zquant_pipelines_tests.conftest import create_pg_database, drop_pg_database, require_service
 from zquant_pipelines_tests.scale_out import (
     AS_OF,
     PERIODS,
@@ -179,3 +180,41 @@ def test_the_budget_held_across_both_workers(runs):
         assert len(times) > 2 * CALLS_PER_WINDOW
         for index in range(len(times) - CALLS_PER_WINDOW):
             assert times[index + CALLS_PER_WINDOW] - times[index] > SERVER_WINDOW_SECONDS
+
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def test_a_rabbitmq_broker_carries_the_steps_too(
+    tmp_path, pg_server_url, scale_out_redis_url, backing
+):
+    """ZQUANT_CELERY_BROKER=amqp://...: the run and the worker meet on RabbitMQ (results by
+    Celery's rpc:// backend); Redis keeps only the tushare budget."""
+    from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
+    except OSError as error:
+        require_service(f"RabbitMQ at {RABBITMQ_URL}", error)
+    instance_url = create_pg_database(pg_server_url, "zq_instance")
+    warehouse_url = create_pg_database(pg_server_url, "zq_scale_wh")
+    try:
+        with (
+            TushareWireServer(backing) as server,
+            scale_out(
+                tmp_path, instance_url, warehouse_url, scale_out_redis_url, server, RABBITMQ_URL
+            ) as setup,
+        ):
+            workers = setup.start_workers(["rabbit1"])
+            try:
+                result, _ = setup.run_workflow(market_source_config(10_000, 1.0))
+            finally:
+                stop_workers(workers)
+            assert result.returncode == 0, result.stderr[-3000:]
+            with setup.open_instance() as instance:
+                ran = step_workers(instance, run_of(instance, f"{WORKFLOW}_job").run_id)
+        assert len(ran) == 2 + 2 * len(PERIODS)
+        assert {worker for workers in ran.values() for worker in workers} == {"rabbit1"}
+    finally:
+        drop_pg_database(pg_server_url, warehouse_url)
+        drop_pg_database(pg_server_url, instance_url)
