@@ -118,9 +118,11 @@ def test_zquant_executor_celery_moves_tasks_naming_none_onto_celery(monkeypatch)
     assert in_order.apply_config_mapping({}).value["config"]["max_concurrent"] == 1
 
 
-def test_without_the_setting_tasks_run_multiprocess(monkeypatch):
+def test_without_the_setting_tasks_run_multiprocess_from_a_fork_server(monkeypatch):
     defs = catalog_jobs(monkeypatch, {})
     assert {executor_of(defs, t).name for t in ("a", "fan_out", "in_order")} == {"multiprocess"}
+    config = executor_of(defs, "a").apply_config_mapping({}).value["config"]
+    assert config["start_method"] == {"forkserver": {}}
 
 
 def test_celery_executor_config_resolves_in_the_run_environment(monkeypatch):
