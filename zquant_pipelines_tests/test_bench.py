@@ -30,11 +30,10 @@ FIGURE_KEYS = {
 }
 
 
-@pytest.mark.slow
-def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
-    results = tmp_path / "results.json"
+def run_bench(results: Path, *args: str) -> dict:
+    """``python -m bench *args --results results`` as a user runs it; the results file."""
     finished = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--results", str(results)],
+        [sys.executable, "-m", "bench", *args, "--results", str(results)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -42,8 +41,15 @@ def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(results.read_text())
-
     assert report["errors"] == {}
+    return report
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
+    results = tmp_path / "results.json"
+    report = run_bench(results, "--quick")
+
     assert report["command"] == f"python -m bench --quick --results {results}"
     assert report["machine"]["cpu_count"] >= 1
     assert report["machine"]["memory_mib"] > 0
@@ -140,26 +146,7 @@ def test_celery_case_is_skipped_with_a_reason_when_the_broker_is_unreachable(mon
 def test_quick_scale_out_runs_the_workflow_on_one_and_two_workers(
     pg_server_url, redis_url, tmp_path
 ):
-    results = tmp_path / "results.json"
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--only",
-            "scale_out",
-            "--quick",
-            "--results",
-            str(results),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    report = json.loads(results.read_text())
-    assert report["errors"] == {}
+    report = run_bench(tmp_path / "results.json", "--only", "scale_out", "--quick")
     detail = report["details"]["scale_out"]
     assert detail["stocks"] == QUICK_SIZES.scale_out_stocks
     assert set(detail["seconds"]) == {"unthrottled", "throttled", "latency"}

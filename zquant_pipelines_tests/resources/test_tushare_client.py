@@ -340,14 +340,26 @@ def _query_repeatedly(url: str, rate_limit_dir: str, count: int, **settings) -> 
         client.query("daily", trade_date=TRADE_DATE)
 
 
-def test_two_processes_stay_within_one_shared_budget(server, tmp_path):
+@pytest.mark.parametrize("store", ["files", "redis"])
+def test_two_processes_stay_within_one_shared_budget(store, server, tmp_path, request):
     # The clients allow 4 calls a second between them; the server refuses a 5th within half a
     # second (half a window of slack for scheduling). Two separate budgets would send 8 at once.
+    # files: one rate_limit_dir shared. redis: each process a directory of its own, as on two
+    # machines, so only Redis can make their budgets one.
     server.limit_rate(4, 0.5, api_name="daily")
     context = multiprocessing.get_context("fork")
+    shared = {}
+    if store == "redis":
+        shared = {
+            "rate_limit_url": request.getfixturevalue("redis_url"),
+            "rate_limit_key_prefix": request.getfixturevalue("redis_key_prefix"),
+        }
+    directories = [tmp_path / ("rl" if store == "files" else f"rl{i}") for i in range(2)]
     workers = [
-        context.Process(target=_query_repeatedly, args=(server.url, str(tmp_path / "rl"), 6))
-        for _ in range(2)
+        context.Process(
+            target=_query_repeatedly, args=(server.url, str(directory), 6), kwargs=shared
+        )
+        for directory in directories
     ]
     for worker in workers:
         worker.start()
@@ -356,34 +368,13 @@ def test_two_processes_stay_within_one_shared_budget(server, tmp_path):
 
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert outcomes(server) == ["ok"] * 12
+    if store == "redis":
+        assert not list(directories[0].glob("*.json"))
 
 
 # --- a budget shared across machines, in Redis ------------------------------------------
 # Each client below gets a rate_limit_dir of its own: only Redis can make their budgets one,
 # as it must for Celery workers on several hosts.
-
-
-def test_two_machines_stay_within_one_redis_budget(server, tmp_path, redis_url, redis_key_prefix):
-    # As test_two_processes_stay_within_one_shared_budget, but the processes share no files.
-    server.limit_rate(4, 0.5, api_name="daily")
-    context = multiprocessing.get_context("fork")
-    shared = {"rate_limit_url": redis_url, "rate_limit_key_prefix": redis_key_prefix}
-    workers = [
-        context.Process(
-            target=_query_repeatedly,
-            args=(server.url, str(tmp_path / f"rl{i}"), 6),
-            kwargs=shared,
-        )
-        for i in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-
-    assert [worker.exitcode for worker in workers] == [0, 0]
-    assert outcomes(server) == ["ok"] * 12
-    assert not list((tmp_path / "rl0").glob("*.json"))
 
 
 def test_rate_limit_reply_holds_the_other_machine_for_a_window(
