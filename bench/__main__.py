@@ -274,7 +274,7 @@ def factor_figures(result: dict) -> list[Figure]:
     loop_note = (
         f"loop measured on {result['loop_stocks']} stocks, scaled to {result['stocks']}"
         if result["loop_scaled"]
-        else "loop measured on every stock"
+        else "loop measured once on every stock"
     )
     return [
         Figure(

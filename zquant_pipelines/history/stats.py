@@ -56,6 +56,7 @@ from zquant_pipelines.history.store import (
 
 P95_PERCENT = 95
 SQLITE_MMAP_BYTES = 1 << 30
+PG_STATS_WORK_MEM = "64MB"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +98,20 @@ def task_stats(
 
     with sql_run_storage(instance).connect() as conn:
         if conn.dialect.name == "postgresql":
-            statement = _grouping_sets_select(conditions)
+            # The grouping sorts every task run, and at PostgreSQL's default work_mem (4 MB)
+            # that sort spills to disk at 100,000 runs. SET LOCAL scopes a larger budget to a
+            # transaction of our own (Dagster's connections autocommit, and the webserver's
+            # is pooled, so a plain SET would outlive this query).
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_STATS_WORK_MEM}'")
+                rows = conn.execute(_grouping_sets_select(conditions)).mappings().all()
         else:
             # Reads through a memory map skip SQLite's page cache copies: about a fifth off at
             # 100,000 runs. The setting lives and dies with this connection (Dagster's SQLite
             # storage opens a new one per `connect()`) and changes nothing in the file.
             conn.exec_driver_sql(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
-            statement = _window_select(conditions)
-        rows = conn.execute(statement).mappings().all()
+            rows = conn.execute(_window_select(conditions)).mappings().all()
 
     # The overall row is the one without a task (tag values are never NULL).
     overall = next(_task_stats_from_row(row) for row in rows if row["task"] is None)
