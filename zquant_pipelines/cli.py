@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from zquant_pipelines import demo
 from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.dates import market_today
-from zquant_pipelines.executors import run_celery_worker
+from zquant_pipelines.executors import celery_worker_app, worker_argv
 from zquant_pipelines.history.store import json_ready
 from zquant_pipelines.operations import (
     ENV_DAGSTER_URL,
@@ -151,13 +151,13 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
         demo.main(args.days)
         return EXIT_OK
     if args.command == "worker":
-        if args.concurrency < 1:
-            print(
-                f"zquant worker: --concurrency must be >= 1, got {args.concurrency}",
-                file=sys.stderr,
-            )
+        try:
+            argv = worker_argv(args.name, args.concurrency, args.loglevel)
+        except ValueError as error:
+            print(f"zquant worker: {error}", file=sys.stderr)
             return EXIT_USAGE
-        run_celery_worker(args.name, args.concurrency, args.loglevel)
+        # Serves steps until stopped (SIGTERM lets the running steps finish, as Celery does).
+        celery_worker_app().worker_main(argv)
         return EXIT_OK
     try:
         if args.command == "tasks" and args.tasks_command == "validate":

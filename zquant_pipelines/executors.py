@@ -131,8 +131,3 @@ def worker_argv(name: str, concurrency: int, loglevel: str = "INFO") -> list[str
         "--prefetch-multiplier=1",
         f"--loglevel={loglevel}",
     ]
-
-
-def run_celery_worker(name: str, concurrency: int, loglevel: str = "INFO") -> None:
-    """Serve steps until stopped (SIGTERM finishes the running steps first, as Celery does)."""
-    celery_worker_app().worker_main(worker_argv(name, concurrency, loglevel))

@@ -150,4 +150,4 @@ def test_the_worker_serves_dagster_celerys_queue_on_our_broker():
 
 def test_zquant_worker_refuses_a_concurrency_below_one(capsys):
     assert main(["worker", "--concurrency", "0"]) == 2
-    assert "--concurrency must be >= 1, got 0" in capsys.readouterr().err
+    assert "zquant worker: concurrency must be >= 1, got 0" in capsys.readouterr().err
