@@ -24,6 +24,8 @@ setup(
         f"dagster-celery[redis]=={DAGSTER_LIBS}",
         "pandas>=2.1,<3",
         "numpy>=1.26,<3",
+        # Writes the CSV of PostgreSQL's COPY (C++): pandas' to_csv took most of a write.
+        "pyarrow>=18,<27",
         "SQLAlchemy>=2.0,<2.1",
         "psycopg2-binary>=2.9.9",
         "tushare==1.4.29",

@@ -51,7 +51,9 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg2
+import pyarrow as pa
 import sqlalchemy as sa
+from pyarrow import csv
 
 from zquant_pipelines.constants import (
     API_FIELDS,
@@ -202,10 +204,15 @@ def empty_warehouse(spec: dict, suffix: str) -> Warehouse:
 def copy_rows(database_url: str, table: str, frames: list[pd.DataFrame]) -> None:
     """The physical limit: one CSV from the wire-format frames, one COPY, one commit.
 
-    Postgres reads tushare's YYYYMMDD text as DATE, so the frames need no conversion.
+    Postgres reads tushare's YYYYMMDD text as DATE, so the frames need no conversion. The
+    CSV is written by Arrow, the fastest writer we have (the one our path uses too).
     """
-    buffer = io.StringIO()
-    pd.concat(frames, ignore_index=True).to_csv(buffer, index=False, header=False)
+    buffer = io.BytesIO()
+    csv.write_csv(
+        pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False),
+        buffer,
+        write_options=csv.WriteOptions(include_header=False),
+    )
     buffer.seek(0)
     columns = ", ".join(f'"{name}"' for name in API_FIELDS["daily"])
     connection = psycopg2.connect(database_url)

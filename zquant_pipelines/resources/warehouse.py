@@ -2,9 +2,10 @@
 
 Every write validates the frame (columns, keys, types; errors name the table, the column
 and the value), stages it in a temporary table shaped like the target (PostgreSQL: COPY of
-a CSV built by pandas; SQLite: one executemany) and merges it with a single
+a CSV built by Arrow; SQLite: one executemany) and merges it with a single
 ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched, all in
-one transaction: a failure anywhere leaves the table as it was.
+one transaction: a failure anywhere leaves the table as it was. A trading day with no row
+stored yet skips the stage: its rows are loaded straight into the table.
 """
 
 import datetime as dt
@@ -17,7 +18,9 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
+from pyarrow import csv
 from pydantic import Field
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -197,10 +200,13 @@ class Warehouse(dg.ConfigurableResource):
             return 0
         self.ensure_schema()
         with self._write_transaction() as conn:
+            new_day = partition_day is not None and not day_is_stored(conn, target, partition_day)
+            if new_day and not rows.empty and load_new_day(conn, target, rows):
+                return len(rows)
             stage = stage_table(target)
             stage.create(conn)
             if not rows.empty:
-                load_stage(conn, stage, rows)
+                load_rows(conn, stage, rows)
             if partition_day is not None:
                 conn.execute(delete_missing_keys(target, stage, partition_day))
             conn.execute(merge_stage(conn.dialect.name, target, stage))
@@ -408,23 +414,51 @@ def stage_table(target: sa.Table) -> sa.Table:
     )
 
 
-def load_stage(conn: sa.Connection, stage: sa.Table, rows: pd.DataFrame) -> None:
+def day_is_stored(conn: sa.Connection, target: sa.Table, day: dt.date) -> bool:
+    """Whether ``target`` holds any row of ``day`` (one probe of the trade_date index)."""
+    stored = sa.select(sa.literal(1)).where(target.c[PARTITION_COLUMN] == day).limit(1)
+    return conn.execute(stored).first() is not None
+
+
+def load_new_day(conn: sa.Connection, target: sa.Table, rows: pd.DataFrame) -> bool:
+    """Load the rows of a day with nothing stored straight into ``target``.
+
+    A first sync of a day (the daily run, a backfill) has nothing to delete or compare, so
+    the stage and the merge would only copy the rows twice. False, with nothing written,
+    when a concurrent writer stored rows of the day since the caller looked (PostgreSQL
+    reads committed rows): the caller then merges as for a stored day.
+    """
+    try:
+        with conn.begin_nested():
+            load_rows(conn, target, rows)
+    except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError):
+        return False
+    return True
+
+
+def load_rows(conn: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> None:
+    """Append ``rows`` to ``table``: PostgreSQL COPY of a CSV, SQLite one executemany."""
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in rows.columns)
     if conn.dialect.name == "postgresql":
-        # Unquoted empty CSV fields are NULL; floats are written in full (repr) precision.
-        buffer = io.StringIO()
-        rows.to_csv(buffer, index=False, header=False)
+        # Arrow writes nulls as unquoted empty fields (NULL to COPY), text quoted, floats as
+        # their shortest exact decimal, so every value reads back as it was.
+        buffer = io.BytesIO()
+        csv.write_csv(
+            pa.Table.from_pandas(rows, preserve_index=False),
+            buffer,
+            write_options=csv.WriteOptions(include_header=False),
+        )
         buffer.seek(0)
         with conn.connection.dbapi_connection.cursor() as cursor:
             cursor.copy_expert(
-                f"COPY {quote(stage.name)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
+                f"COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
             )
     else:
         placeholders = ", ".join("?" for _ in rows.columns)
         values = rows.astype(object).where(rows.notna(), None)
         conn.exec_driver_sql(
-            f"INSERT INTO {quote(stage.name)} ({columns}) VALUES ({placeholders})",
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({placeholders})",
             list(values.itertuples(index=False, name=None)),
         )
 

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from zquant_pipelines.constants import DATE_COLUMNS, ENV_DATA_DIR, ENV_WAREHOUSE_URL, TABLE_KEYS
+from zquant_pipelines.resources import warehouse as warehouse_module
 from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_url
 from zquant_pipelines.resources.warehouse_schema import FACTOR_COLUMNS, TABLE_COLUMNS, TABLES
 
@@ -212,6 +213,19 @@ def test_replace_partition_with_empty_frame_empties_the_day(warehouse):
 
     assert warehouse.count_rows("adj_factor", FIRST_DAY) == 0
     assert warehouse.count_rows("adj_factor", SECOND_DAY) == other_days > 0
+
+
+def test_a_day_stored_by_another_writer_after_the_check_is_still_replaced(warehouse, monkeypatch):
+    """A first write of a day loads straight into the table; when another writer stored the
+    day between the check and the load, the load fails on the key, leaves nothing, and the
+    write merges instead."""
+    warehouse.replace_partition("daily", daily_frame(FIRST_DAY, range(3)), FIRST_DAY)
+    monkeypatch.setattr(warehouse_module, "day_is_stored", lambda conn, target, day: False)
+    replacement = daily_frame(FIRST_DAY, range(2, 5), close=20.0)
+
+    assert warehouse.replace_partition("daily", replacement, FIRST_DAY) == 3
+
+    assert records(warehouse.read_table("daily", {"trade_date": FIRST_DAY})) == records(replacement)
 
 
 def test_replace_partition_refuses_rows_of_another_day(warehouse):

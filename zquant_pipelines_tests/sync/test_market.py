@@ -2,6 +2,7 @@
 sample market, into SQLite and PostgreSQL: the tables hold exactly what was served."""
 
 import datetime as dt
+import threading
 
 import pandas as pd
 import pytest
@@ -160,6 +161,78 @@ def test_bad_row_mid_partition_rolls_the_day_back(backing, warehouse):
     with pytest.raises(ValueError, match="not a price"):
         sync.sync_trading_days(CorruptDay(backing, f"{day:%Y%m%d}"), warehouse, "daily", [day])
     pd.testing.assert_frame_equal(warehouse.read_table("daily"), before)
+
+
+class FailsOnDay:
+    """The sample market, except the call for one day fails as a dropped connection does."""
+
+    def __init__(self, backing, bad_day: dt.date):
+        self.backing, self.bad_day = backing, f"{bad_day:%Y%m%d}"
+
+    def query(self, api_name, **params):
+        if params.get("trade_date") == self.bad_day:
+            raise TushareTransportError(f"{api_name} {self.bad_day}: connection reset")
+        return self.backing.query(api_name, **params)
+
+
+def test_a_failed_call_mid_range_keeps_the_days_before_and_writes_none_after(backing, warehouse):
+    sync_reference(backing, warehouse)
+    days = open_days_of(backing)
+    with pytest.raises(TushareTransportError, match=f"{days[2]:%Y%m%d}"):
+        sync.sync_trading_days(FailsOnDay(backing, days[2]), warehouse, "daily", days)
+    written = [warehouse.count_rows("daily", day) > 0 for day in days]
+    assert written == [True, True] + [False] * (len(days) - 2)
+
+
+def test_fetched_ahead_keeps_order_and_fetches_the_next_item_during_the_current_one():
+    started = {item: threading.Event() for item in range(4)}
+    handled = []
+
+    def fetch(item: int) -> str:
+        started[item].set()
+        return f"reply {item}"
+
+    for item, reply in sync.fetched_ahead(fetch, list(range(4))):
+        if item + 1 < 4:
+            assert started[item + 1].wait(timeout=10), f"item {item + 1} not fetched ahead"
+        if item + 2 < 4:
+            assert not started[item + 2].is_set(), "fetched more than one item ahead"
+        handled.append((item, reply))
+    assert handled == [(item, f"reply {item}") for item in range(4)]
+
+
+def test_fetched_ahead_raises_a_failed_fetch_in_its_turn():
+    def fetch(item: int) -> int:
+        if item == 2:
+            raise ValueError("no reply for item 2")
+        return item
+
+    handled = []
+    with pytest.raises(ValueError, match="item 2"):
+        for item, _ in sync.fetched_ahead(fetch, [0, 1, 2, 3]):
+            handled.append(item)
+    assert handled == [0, 1]
+
+
+def test_a_caller_that_stops_early_does_not_wait_for_the_fetch_in_flight():
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def fetch(item: int) -> int:
+        if item == 1:
+            started.set()
+            release.wait(timeout=30)
+            finished.set()
+        return item
+
+    replies = sync.fetched_ahead(fetch, [0, 1])
+    try:
+        assert next(replies) == (0, 0)
+        assert started.wait(timeout=10)
+        # The caller's write of item 0 failed: it stops while item 1 is in flight.
+        replies.close()
+        assert not finished.is_set()
+    finally:
+        release.set()
 
 
 def test_closed_day_costs_no_call(backing, source, server, warehouse):
