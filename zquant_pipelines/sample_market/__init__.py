@@ -1,4 +1,42 @@
-"""The offline sample market (moved into a package; split into its parts next)."""
+"""The offline sample market: a deterministic generated A-share market served like tushare.
 
-from zquant_pipelines.sample_market.market import *  # noqa: F403
-from zquant_pipelines.sample_market.market import market_today  # noqa: F401
+``SampleMarketSource`` (resources/sample_source.py) is its Dagster resource; benchmarks
+build a 5,000-stock market directly with ``sample_market(n_stocks=5000)``. Plain numpy and
+pandas (no Dagster), in four parts, each importing only the ones before it:
+
+- ``calendar``: the exchange closures (data) and the open days;
+- ``universe``: the stocks: boards, codes, names, listings, delistings, pauses,
+  suspensions, shares, fundamentals, dividends and bonus shares;
+- ``prices``: the price path: daily bars and ex-right adjustments;
+- ``market``: ``SampleMarket``, the answers to ``stock_basic``, ``trade_cal``, ``daily``,
+  ``adj_factor`` and ``daily_basic`` in tushare's wire format, and ``sample_market()``.
+
+A market is a pure function of (seed, n_stocks, start_date); ``as_of`` only cuts the
+history at the last open day on or before it. Random draws for day t happen in day order
+whatever the horizon, so a day's values depend neither on what was asked before nor on how
+far the history reaches.
+"""
+
+from zquant_pipelines.sample_market.calendar import EXCHANGE_CLOSURES
+from zquant_pipelines.sample_market.market import (
+    DEFAULT_N_STOCKS,
+    DEFAULT_SEED,
+    DEFAULT_START_DATE,
+    SampleMarket,
+    market_today,
+    sample_market,
+)
+from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS
+
+__all__ = [
+    "DEFAULT_N_STOCKS",
+    "DEFAULT_SEED",
+    "DEFAULT_START_DATE",
+    "EXCHANGE_CLOSURES",
+    "MAX_N_STOCKS",
+    "MIN_N_STOCKS",
+    "SampleMarket",
+    # Not the market's own: zquant_pipelines.dates owns it; tests import it from here.
+    "market_today",
+    "sample_market",
+]
