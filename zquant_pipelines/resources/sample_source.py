@@ -1,8 +1,8 @@
-"""The offline market source: the generated sample market behind the MarketSource interface.
+"""The offline sample market as a MarketSource: the source when TUSHARE_TOKEN is unset.
 
-A thin Dagster resource over ``zquant_pipelines.sample_market``, which owns the calendar,
-the generated stocks and prices, and the query rules. The market for a configuration is
-built once per process and shared, so per-day queries cost milliseconds.
+A thin Dagster resource over the ``zquant_pipelines.sample_market`` package, which owns the
+market itself: its calendar, stocks, price path and query rules. The market for a
+configuration is built once per process and shared, so per-day queries cost milliseconds.
 """
 
 import pandas as pd
@@ -21,7 +21,11 @@ from zquant_pipelines.sample_market import (
 
 
 class SampleMarketSource(MarketSource):
-    """A deterministic offline A-share market answering tushare queries, with no row limit."""
+    """The offline sample market (``zquant_pipelines.sample_market``) as a MarketSource.
+
+    Answers tushare queries in tushare's wire format, with no row limit. Deterministic:
+    the same seed, n_stocks and start_date give the same market, cut at ``as_of``.
+    """
 
     seed: int = Field(default=DEFAULT_SEED, description="Seed of the generated market.")
     n_stocks: int = Field(
@@ -38,7 +42,9 @@ class SampleMarketSource(MarketSource):
     )
 
     def market(self) -> SampleMarket:
+        """This configuration's market, built on first use in the process and shared."""
         return sample_market(self.seed, self.n_stocks, self.start_date, self.as_of)
 
     def query(self, api_name: str, **params) -> pd.DataFrame:
+        """Answer from the shared market, as ``SampleMarket.query`` does."""
         return self.market().query(api_name, **params)
