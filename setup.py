@@ -11,7 +11,9 @@ setup(
     name="zquant_pipelines",
     version="0.1.0",
     description="A-share market data sync, factors and task scheduling on Dagster",
-    packages=find_packages(exclude=["zquant_pipelines_tests*"]),
+    # Only the code location ships: the tests and bench run from a checkout (bench imports
+    # the tests' helpers), so installed they would be packages whose imports fail.
+    packages=find_packages(include=["zquant_pipelines", "zquant_pipelines.*"]),
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER_CORE}",
