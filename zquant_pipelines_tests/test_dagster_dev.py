@@ -379,6 +379,8 @@ def test_make_dev_refuses_cross_origin_posts(dagster_dev):
 
 def test_make_dev_serves_its_own_pages_and_plain_clients(dagster_dev):
     localhost = dagster_dev.replace("127.0.0.1", "localhost")
+    page = requests.get(dagster_dev, timeout=60)
+    assert page.status_code == 200 and "<html" in page.text.lower()
     own_origin_post_allowed(dagster_dev, [dagster_dev, localhost], "csrf_own_probe")
     # Reads over GET stay (GraphiQL links); a browser hides their replies from other sites.
     reply = requests.get(f"{dagster_dev}/graphql", params={"query": "{ version }"}, timeout=60)
