@@ -23,8 +23,10 @@ run: home
 test: $(STAMP)
 	$(BIN)/python -m pytest zquant_pipelines_tests
 
+# `dagster dev` (UI + daemon) whose webserver refuses other sites' requests (CSRF): see
+# zquant_pipelines/dev_server.py.
 dev: home
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/python -m zquant_pipelines.dev_server -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # A Celery worker for tasks/jobs on the celery executor (broker: ZQUANT_CELERY_BROKER, default
 # Redis on loopback). Start one per machine; WORKER_NAME must be unique per machine.

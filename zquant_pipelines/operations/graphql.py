@@ -11,11 +11,15 @@ same records the local back end returns, by the same definitions:
   of ``history.stats`` needs direct access to the run store (local mode);
 - error summaries and output metadata come from the run's events (``logsForRun``).
 
+Every URL printed goes through ``redaction.redact_credentials`` (--url may carry a password).
+A `--read-only` webserver's refusals become one readable error naming the server.
+
 Runs launched here wait in the server's queue until its daemon starts them.
 """
 
 import datetime as dt
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -51,6 +55,7 @@ from zquant_pipelines.operations.base import (
     location_name,
 )
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
+from zquant_pipelines.redaction import redact_credentials
 from zquant_pipelines.tasks.builders import IN_FLIGHT_STATUSES, job_name, pool_name, task_tags
 from zquant_pipelines.tasks.catalog import TaskSpec
 from zquant_pipelines.tasks.control import PAUSED_SLOTS
@@ -65,6 +70,10 @@ RETRY_NUMBER_TAG = "dagster/retry_number"
 PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 FINISHED_STATUSES = [status.value for status in statuses_in(*FINISHED_GROUPS)]
+# What a `--read-only` webserver answers a mutation with: the result type of union-typed
+# mutations, and inside the GraphQL error of Boolean-typed ones (setConcurrencyLimit:
+# "Boolean cannot represent a non boolean value: <GrapheneUnauthorizedError instance>").
+UNAUTHORIZED = "UnauthorizedError"
 
 RUN_FIELDS = """
 fragment RunFields on Run {
@@ -349,7 +358,7 @@ def graphql_endpoint(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageProblem(
-            f"--url {url!r} is not a webserver address: give http://HOST:PORT"
+            f"--url {redact_credentials(url)!r} is not a webserver address: give http://HOST:PORT"
             " (e.g. http://127.0.0.1:3000, where `make dev` serves)"
         )
     base = url.strip().rstrip("/")
@@ -397,6 +406,8 @@ class GraphQLOperations(Operations):
 
     def __init__(self, url: str, run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT_SECONDS):
         self.endpoint = graphql_endpoint(url)
+        # The server as messages name it: its password replaced.
+        self.server = redact_credentials(self.endpoint.removesuffix("/graphql"))
         self.location = location_name()
         self.run_timeout_seconds = run_timeout_seconds
         self._session = requests.Session()
@@ -413,25 +424,40 @@ class GraphQLOperations(Operations):
                 timeout=REQUEST_TIMEOUT_SECONDS,
             )
         except requests.RequestException as error:
+            # The exception's text may quote the URL, user-info included.
             raise OperationFailed(
-                f"cannot reach the Dagster webserver at {self.endpoint}: {error}; start one"
-                " with `make dev` or fix --url / ZQUANT_DAGSTER_URL"
+                redact_credentials(
+                    f"cannot reach the Dagster webserver at {self.server}: {error}; start one"
+                    " with `make dev` or fix --url / ZQUANT_DAGSTER_URL"
+                )
             ) from None
         try:
             body = response.json()
         except ValueError:
             raise OperationFailed(
-                f"{self.endpoint} answered HTTP {response.status_code} without GraphQL"
+                f"{self.server} answered HTTP {response.status_code} without GraphQL"
                 f" ({response.text[:200]!r}): is --url the Dagster webserver?"
             ) from None
         if body.get("errors"):
             messages = "; ".join(error.get("message", str(error)) for error in body["errors"])
-            raise OperationFailed(f"GraphQL error from {self.endpoint}: {messages}")
+            if UNAUTHORIZED in messages:
+                named = re.search(r"mutation\s+(\w+)", document)
+                raise self.read_only_refusal(named[1] if named else "a change")
+            raise OperationFailed(f"GraphQL error from {self.server}: {messages}")
         return body["data"]
+
+    def read_only_refusal(self, change: str) -> OperationFailed:
+        """The error for the mutation ``change`` that a `--read-only` webserver refused."""
+        return OperationFailed(
+            f"{self.server} is a read-only Dagster webserver: it refused {change}. Make changes"
+            " through the editors' webserver (deploy/README.md, Access)"
+        )
 
     def result(self, data: Mapping, field: str, expected: str) -> dict:
         """``data[field]`` when it is of type ``expected``, else its error raised."""
         value = data[field]
+        if value["__typename"] == UNAUTHORIZED:
+            raise self.read_only_refusal(field)
         if value["__typename"] != expected:
             message = value.get("message") or value["__typename"]
             raise OperationFailed(f"{field}: {value['__typename']}: {message}")
@@ -687,7 +713,7 @@ class GraphQLOperations(Operations):
             )
         (repository,) = loaded["repositories"]
         return (
-            f"code location {self.location} reloaded on {self.endpoint}:"
+            f"code location {self.location} reloaded on {self.server}:"
             f" {len(repository['jobs'])} jobs, {len(repository['schedules'])} schedules,"
             f" {len(repository['sensors'])} sensors"
         )

@@ -18,11 +18,12 @@ from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_ur
 
 def market_source_from_env() -> MarketSource:
     if os.environ.get(ENV_TUSHARE_TOKEN):
-        # EnvVar keeps the token and the Redis URL (its password) out of the UI, run config
-        # and logs: Dagster shows the name. Without the URL the budget stays in local files.
+        # EnvVar keeps the token, a gateway URL's credentials and the Redis URL (its password)
+        # out of the UI, run config and logs: Dagster shows the name. Without the Redis URL
+        # the budget stays in local files.
         return TushareClient(
             token=dg.EnvVar(ENV_TUSHARE_TOKEN),
-            api_url=os.environ.get(ENV_TUSHARE_API_URL),
+            api_url=dg.EnvVar(ENV_TUSHARE_API_URL) if os.environ.get(ENV_TUSHARE_API_URL) else None,
             rate_limit_url=(
                 dg.EnvVar(ENV_RATE_LIMIT_URL) if os.environ.get(ENV_RATE_LIMIT_URL) else None
             ),

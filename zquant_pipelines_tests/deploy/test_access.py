@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,13 @@ from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._grpc.client import DagsterGrpcClient
 
 from zquant_pipelines import cli
-from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
+from zquant_pipelines.constants import (
+    ENV_DATA_DIR,
+    ENV_TASKS_FILE,
+    ENV_TUSHARE_API_URL,
+    ENV_TUSHARE_TOKEN,
+    ENV_WAREHOUSE_URL,
+)
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.operations import ENV_DAGSTER_URL
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
@@ -31,9 +36,17 @@ from zquant_pipelines.operations.graphql import DOCUMENTS
 from zquant_pipelines_tests.conftest import require_service
 from zquant_pipelines_tests.operations.environment import TEST_CATALOG, free_port
 from zquant_pipelines_tests.test_dagster_dev import (
+    FOREIGN_ORIGIN,
     START_TIMEOUT_SECONDS,
+    TUSHARE_API_URL,
+    TUSHARE_TOKEN,
+    assert_secrets_shown_by_name,
+    cross_origin_post_refused,
+    get_mutation_refused,
     location_loaded,
+    own_origin_post_allowed,
     wait_until,
+    websocket_handshake,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +132,8 @@ def deployment(tmp_path_factory):
             ENV_WAREHOUSE_URL: f"sqlite:///{root / 'warehouse.db'}",
             "DAGSTER_GRPC_HOST": "127.0.0.1",
             "DAGSTER_GRPC_PORT": str(grpc_port),
+            ENV_TUSHARE_TOKEN: TUSHARE_TOKEN,
+            ENV_TUSHARE_API_URL: TUSHARE_API_URL,
         }
     )
     code_server = [sys.executable, "-m", "dagster", "code-server", "start"]
@@ -292,30 +307,44 @@ def test_editors_launch_runs_through_the_proxy_and_viewers_cannot(proxy):
     assert launched["run"]["runId"] in run_ids(proxy.viewer_url, USERS["viewers"])
 
 
-def websocket_handshake(url: str, auth: tuple[str, str]) -> str:
-    """The status line the proxy answers a GraphQL-subscription websocket upgrade with."""
-    host, port = url.removeprefix("http://").split(":")
-    credentials = base64.b64encode(":".join(auth).encode()).decode()
-    request = (
-        f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-        f"Sec-WebSocket-Protocol: graphql-ws\r\nAuthorization: Basic {credentials}\r\n\r\n"
-    )
-    with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(request.encode())
-        head = b""
-        while b"\r\n" not in head:
-            chunk = connection.recv(1024)
-            assert chunk, f"connection closed after {head!r}"
-            head += chunk
-    return head.split(b"\r\n")[0].decode()
+def basic_auth(role: str) -> dict[str, str]:
+    credentials = base64.b64encode(":".join(USERS[role]).encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
 
 
 @pytest.mark.parametrize("role", ["editors", "viewers"])
 def test_ui_subscriptions_upgrade_to_a_websocket_through_the_proxy(proxy, role):
     url = proxy.editor_url if role == "editors" else proxy.viewer_url
-    assert websocket_handshake(url, USERS[role]).startswith("HTTP/1.1 101")
+    own_page = {**basic_auth(role), "Origin": url}
+    assert websocket_handshake(url, own_page).startswith("HTTP/1.1 101")
+    foreign_page = {**basic_auth(role), "Origin": FOREIGN_ORIGIN}
+    assert websocket_handshake(url, foreign_page).startswith("HTTP/1.1 403")
+
+
+def test_proxy_refuses_graphql_over_get_and_cross_origin_posts(proxy):
+    auth = USERS["editors"]
+    get_mutation_refused(proxy.editor_url, "csrf_proxy_get_probe", auth)
+    cross_origin_post_refused(proxy.editor_url, "csrf_proxy_post_probe", auth)
+    own_origin_post_allowed(proxy.editor_url, [proxy.editor_url], "csrf_proxy_own_probe", auth)
+
+
+def test_read_only_webserver_shows_secrets_by_name(deployment):
+    assert_secrets_shown_by_name(deployment.viewer_url)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["pause", TASK], ["resume", TASK], ["disable", "nightly"], ["enable", "ticker"], ["reload"]],
+)
+def test_zquant_on_the_read_only_webserver_says_it_is_read_only(
+    deployment, monkeypatch, capsys, argv
+):
+    monkeypatch.setenv(ENV_TASKS_FILE, str(deployment.tasks_file))
+    capsys.readouterr()
+    assert cli.main(["--url", deployment.viewer_url, *argv]) == 1
+    err = capsys.readouterr().err
+    assert f"{deployment.viewer_url} is a read-only Dagster webserver" in err, err
+    assert "Graphene" not in err and "cannot represent" not in err
 
 
 def test_zquant_cli_through_the_proxy_reads_credentials_from_netrc(
@@ -343,7 +372,7 @@ def test_zquant_cli_through_the_proxy_reads_credentials_from_netrc(
     assert TASK in capsys.readouterr().out
     assert cli.main(["--url", proxy.viewer_url, "trigger", TASK]) == 1
     out, err = capsys.readouterr()
-    assert "UnauthorizedError" in err and password not in out + err
+    assert "read-only" in err and password not in out + err
 
 
 def job_names(url: str, auth) -> set[str]:

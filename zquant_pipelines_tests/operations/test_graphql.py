@@ -207,3 +207,17 @@ def test_unreachable_server_and_bad_url(capsys):
     assert "cannot reach" in capsys.readouterr().err
     assert cli.main(["--url", "localhost:3000", "tasks", "list"]) == 2
     assert "http://HOST:PORT" in capsys.readouterr().err
+
+
+def test_printed_urls_hide_their_password(capsys):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        closed = holder.getsockname()[1]
+        url = f"http://erin:pa55-word@127.0.0.1:{closed}"
+        assert cli.main(["--url", url, "tasks", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and f"erin:***@127.0.0.1:{closed}" in err
+    assert "pa55-word" not in err
+    assert cli.main(["--url", "ftp://erin:pa55-word@127.0.0.1:21", "tasks", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "http://HOST:PORT" in err and "erin:***@" in err and "pa55-word" not in err
