@@ -122,3 +122,16 @@ API_ROW_LIMITS: dict[str, int] = {
 # Calls per minute per API; tushare's budget depends on the account's points
 # (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.
 DEFAULT_CALLS_PER_MINUTE = 200
+
+# The fewest rows an open trading day of a table may hold, as a share of the stocks listed
+# that day (stock_basic: listed on or before it, not delisted). Fewer means tushare has not
+# (fully) published the day: the sync refuses the reply and the row-count check fails.
+# daily and daily_basic have no row for a suspended stock (rarely above a few percent of the
+# market since 2016; in July 2015 half of it was suspended, below this share), adj_factor
+# has a row for every listed stock, suspended or not. factor_daily has a row per daily row.
+MIN_LISTED_SHARE: dict[str, float] = {
+    "daily": 0.8,
+    "adj_factor": 0.95,
+    "daily_basic": 0.8,
+    "factor_daily": 0.8,
+}

@@ -6,7 +6,7 @@ The real ``tushare`` SDK talks to it unchanged (point ``api._DataApi__http_url``
 the server picks the requested fields, pages with ``offset``/``limit`` under a per-API row
 limit, checks the token, and records every call (without the token) so tests can count
 calls per API. Faults: a calls-per-window limit answered with tushare's exact message,
-HTTP errors, a denied API, slow replies.
+HTTP errors, a denied API, slow replies, a short reply (a day not yet fully published).
 """
 
 import json
@@ -91,6 +91,7 @@ class TushareWireServer:
         self._http_failures: list[int] = []
         self._slow_replies: list[float] = []
         self._denied: set[str] = set()
+        self._short_replies: dict[tuple[str, str | None], int] = {}
         self._rate_rules: dict[str | None, _RateRule] = {}
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -155,6 +156,12 @@ class TushareWireServer:
         with self._lock:
             self._denied.add(api_name)
 
+    def short_reply(self, api_name: str, rows: int = 0, trade_date: str | None = None) -> None:
+        """Answer ``api_name`` (for ``trade_date`` YYYYMMDD only, if given) with only its
+        first ``rows`` rows, as tushare does for a day it has not (fully) published."""
+        with self._lock:
+            self._short_replies[(api_name, trade_date)] = rows
+
     def limit_rate(self, calls: int, window_seconds: float, api_name: str | None = None) -> None:
         """Accept at most ``calls`` per sliding ``window_seconds`` for each API (or only
         ``api_name``); further calls get code 40203 and tushare's per-minute message."""
@@ -167,6 +174,7 @@ class TushareWireServer:
             self._slow_replies.clear()
             self._denied.clear()
             self._rate_rules.clear()
+            self._short_replies.clear()
 
     # -- what was called -------------------------------------------------------------
 
@@ -260,7 +268,7 @@ class TushareWireServer:
             frame = self.backing.query(
                 api_name, **{k: v for k, v in params.items() if k not in _SERVER_PARAMS}
             )
-            frame = _pick_fields(frame, fields)
+            frame = _pick_fields(frame, fields).iloc[: self._reply_rows(api_name, params)]
         except Exception as error:  # noqa: BLE001 - like tushare, answer every failure with a code
             message = f"{api_name}: {type(error).__name__}: {error}"
             return 200, "error", _reply(CODE_SERVER_ERROR, message), 0
@@ -272,6 +280,14 @@ class TushareWireServer:
             "count": len(frame),
         }
         return 200, "ok", _reply(CODE_OK, "", data), len(page)
+
+    def _reply_rows(self, api_name: str, params: Mapping[str, Any]) -> int | None:
+        """How many rows a short-reply fault lets through (None: all of them)."""
+        with self._lock:
+            for day in (params.get("trade_date"), None):
+                if (api_name, day) in self._short_replies:
+                    return self._short_replies[(api_name, day)]
+        return None
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
         cap = self.row_limits.get(api_name, self.row_limit)

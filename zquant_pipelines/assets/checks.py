@@ -1,6 +1,8 @@
 """Data-quality checks of the trading-day tables, run over the days a materialization wrote.
 
 Each check is one SQL query over those days, so it costs the same whichever job wrote them.
+The row-count check is blocking: a day short of the listed stocks fails its run and keeps
+factor_daily from running on it, and the after-close catch-up asks for that day again.
 """
 
 import datetime as dt
@@ -8,12 +10,15 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from zquant_pipelines.constants import TABLE_KEYS
+from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT
+from zquant_pipelines.constants import MIN_LISTED_SHARE, TABLE_KEYS
 from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.market import min_published_rows
 
-# daily and daily_basic have no row for a suspended stock; adj_factor does. A day with
-# fewer rows than this share of the listed stocks means a partial reply.
-MIN_LISTED_SHARE = 0.8
+# Checks whose failure stops the run (and the assets downstream of it in that run).
+BLOCKING_CHECKS = frozenset({"row_count_vs_listed"})
+# Metadata of every check over at least one day: the days it covered (ISO dates).
+CHECKED_FROM, CHECKED_TO = "checked_from", "checked_to"
 
 CheckOutcome = tuple[bool, dict]
 
@@ -51,14 +56,14 @@ def row_count_vs_listed(warehouse: Warehouse, table: str, days: Sequence[dt.date
     bad = {}
     for day in days:
         rows, listed = counted.get(day, (0, None))
-        if listed is None or rows > listed or rows < MIN_LISTED_SHARE * listed:
-            bad[f"{day:%Y-%m-%d}"] = {
+        if listed is None or rows > listed or rows < min_published_rows(table, listed):
+            bad[f"{day:{PARTITION_DATE_FORMAT}}"] = {
                 "rows": int(rows),
                 "listed": None if listed is None else int(listed),
             }
     return not bad, {
         "days_checked": len(days),
-        "min_listed_share": MIN_LISTED_SHARE,
+        "min_listed_share": MIN_LISTED_SHARE[table],
         "bad_days": bad,
     }
 
@@ -83,7 +88,7 @@ CHECKS: dict[str, Callable[[Warehouse, str, Sequence[dt.date]], CheckOutcome]] =
 CHECK_DESCRIPTIONS = {
     "no_duplicate_keys": "No two rows share the table's key (ts_code, trade_date).",
     "row_count_vs_listed": "Each open day has at most the stocks listed that day and at least"
-    f" {MIN_LISTED_SHARE:.0%} of them.",
+    " {share:.0%} of them (blocking: a short day keeps the factors from running).",
     "ohlc_sanity": "Prices are positive and low <= open, close <= high.",
 }
 TABLE_CHECKS: dict[str, tuple[str, ...]] = {
@@ -96,7 +101,12 @@ TABLE_CHECKS: dict[str, tuple[str, ...]] = {
 
 def check_specs_for(table: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(name=name, asset=table, description=CHECK_DESCRIPTIONS[name])
+        dg.AssetCheckSpec(
+            name=name,
+            asset=table,
+            description=CHECK_DESCRIPTIONS[name].format(share=MIN_LISTED_SHARE[table]),
+            blocking=name in BLOCKING_CHECKS,
+        )
         for name in TABLE_CHECKS[table]
     ]
 
@@ -107,9 +117,14 @@ def run_checks(
     """Every check of the table over the open days just written (none written: vacuous)."""
     results = []
     for name in TABLE_CHECKS[table]:
-        passed, metadata = (
-            CHECKS[name](warehouse, table, days) if days else (True, {"days_checked": 0})
-        )
+        if days:
+            passed, metadata = CHECKS[name](warehouse, table, days)
+            metadata |= {
+                CHECKED_FROM: f"{min(days):{PARTITION_DATE_FORMAT}}",
+                CHECKED_TO: f"{max(days):{PARTITION_DATE_FORMAT}}",
+            }
+        else:
+            passed, metadata = True, {"days_checked": 0}
         results.append(
             dg.AssetCheckResult(
                 asset_key=table,

@@ -180,16 +180,29 @@ class Warehouse(dg.ConfigurableResource):
         """
         return self._write(table_named(table), frame, partition_day=None)
 
-    def replace_partition(self, table: str, frame: pd.DataFrame, trade_date: dt.date) -> int:
+    def replace_partition(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        trade_date: dt.date,
+        *,
+        empty_day_is_genuine: bool = False,
+    ) -> int:
         """Make the rows of ``trade_date`` exactly ``frame``; other days stay untouched.
 
         Stored rows of that day whose key is not in the frame are deleted; the rest is
-        upserted. Returns the frame's row count.
+        upserted. Returns the frame's row count. An empty frame is refused unless the caller
+        says the day really has no rows: an empty reply must never empty a stored day.
         """
         target = table_named(table)
         if PARTITION_COLUMN not in target.c:
             raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to replace by")
         day = to_date(trade_date, f"{table} replace_partition trade_date")
+        if frame.empty and not empty_day_is_genuine:
+            raise ValueError(
+                f"{table}: refusing to empty {PARTITION_COLUMN} {day:%Y-%m-%d} with an empty"
+                " frame; pass empty_day_is_genuine=True if that day really has no rows"
+            )
         return self._write(target, frame, partition_day=day)
 
     def _write(self, target: sa.Table, frame: pd.DataFrame, partition_day: dt.date | None) -> int:

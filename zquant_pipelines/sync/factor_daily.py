@@ -8,19 +8,15 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
-from zquant_pipelines.sync.market import REFERENCE_EXCHANGE, SyncResult, open_days
+from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
 
 FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
 
 
 def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
     """The open day ``trading_days`` market days before ``first_day`` (or the first known)."""
-    frame = warehouse.read_frame(
-        "SELECT cal_date FROM trade_cal WHERE exchange = :exchange AND is_open = 1"
-        " AND cal_date <= :day ORDER BY cal_date DESC LIMIT :n",
-        {"exchange": REFERENCE_EXCHANGE, "day": first_day, "n": trading_days + 1},
-    )
-    return min(frame["cal_date"]) if len(frame) else first_day
+    days = recent_open_days(warehouse, first_day, trading_days + 1)
+    return days[0] if days else first_day
 
 
 def read_factor_inputs(
@@ -69,6 +65,11 @@ def compute_and_store_factors(
         frame = by_day.get(day, factors.iloc[0:0])
         if ts_codes:
             result.rows += warehouse.upsert("factor_daily", frame)
+        elif frame.empty:
+            raise ValueError(
+                f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
+                " sync its daily, adj_factor and daily_basic first (stored factors kept)"
+            )
         else:
             result.rows += warehouse.replace_partition("factor_daily", frame, day)
         result.trade_dates.append(day)

@@ -4,10 +4,13 @@ Plain functions (no Dagster): assets and task actions both call them. A source i
 with ``query(api_name, **params) -> DataFrame`` in tushare's wire format (the tushare client
 or the sample market); a warehouse is a ``Warehouse``. Trading-day syncs make one API call
 per open day (the source pages past the row limit) and none on a closed day, as tushare
-recommends, instead of zquant's one call per stock.
+recommends, instead of zquant's one call per stock. A reply with no rows, or far fewer than
+the stocks listed that day (MIN_LISTED_SHARE), is a day tushare has not published yet: it is
+refused and the stored day stays as it was.
 """
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from zquant_pipelines.constants import (
     CALENDAR_EXCHANGES,
     DATE_COLUMNS,
     LIST_STATUSES,
+    MIN_LISTED_SHARE,
     TRADING_DAY_APIS,
 )
 from zquant_pipelines.dates import to_tushare_date
@@ -28,6 +32,11 @@ from zquant_pipelines.dates import to_tushare_date
 REFERENCE_EXCHANGE = "SSE"
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class DayNotPublishedError(RuntimeError):
+    """An open day's reply has no rows, or far fewer than the stocks listed that day: tushare
+    has not (fully) published the day yet. Nothing of that day was written."""
 
 
 @dataclass
@@ -131,7 +140,7 @@ def sync_trading_days(
     """One API call per open day; each day replaced atomically; closed days cost no call.
 
     Each day is its own transaction, so a failure on day k leaves days before it written
-    and day k exactly as it was.
+    and day k exactly as it was; a day not published yet is such a failure.
     """
     if api_name not in TRADING_DAY_APIS:
         raise ValueError(f"api_name {api_name!r} is not a trading-day API {TRADING_DAY_APIS}")
@@ -147,6 +156,7 @@ def sync_trading_days(
 
     for day, reply in fetched_ahead(fetch, [day for day in days if is_open[day]]):
         frame = to_warehouse_frame(api_name, reply)
+        check_published(api_name, frame, day, listed_stock_count(warehouse, day))
         result.rows += warehouse.replace_partition(api_name, frame, day)
         result.api_calls += 1
         result.trade_dates.append(day)
@@ -215,3 +225,51 @@ def listed_stock_count(warehouse, trade_date: dt.date) -> int:
         {"day": trade_date},
     )
     return int(frame["n"].iloc[0])
+
+
+def min_published_rows(table: str, listed: int) -> int:
+    """The fewest rows an open day of ``table`` holds when ``listed`` stocks are listed:
+    MIN_LISTED_SHARE of them, and never fewer than one (no stock known still means a day
+    with no rows is refused)."""
+    return max(1, math.ceil(MIN_LISTED_SHARE[table] * listed))
+
+
+def check_published(api_name: str, frame: pd.DataFrame, day: dt.date, listed: int) -> None:
+    """Refuse an open day's reply that is empty or far short of the listed stocks."""
+    expected = min_published_rows(api_name, listed)
+    if len(frame) >= expected:
+        return
+    basis = (
+        f"{MIN_LISTED_SHARE[api_name]:.0%} of the {listed} stocks listed that day"
+        if listed
+        else "stock_basic lists no stock that day: sync stock_basic too"
+    )
+    raise DayNotPublishedError(
+        f"{api_name} for {day:%Y-%m-%d} is not published yet: tushare replied {len(frame)}"
+        f" rows, expected at least {expected} ({basis}); the stored day was left as it was"
+    )
+
+
+def recent_open_days(warehouse, on_or_before: dt.date, count: int) -> list[dt.date]:
+    """The last ``count`` open days on or before ``on_or_before`` per the synced calendar,
+    oldest first (fewer when the calendar starts later)."""
+    frame = warehouse.read_frame(
+        "SELECT cal_date FROM trade_cal WHERE exchange = :exchange AND is_open = 1"
+        " AND cal_date <= :day ORDER BY cal_date DESC LIMIT :n",
+        {"exchange": REFERENCE_EXCHANGE, "day": on_or_before, "n": count},
+    )
+    return sorted(frame["cal_date"])
+
+
+def latest_open_day(warehouse, on_or_before: dt.date) -> dt.date:
+    """The latest open day on or before ``on_or_before`` (a Saturday gives its Friday); the
+    calendar must cover ``on_or_before`` itself, so a stale calendar is an error, not an
+    old day."""
+    open_days(warehouse, on_or_before, on_or_before)
+    days = recent_open_days(warehouse, on_or_before, 1)
+    if not days:
+        raise ValueError(
+            f"trade_cal has no open {REFERENCE_EXCHANGE} day on or before"
+            f" {on_or_before:%Y-%m-%d}: sync the trading calendar over that range first"
+        )
+    return days[-1]

@@ -77,9 +77,12 @@ def report(context: dg.OpExecutionContext, result: sync.SyncResult, *, repair_co
     return summary
 
 
-def resolve_range(params) -> tuple[dt.date, dt.date]:
-    """The params' validated dates; a missing end is today, a missing start the end."""
-    end = params.end_date or market_today()
+def resolve_range(params, warehouse) -> tuple[dt.date, dt.date]:
+    """The params' validated dates. A missing end is the latest open day on or before today
+    per the synced calendar (zquant's default: a weekend run works on Friday, and a run
+    before tushare publishes today fails instead of writing nothing); a missing start is
+    the end."""
+    end = params.end_date or sync.latest_open_day(warehouse, market_today())
     start = params.start_date or end
     sync.check_date_range(start, end)
     return start, end
@@ -132,19 +135,19 @@ def sync_stock_days(context, apis: Sequence[str], codes: list[str], start, end) 
 
 def sync_daily_bars(context, params) -> dict:
     """sync_daily_data (some stocks) and sync_all_daily_data (the market, or a codelist)."""
-    start, end = resolve_range(params)
+    start, end = resolve_range(params, context.resources.warehouse)
     check_not_future(end)
     return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
 
 
 def sync_daily_basic_data(context, params) -> dict:
-    start, end = resolve_range(params)
+    start, end = resolve_range(params, context.resources.warehouse)
     check_not_future(end)
     return sync_stock_days(context, ("daily_basic",), [], start, end)
 
 
 def calculate_factor(context, params) -> dict:
-    start, end = resolve_range(params)
+    start, end = resolve_range(params, context.resources.warehouse)
     codes = list(params.codes or [])
     result = compute_and_store_factors(context.resources.warehouse, days_between(start, end), codes)
     return report(context, result, repair_codes=codes or None)

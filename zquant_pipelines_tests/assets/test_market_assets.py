@@ -59,9 +59,10 @@ def instance(tmp_path):
 def run_job(defs, instance, start: str, end: str | None = None) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def("market_data_job")
     if end is None:
-        return job.execute_in_process(instance=instance, partition_key=start)
+        return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(
         instance=instance,
+        raise_on_error=False,
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
@@ -159,3 +160,95 @@ def test_reference_assets_are_not_partitioned():
     by_name = {a.key.to_user_string(): a for a in market_assets}
     assert by_name["stock_basic"].partitions_def is None
     assert by_name["daily"].partitions_def.get_partition_keys()[0] <= "2021-11-28"
+
+
+# --- a day tushare has not published, and a day whose row count fails ---------------------
+
+
+def catch_up_requests(defs, instance, day: str) -> list[str]:
+    """The partitions the after-close schedule asks for at 18:00 on ``day``."""
+    schedule = defs.resolve_schedule_def("market_data_after_close_schedule")
+    tick = dt.datetime.fromisoformat(f"{day}T18:00:00+08:00")
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    ) as context:
+        return sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests or [])
+
+
+def step_failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [
+        event.event_specific_data.error.to_string()
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    ]
+
+
+def test_first_sync_before_publication_fails_and_is_caught_up(defs, instance, server, resources):
+    server.short_reply("daily", 0, trade_date="20261127")
+
+    result = run_job(defs, instance, OPEN_DAY)
+
+    assert not result.success
+    (message,) = step_failure_messages(result)
+    assert "daily for 2026-11-27 is not published yet: tushare replied 0 rows" in message
+    assert resources["warehouse"].count_rows("daily") == 0
+    for asset in ("daily", "factor_daily"):
+        assert OPEN_DAY not in instance.get_materialized_partitions(dg.AssetKey(asset))
+    assert OPEN_DAY in catch_up_requests(defs, instance, OPEN_DAY)
+
+    server.clear_faults()
+    assert run_job(defs, instance, OPEN_DAY).success
+    assert OPEN_DAY not in catch_up_requests(defs, instance, OPEN_DAY)
+
+
+@pytest.mark.parametrize("rows", [0, 30])
+def test_resync_with_an_empty_or_short_reply_keeps_the_stored_day(
+    defs, instance, server, resources, rows
+):
+    assert run_job(defs, instance, OPEN_DAY).success
+    warehouse = resources["warehouse"]
+    before = {t: warehouse.read_table(t) for t in (*TRADING_DAY_APIS, "factor_daily")}
+    assert len(before["daily"]) > 250
+    server.short_reply("daily_basic", rows, trade_date="20261127")
+
+    result = run_job(defs, instance, OPEN_DAY)
+
+    assert not result.success
+    (message,) = step_failure_messages(result)
+    assert f"daily_basic for 2026-11-27 is not published yet: tushare replied {rows} rows" in (
+        message
+    )
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(warehouse.read_table(table), frame)
+
+
+def test_failed_row_count_blocks_the_factors_and_is_caught_up(defs, instance, server, resources):
+    """The stock list went stale (most stocks gone from it): daily has more rows than stocks
+    listed, the blocking check fails, factor_daily does not run, and the catch-up asks for
+    the day again although every asset of it has been materialized before."""
+    assert run_job(defs, instance, OPEN_DAY).success
+    assert OPEN_DAY not in catch_up_requests(defs, instance, OPEN_DAY)
+    warehouse = resources["warehouse"]
+    factors_before = warehouse.read_table("factor_daily")
+    with warehouse.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM stock_basic WHERE ts_code > '000200'")
+    server.short_reply("stock_basic", 0)
+
+    result = run_job(defs, instance, OPEN_DAY)
+
+    assert not result.success
+    failed_checks = {
+        (e.asset_key.path[0], e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    }
+    assert ("daily", "row_count_vs_listed") in failed_checks
+    assert "factor_daily" not in {e.step_key for e in result.get_step_success_events()}
+    written = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert "factor_daily" not in written and "daily" in written
+    pd.testing.assert_frame_equal(warehouse.read_table("factor_daily"), factors_before)
+    assert OPEN_DAY in catch_up_requests(defs, instance, OPEN_DAY)
+
+    server.clear_faults()
+    assert run_job(defs, instance, OPEN_DAY).success
+    assert OPEN_DAY not in catch_up_requests(defs, instance, OPEN_DAY)

@@ -205,11 +205,27 @@ def test_replace_partition_removes_that_days_stale_rows_only(warehouse):
     assert warehouse.count_rows("daily", SECOND_DAY) == 3
 
 
-def test_replace_partition_with_empty_frame_empties_the_day(warehouse):
+def test_replace_partition_refuses_an_empty_frame(warehouse):
+    """An empty reply must never empty a stored day by accident."""
+    warehouse.upsert("adj_factor", sample_frame("adj_factor"))
+    before = contents(warehouse, "adj_factor")
+
+    with pytest.raises(
+        ValueError,
+        match="adj_factor: refusing to empty trade_date 2026-02-26 with an empty frame;"
+        " pass empty_day_is_genuine=True",
+    ):
+        warehouse.replace_partition("adj_factor", sample_frame("adj_factor").iloc[0:0], FIRST_DAY)
+
+    assert contents(warehouse, "adj_factor") == before
+
+
+def test_replace_partition_empties_a_day_the_caller_says_is_genuinely_empty(warehouse):
     warehouse.upsert("adj_factor", sample_frame("adj_factor"))
     other_days = warehouse.count_rows("adj_factor", SECOND_DAY)
+    empty = sample_frame("adj_factor").iloc[0:0]
 
-    warehouse.replace_partition("adj_factor", sample_frame("adj_factor").iloc[0:0], FIRST_DAY)
+    warehouse.replace_partition("adj_factor", empty, FIRST_DAY, empty_day_is_genuine=True)
 
     assert warehouse.count_rows("adj_factor", FIRST_DAY) == 0
     assert warehouse.count_rows("adj_factor", SECOND_DAY) == other_days > 0

@@ -280,3 +280,85 @@ def test_bad_ranges_name_the_values(source, warehouse):
         sync.sync_trade_cal(source, warehouse, dt.date(2026, 10, 10), dt.date(2026, 10, 1))
     with pytest.raises(ValueError, match="api_name 'weekly'"):
         sync.sync_trading_days(source, warehouse, "weekly", DAYS)
+
+
+# --- a day tushare has not (fully) published: refused, the stored day kept ---------------
+
+
+def not_published(api_name: str, day: dt.date, rows: int) -> str:
+    return (
+        f"{api_name} for {day:%Y-%m-%d} is not published yet: tushare replied {rows} rows,"
+        r" expected at least \d+ \(\d+% of the \d+ stocks listed that day\)"
+    )
+
+
+@pytest.mark.parametrize("api_name", TRADING_DAY_APIS)
+@pytest.mark.parametrize("rows", [0, 40])
+def test_empty_or_short_reply_for_an_open_day_keeps_the_stored_day(
+    backing, source, server, warehouse, api_name, rows
+):
+    sync_reference(source, warehouse)
+    day = open_days_of(backing)[0]
+    sync.sync_trading_days(source, warehouse, api_name, [day])
+    before = warehouse.read_table(api_name)
+    assert len(before) > 200
+    server.short_reply(api_name, rows, trade_date=f"{day:%Y%m%d}")
+
+    with pytest.raises(sync.DayNotPublishedError, match=not_published(api_name, day, rows)):
+        sync.sync_trading_days(source, warehouse, api_name, [day])
+
+    pd.testing.assert_frame_equal(warehouse.read_table(api_name), before)
+
+
+def test_first_sync_of_an_unpublished_day_writes_nothing(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    day = open_days_of(backing)[0]
+    server.short_reply("daily", 0, trade_date=f"{day:%Y%m%d}")
+
+    with pytest.raises(sync.DayNotPublishedError, match=not_published("daily", day, 0)):
+        sync.sync_trading_days(source, warehouse, "daily", [day])
+
+    assert warehouse.count_rows("daily") == 0
+
+
+def test_a_day_with_some_stocks_suspended_is_not_refused(backing, source, server, warehouse):
+    """daily has no row for a suspended stock: a few missing rows are a normal day."""
+    sync_reference(source, warehouse)
+    day = open_days_of(backing)[0]
+    listed = sync.listed_stock_count(warehouse, day)
+    server.short_reply("daily", listed - 10, trade_date=f"{day:%Y%m%d}")
+
+    result = sync.sync_trading_days(source, warehouse, "daily", [day])
+
+    assert result.rows == warehouse.count_rows("daily", day) == listed - 10
+
+
+def test_without_a_stock_list_an_empty_reply_is_still_refused(backing, source, server, warehouse):
+    """No stock is known (stock_basic not synced): the row count cannot be judged, but an
+    open day with no rows at all is never taken as complete."""
+    sync.sync_trade_cal(source, warehouse, CAL_START, CAL_END)
+    day = open_days_of(backing)[0]
+    server.short_reply("daily", 0, trade_date=f"{day:%Y%m%d}")
+
+    with pytest.raises(
+        sync.DayNotPublishedError,
+        match=f"daily for {day:%Y-%m-%d} is not published yet: tushare replied 0 rows",
+    ):
+        sync.sync_trading_days(source, warehouse, "daily", [day])
+    assert warehouse.count_rows("daily") == 0
+
+    server.clear_faults()
+    assert sync.sync_trading_days(source, warehouse, "daily", [day]).rows > 0
+
+
+def test_latest_open_day_on_or_before_a_day(source, warehouse):
+    sync_reference(source, warehouse)
+    friday, sunday = dt.date(2026, 9, 18), dt.date(2026, 9, 20)
+
+    assert sync.latest_open_day(warehouse, sunday) == friday
+    assert sync.latest_open_day(warehouse, friday) == friday
+    # Mid-Autumn Friday 2026-09-25 is closed too; then the National Day closure.
+    assert sync.latest_open_day(warehouse, dt.date(2026, 9, 27)) == dt.date(2026, 9, 24)
+    assert sync.latest_open_day(warehouse, dt.date(2026, 10, 6)) == dt.date(2026, 9, 30)
+    with pytest.raises(ValueError, match="trade_cal has no SSE row for 2026-11-02"):
+        sync.latest_open_day(warehouse, dt.date(2026, 11, 2))
