@@ -6,14 +6,14 @@ The real ``tushare`` SDK talks to it unchanged (point ``api._DataApi__http_url``
 the server picks the requested fields, pages with ``offset``/``limit`` under a per-API row
 limit, checks the token, and records every call (without the token) so tests can count
 calls per API. Faults: a calls-per-window limit answered with tushare's exact message,
-HTTP errors, a denied API, slow replies.
+HTTP errors, a denied API, slow replies, a tampered reply (a short row, a renamed field).
 """
 
 import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -55,7 +55,7 @@ class WireCall:
     params: dict[str, Any]
     fields: str
     received_at: float
-    # ok | http_error | bad_token | no_permission | rate_limited | error
+    # ok | tampered | http_error | bad_token | no_permission | rate_limited | error
     outcome: str
     rows: int = 0
     delay_seconds: float = 0.0
@@ -91,6 +91,7 @@ class TushareWireServer:
         self._http_failures: list[int] = []
         self._slow_replies: list[float] = []
         self._denied: set[str] = set()
+        self._tampers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._rate_rules: dict[str | None, _RateRule] = {}
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -155,6 +156,13 @@ class TushareWireServer:
         with self._lock:
             self._denied.add(api_name)
 
+    def tamper_next(self, api_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Let ``edit`` change the ``data`` ({"fields", "items", ...}) of ``api_name``'s next
+        successful reply in place, e.g. ``lambda data: data["items"][0].pop()`` for a short row.
+        """
+        with self._lock:
+            self._tampers.setdefault(api_name, []).append(edit)
+
     def limit_rate(self, calls: int, window_seconds: float, api_name: str | None = None) -> None:
         """Accept at most ``calls`` per sliding ``window_seconds`` for each API (or only
         ``api_name``); further calls get code 40203 and tushare's per-minute message."""
@@ -166,6 +174,7 @@ class TushareWireServer:
             self._http_failures.clear()
             self._slow_replies.clear()
             self._denied.clear()
+            self._tampers.clear()
             self._rate_rules.clear()
 
     # -- what was called -------------------------------------------------------------
@@ -271,6 +280,12 @@ class TushareWireServer:
             "has_more": offset + limit < len(frame),
             "count": len(frame),
         }
+        with self._lock:
+            edits = self._tampers.get(api_name)
+            edit = edits.pop(0) if edits else None
+        if edit is not None:
+            edit(data)
+            return 200, "tampered", _reply(CODE_OK, "", data), len(page)
         return 200, "ok", _reply(CODE_OK, "", data), len(page)
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
