@@ -86,26 +86,35 @@ def test_invalid_run_config_fails_at_once_naming_the_field(resources, instance):
 WRONG_TOKEN = "wrong-token-for-the-wire-server-42"
 
 
-def deny_stock_basic(server) -> str:
+def deny_stock_basic(server) -> dict:
     server.deny("stock_basic")
-    return server.token
+    return {}
 
 
-def send_a_wrong_token(server) -> str:
-    return WRONG_TOKEN
+def send_a_wrong_token(server) -> dict:
+    return {"token": WRONG_TOKEN}
+
+
+def set_a_zero_budget(server) -> dict:
+    return {"calls_per_minute": 0}
 
 
 @pytest.mark.parametrize(
-    ("fault", "error_text"),
-    [(send_a_wrong_token, "token不对"), (deny_stock_basic, "没有访问该接口的权限")],
+    ("fault", "error_text", "calls"),
+    [
+        (send_a_wrong_token, "token不对", 1),
+        (deny_stock_basic, "没有访问该接口的权限", 1),
+        (set_a_zero_budget, "TushareClient.calls_per_minute must be > 0, got 0", 0),
+    ],
 )
-def test_refused_token_or_permission_fails_after_one_attempt(
-    tushare_server_factory, tmp_path, instance, fault, error_text
+def test_refused_token_permission_or_setting_fails_after_one_attempt(
+    tushare_server_factory, tmp_path, instance, fault, error_text, calls
 ):
     server = tushare_server_factory(SampleMarketSource())
-    token = fault(server)
+    settings = {"token": server.token, **fault(server)}
+    token = settings["token"]
     client = TushareClient(
-        token=token, api_url=server.url, rate_limit_dir=str(tmp_path / "ratelimit")
+        api_url=server.url, rate_limit_dir=str(tmp_path / "ratelimit"), **settings
     )
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
     # The shipped sync tasks retry for hours: 30 s apart here, so a retry would show.
@@ -123,12 +132,14 @@ def test_refused_token_or_permission_fails_after_one_attempt(
     warehouse.dispose()
 
     assert not result.success
-    assert len(server.calls_to("stock_basic")) == 1
+    assert len(server.calls_to("stock_basic")) == calls
     (stats,) = instance.get_run_step_stats(result.run_id)
     assert stats.attempts == 1
     assert "STEP_UP_FOR_RETRY" not in step_event_types(instance, result.run_id)["sync_stock_list"]
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.event_specific_data.error.message
-    assert "stock_basic" in message and error_text in message
+    assert "sync_stock_list failed, not retried" in message and error_text in message
+    if calls:
+        assert "tushare stock_basic" in message
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert all(token not in text for text in [message, *logged])
