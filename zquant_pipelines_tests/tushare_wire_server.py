@@ -6,7 +6,7 @@ The real ``tushare`` SDK talks to it unchanged (point ``api._DataApi__http_url``
 the server picks the requested fields, pages with ``offset``/``limit`` under a per-API row
 limit, checks the token, and records every call (without the token) so tests can count
 calls per API. Faults: a calls-per-window limit answered with tushare's exact message,
-HTTP errors, a denied API, slow replies, a tampered reply (a short row, a renamed field).
+HTTP errors, a denied API, slow replies.
 """
 
 import json
@@ -91,11 +91,11 @@ class TushareWireServer:
         self._http_failures: list[int] = []
         self._slow_replies: list[float] = []
         self._denied: set[str] = set()
-        self._tampers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._rate_rules: dict[str | None, _RateRule] = {}
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tampers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -156,25 +156,24 @@ class TushareWireServer:
         with self._lock:
             self._denied.add(api_name)
 
-    def tamper_next(self, api_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
-        """Let ``edit`` change the ``data`` ({"fields", "items", ...}) of ``api_name``'s next
-        successful reply in place, e.g. ``lambda data: data["items"][0].pop()`` for a short row.
-        """
-        with self._lock:
-            self._tampers.setdefault(api_name, []).append(edit)
-
     def limit_rate(self, calls: int, window_seconds: float, api_name: str | None = None) -> None:
         """Accept at most ``calls`` per sliding ``window_seconds`` for each API (or only
         ``api_name``); further calls get code 40203 and tushare's per-minute message."""
         with self._lock:
             self._rate_rules[api_name] = _RateRule(calls, window_seconds)
 
+    def tamper_next(self, api_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Let ``edit`` change the ``data`` ({"fields", "items", ...}) of ``api_name``'s next
+        successful reply in place: a short row, a renamed field (outcome ``tampered``)."""
+        with self._lock:
+            self._tampers.setdefault(api_name, []).append(edit)
+
     def clear_faults(self) -> None:
         with self._lock:
+            self._tampers.clear()
             self._http_failures.clear()
             self._slow_replies.clear()
             self._denied.clear()
-            self._tampers.clear()
             self._rate_rules.clear()
 
     # -- what was called -------------------------------------------------------------
@@ -200,6 +199,15 @@ class TushareWireServer:
     def _record(self, call: WireCall) -> None:
         with self._lock:
             self._calls.append(call)
+
+    def _tamper(self, api_name: str, data: dict[str, Any]) -> bool:
+        """Apply the next tamper_next edit of ``api_name`` to a reply's data, if any."""
+        with self._lock:
+            edits = self._tampers.get(api_name)
+            edit = edits.pop(0) if edits else None
+        if edit is not None:
+            edit(data)
+        return edit is not None
 
     def _next_fault(self, api_name: str, now: float) -> tuple[int | None, float, str | None]:
         """The HTTP failure, delay and refusal message (if any) for this request."""
@@ -240,6 +248,8 @@ class TushareWireServer:
         status, outcome, reply, rows = self._answer(
             request, api_name, params, fields, http_status, refusal
         )
+        if outcome == "ok" and self._tamper(api_name, reply["data"]):
+            outcome = "tampered"
         recorded_params = {k: v for k, v in params.items() if k != "ts_type_name"}
         self._record(WireCall(api_name, recorded_params, fields, received_at, outcome, rows, delay))
         # Recorded before the delay, so a test sees the call while its client is timing out.
@@ -280,12 +290,6 @@ class TushareWireServer:
             "has_more": offset + limit < len(frame),
             "count": len(frame),
         }
-        with self._lock:
-            edits = self._tampers.get(api_name)
-            edit = edits.pop(0) if edits else None
-        if edit is not None:
-            edit(data)
-            return 200, "tampered", _reply(CODE_OK, "", data), len(page)
         return 200, "ok", _reply(CODE_OK, "", data), len(page)
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
