@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -55,7 +55,7 @@ class WireCall:
     params: dict[str, Any]
     fields: str
     received_at: float
-    # ok | http_error | bad_token | no_permission | rate_limited | error
+    # ok | tampered | http_error | bad_token | no_permission | rate_limited | error
     outcome: str
     rows: int = 0
     delay_seconds: float = 0.0
@@ -96,6 +96,7 @@ class TushareWireServer:
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tampers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -168,8 +169,15 @@ class TushareWireServer:
         with self._lock:
             self._rate_rules[api_name] = _RateRule(calls, window_seconds)
 
+    def tamper_next(self, api_name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Let ``edit`` change the ``data`` ({"fields", "items", ...}) of ``api_name``'s next
+        successful reply in place: a short row, a renamed field (outcome ``tampered``)."""
+        with self._lock:
+            self._tampers.setdefault(api_name, []).append(edit)
+
     def clear_faults(self) -> None:
         with self._lock:
+            self._tampers.clear()
             self._http_failures.clear()
             self._slow_replies.clear()
             self._denied.clear()
@@ -199,6 +207,15 @@ class TushareWireServer:
     def _record(self, call: WireCall) -> None:
         with self._lock:
             self._calls.append(call)
+
+    def _tamper(self, api_name: str, data: dict[str, Any]) -> bool:
+        """Apply the next tamper_next edit of ``api_name`` to a reply's data, if any."""
+        with self._lock:
+            edits = self._tampers.get(api_name)
+            edit = edits.pop(0) if edits else None
+        if edit is not None:
+            edit(data)
+        return edit is not None
 
     def _next_fault(self, api_name: str, now: float) -> tuple[int | None, float, str | None]:
         """The HTTP failure, delay and refusal message (if any) for this request."""
@@ -239,6 +256,8 @@ class TushareWireServer:
         status, outcome, reply, rows = self._answer(
             request, api_name, params, fields, http_status, refusal
         )
+        if outcome == "ok" and self._tamper(api_name, reply["data"]):
+            outcome = "tampered"
         recorded_params = {k: v for k, v in params.items() if k != "ts_type_name"}
         self._record(WireCall(api_name, recorded_params, fields, received_at, outcome, rows, delay))
         # Recorded before the delay, so a test sees the call while its client is timing out.

@@ -1,21 +1,30 @@
-"""The tushare market source: the real ``tushare`` SDK plus what it lacks.
+"""The tushare market source: tushare's wire protocol, as the ``tushare`` SDK speaks it,
+plus what the SDK lacks.
 
-The SDK (``tushare.pro_api(token).query(api_name, fields, **params)``) posts one request and
-either returns a frame or raises a bare ``Exception(msg)``. ``TushareClient`` adds:
+The SDK's ``DataApi.query`` (tushare 1.4.29) posts one request and turns the reply into a
+frame with ``pd.DataFrame(items, columns=fields)``. On the way it hides three things: the
+HTTP status (``if res:`` returns an empty frame on any 4xx/5xx), tushare's numeric code
+(a bare ``Exception(msg)``), and a row with fewer values than fields (pandas pads it with
+None, so a short row's missing vol/amount read as genuine NULLs). Only the raw reply
+shows them, so ``TushareClient`` sends the SDK's exact request itself (same URL, body and
+``ts_type_name``; the default endpoint is the SDK's) and builds the frame the SDK's way
+after checking the reply. It adds:
 
 - a per-API calls-per-minute budget shared by every process on the machine (files under
   ``rate_limit_dir``) or, with ``rate_limit_url``, by every machine (Redis), and a shared
   cool-down of one window after tushare reports the budget exhausted (``rate_limit``);
-- error classes from the reply's message (tushare's numeric code is lost in the SDK);
+- error classes from the HTTP status and the reply's message;
 - retry with exponential back-off and full jitter for rate-limit and transport errors only;
+- refusal of a reply whose fields differ from the requested ones or with a row holding
+  fewer or more values than fields (``TushareReplyError``);
 - paging with ``offset``/``limit`` while a reply holds exactly the row limit;
-- detection of the SDK's silent empty frame on HTTP errors (see ``_detect_http_failure``);
 - exactly ``constants.API_FIELDS[api_name]`` as columns, ``trade_cal.is_open`` as int.
 
 The token never appears in errors or logs: every message built from foreign text is
 scrubbed, and foreign exceptions are not chained (their text could carry it).
 """
 
+import json
 import logging
 import os
 import random
@@ -26,8 +35,8 @@ from typing import Any
 
 import pandas as pd
 import requests
-import tushare
 from pydantic import Field, PrivateAttr
+from tushare.pro.client import DataApi
 
 from zquant_pipelines.constants import (
     API_FIELDS,
@@ -52,6 +61,8 @@ _BAD_TOKEN_TEXT = "token不对"
 # Params the client owns: it pages itself and always asks for API_FIELDS.
 _RESERVED_PARAMS = ("offset", "limit", "fields")
 _REDACTED = "***"
+# The SDK's endpoint (a class attribute, name-mangled): the default of ``api_url``.
+SDK_HTTP_URL: str = DataApi._DataApi__http_url
 
 
 class TushareError(Exception):
@@ -71,7 +82,17 @@ class TushareTokenError(TushareError):
 
 
 class TushareTransportError(TushareError):
-    """No usable reply: timeout, connection error, HTTP error status. Retryable."""
+    """No usable reply: timeout, connection error, HTTP error status, not JSON. Retryable."""
+
+
+class TushareReplyError(TushareError):
+    """A reply that does not hold what was asked: other fields than requested, or a row
+    with fewer or more values than fields. Not retried within a query (the same request
+    would get the same reply); a task's retry policy may try again later."""
+
+
+class TushareSettingsError(TushareError, ValueError):
+    """A setting or query argument is invalid: no call was made. Not retryable."""
 
 
 _RETRYABLE = (TushareRateLimitError, TushareTransportError)
@@ -120,17 +141,19 @@ class TushareClient(MarketSource):
 
     @property
     def calls_made(self) -> int:
-        """HTTP requests this resource has sent (retries, pages and status probes included)."""
+        """HTTP requests this resource has sent (retries and pages included)."""
         return self._calls_made
 
     def query(self, api_name: str, **params: Any) -> pd.DataFrame:
         """Every row of ``api_name`` for ``params``, with exactly ``API_FIELDS[api_name]``."""
         self._check_settings()
         if api_name not in API_FIELDS:
-            raise ValueError(f"api_name {api_name!r} is not one of {sorted(API_FIELDS)}")
+            raise TushareSettingsError(f"api_name {api_name!r} is not one of {sorted(API_FIELDS)}")
         reserved = sorted(set(params) & set(_RESERVED_PARAMS))
         if reserved:
-            raise ValueError(f"params {reserved} are set by TushareClient itself; got {params!r}")
+            raise TushareSettingsError(
+                f"params {reserved} are set by TushareClient itself; got {params!r}"
+            )
         fields = API_FIELDS[api_name]
         row_limit = self.api_row_limits.get(
             api_name, API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT)
@@ -148,12 +171,6 @@ class TushareClient(MarketSource):
                 break
             offset += row_limit
         frame = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
-        missing = [name for name in fields if name not in frame.columns]
-        if missing:
-            raise TushareError(
-                f"tushare {api_name} {params!r}: reply lacks fields {missing} "
-                f"(got {list(frame.columns)})"
-            )
         frame = frame[list(fields)].reset_index(drop=True)
         if api_name == "trade_cal":
             # tushare sends is_open as "0"/"1" or 0/1 depending on the day.
@@ -168,7 +185,7 @@ class TushareClient(MarketSource):
             limiter.acquire(api_name, calls_per_minute, self.rate_limit_window_seconds)
             logger.debug("tushare %s %r: attempt %d", api_name, params, attempt)
             try:
-                return self._call_once(api_name, fields, params, limiter, calls_per_minute)
+                return self._call_once(api_name, fields, params)
             except _RETRYABLE as error:
                 if attempt >= self.max_attempts:
                     logger.error(
@@ -189,70 +206,63 @@ class TushareClient(MarketSource):
                 time.sleep(delay)
             attempt += 1
 
-    def _call_once(
-        self,
-        api_name: str,
-        fields: str,
-        params: dict,
-        limiter: RateLimiter,
-        calls_per_minute: int,
-    ) -> pd.DataFrame:
-        api = tushare.pro_api(token=self.token, timeout=self.timeout_seconds)
-        if self.api_url:
-            api._DataApi__http_url = self.api_url.rstrip("/")
+    def _call_once(self, api_name: str, fields: str, params: dict) -> pd.DataFrame:
+        """One request as the SDK sends it; the reply checked before it becomes a frame."""
+        endpoint = (self.api_url or SDK_HTTP_URL).rstrip("/")
+        body = {
+            "api_name": api_name,
+            "token": self.token,
+            "params": {**params, "ts_type_name": endpoint},
+            "fields": fields,
+        }
         where = f"tushare {api_name} {params!r}"
         self._calls_made += 1
         try:
-            frame = api.query(api_name, fields=fields, **params)
+            response = requests.post(
+                f"{endpoint}/{api_name}", json=body, timeout=self.timeout_seconds
+            )
         except requests.RequestException as error:
             raise TushareTransportError(
                 f"{where}: {type(error).__name__}: {self._scrub(str(error))}"
             ) from None
-        except ValueError as error:  # the SDK's json.loads on a reply that is not JSON
+        if not response.ok:
+            status = f"HTTP {response.status_code} {self._scrub(response.reason or '')}".strip()
+            if response.status_code == 429:
+                raise TushareRateLimitError(f"{where}: {status}")
+            raise TushareTransportError(f"{where}: {status}")
+        try:
+            reply = json.loads(response.text)
+        except ValueError as error:
             raise TushareTransportError(
                 f"{where}: unreadable reply: {self._scrub(str(error))}"
             ) from None
-        except Exception as error:  # noqa: BLE001 - the SDK raises bare Exception(msg) on code != 0
-            raise self._classify(where, str(error)) from None
-        if frame.columns.empty:
-            limiter.acquire(api_name, calls_per_minute, self.rate_limit_window_seconds)
-            raise self._detect_http_failure(api, api_name, fields, params, where)
-        return frame
+        if not isinstance(reply, dict):
+            raise TushareTransportError(f"{where}: the reply is not a JSON object")
+        if reply.get("code") != 0:
+            raise self._classify(where, str(reply.get("msg")))
+        return self._frame_of(where, fields.split(","), reply.get("data"))
 
-    def _detect_http_failure(
-        self, api: Any, api_name: str, fields: str, params: dict, where: str
-    ) -> TushareError:
-        """The error behind a frame without columns, which the SDK returns on HTTP >= 400.
-
-        A reply with code 0 always carries its ``fields`` (even with no rows), so a frame
-        with no columns can only come from the SDK's ``if res:`` on a failed response, which
-        hides the status. To name it, the identical request is re-issued once with
-        ``requests`` (one extra call, only on failures, counted and rate-limited like any
-        other). 429 reads as a rate limit; anything else is a transport error, retried.
-        Patching the SDK's ``requests`` to observe the first response was rejected: it is
-        process-wide state shared with every other user of ``requests``.
-        """
-        url = f"{api._DataApi__http_url}/{api_name}"
-        body = {
-            "api_name": api_name,
-            "token": self.token,
-            "params": {**params, "ts_type_name": api._DataApi__http_url},
-            "fields": fields,
-        }
-        self._calls_made += 1
-        try:
-            response = requests.post(url, json=body, timeout=self.timeout_seconds)
-        except requests.RequestException as error:
-            return TushareTransportError(
-                f"{where}: HTTP error (the SDK hid the status; re-issuing failed: "
-                f"{type(error).__name__}: {self._scrub(str(error))})"
+    def _frame_of(self, where: str, requested: list[str], data: Any) -> pd.DataFrame:
+        """The reply's rows as the SDK builds them, once every row has one value per field."""
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(key), list) for key in ("fields", "items")
+        ):
+            raise TushareReplyError(f"{where}: the reply has no data.fields and data.items")
+        fields, items = data["fields"], data["items"]
+        if len(fields) != len(requested) or set(fields) != set(requested):
+            raise TushareReplyError(
+                f"{where}: reply fields {self._scrub(str(fields))} do not match the requested "
+                f"{requested}"
             )
-        status = f"HTTP {response.status_code} {self._scrub(response.reason or '')}".strip()
-        if response.status_code == 429:
-            return TushareRateLimitError(f"{where}: {status}")
-        if response.ok:
-            status = f"HTTP error (the SDK hid the status; re-issuing answered {status})"
-        return TushareTransportError(f"{where}: {status}")
+        width = len(fields)
+        for index, row in enumerate(items):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+                raise TushareReplyError(
+                    f"{where}: row {index} has {got}, expected {width} (one per field: "
+                    f"{', '.join(fields)})"
+                )
+        return pd.DataFrame(items, columns=fields)
 
     def _classify(self, where: str, message: str) -> TushareError:
         text = f"{where}: {self._scrub(message)}"
@@ -286,7 +296,7 @@ class TushareClient(MarketSource):
 
     def _check_settings(self) -> None:
         if not self.token:
-            raise ValueError("TushareClient.token is empty: set TUSHARE_TOKEN")
+            raise TushareSettingsError("TushareClient.token is empty: set TUSHARE_TOKEN")
         positive = {
             "timeout_seconds": self.timeout_seconds,
             "calls_per_minute": self.calls_per_minute,
@@ -297,8 +307,8 @@ class TushareClient(MarketSource):
         }
         for name, value in positive.items():
             if not value > 0:
-                raise ValueError(f"TushareClient.{name} must be > 0, got {value!r}")
+                raise TushareSettingsError(f"TushareClient.{name} must be > 0, got {value!r}")
         for name in ("backoff_base_seconds", "backoff_max_seconds"):
             value = getattr(self, name)
             if value < 0:
-                raise ValueError(f"TushareClient.{name} must be >= 0, got {value!r}")
+                raise TushareSettingsError(f"TushareClient.{name} must be >= 0, got {value!r}")

@@ -6,13 +6,21 @@ a CSV built by Arrow; SQLite: one executemany) and merges it with a single
 ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched, all in
 one transaction: a failure anywhere leaves the table as it was. A trading day with no row
 stored yet skips the stage: its rows are loaded straight into the table.
+
+Lock waits are bounded: every transaction waits at most ``lock_timeout_seconds`` for a lock
+(PostgreSQL ``lock_timeout``, SQLite's busy timeout) and, if set, runs each statement for at
+most ``statement_timeout_seconds`` (PostgreSQL ``statement_timeout``); past either, the
+transaction is rolled back and a ``WarehouseTimeoutError`` names the table and the setting.
 """
 
 import datetime as dt
 import io
 import os
 import re
+import textwrap
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -31,11 +39,19 @@ from zquant_pipelines.constants import (
     ENV_WAREHOUSE_URL,
 )
 from zquant_pipelines.resources.warehouse_schema import TABLES, metadata
+from zquant_pipelines.resources.warehouse_timeouts import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    TIMEOUTS_OPTION,
+    bounded_waits,
+    set_timeouts,
+    timeouts_ms,
+)
 
 WAREHOUSE_FILE_NAME = "warehouse.db"
 PARTITION_COLUMN = "trade_date"
 STAGE_TABLE_PREFIX = "zq_stage_"
-# Parallel step processes share one SQLite file: a writer waits this long for the lock.
+# Parallel step processes share one SQLite file: a writer waits this long for the lock
+# (each Warehouse transaction sets its own lock_timeout_seconds instead).
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 # Execution option marking a write transaction (SQLite takes the write lock at BEGIN).
@@ -112,6 +128,7 @@ def create_sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def begin_transaction(connection):
+        set_timeouts(connection)
         # A writer takes the lock at BEGIN, so a busy database makes it wait (busy timeout)
         # instead of failing when it upgrades a read lock mid-transaction.
         writes = connection.get_execution_options().get(WRITE_TRANSACTION_OPTION, False)
@@ -128,7 +145,9 @@ def create_postgres_engine(url: sa.URL, db_schema: str | None) -> sa.Engine:
                 f"db_schema {db_schema!r} is not a plain identifier (letters, digits, _)"
             )
         connect_args["options"] = f"-csearch_path={db_schema}"
-    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    sa.event.listen(engine, "begin", set_timeouts)
+    return engine
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -147,10 +166,25 @@ class Warehouse(dg.ConfigurableResource):
         description="PostgreSQL schema holding the tables (created when missing); default:"
         " the connection's search_path",
     )
+    lock_timeout_seconds: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        description="Longest wait for a lock another connection holds (PostgreSQL"
+        " lock_timeout, SQLite busy timeout); then the transaction fails naming the table",
+    )
+    statement_timeout_seconds: float = Field(
+        default=0,
+        description="Longest run of one statement on PostgreSQL (statement_timeout);"
+        " 0: no limit",
+    )
 
     @property
     def engine(self) -> sa.Engine:
-        return engine_for(self.url, self.db_schema)
+        """The shared engine; its transactions carry this warehouse's timeouts."""
+        timeouts = timeouts_ms(self.lock_timeout_seconds, self.statement_timeout_seconds)
+        return engine_for(self.url, self.db_schema).execution_options(**{TIMEOUTS_OPTION: timeouts})
+
+    def _bounded_waits(self, subject: str):
+        return bounded_waits(subject, self.lock_timeout_seconds, self.statement_timeout_seconds)
 
     def dispose(self) -> None:
         """Close this warehouse's pooled connections; the next call reconnects."""
@@ -161,7 +195,7 @@ class Warehouse(dg.ConfigurableResource):
         key = (self.url, self.db_schema)
         if key in _schema_ready:
             return
-        with self._write_transaction() as conn:
+        with self._write_transaction("schema (creating tables)") as conn:
             if conn.dialect.name == "postgresql":
                 # Two processes creating the same tables at once would collide in the catalog.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('zquant.warehouse'))"))
@@ -170,8 +204,11 @@ class Warehouse(dg.ConfigurableResource):
             metadata.create_all(conn)
         _schema_ready.add(key)
 
-    def _write_transaction(self):
-        return self.engine.execution_options(**{WRITE_TRANSACTION_OPTION: True}).begin()
+    @contextmanager
+    def _write_transaction(self, subject: str) -> Iterator[sa.Connection]:
+        writes = self.engine.execution_options(**{WRITE_TRANSACTION_OPTION: True})
+        with self._bounded_waits(subject), writes.begin() as conn:
+            yield conn
 
     def upsert(self, table: str, frame: pd.DataFrame) -> int:
         """Insert or update ``frame``'s rows by primary key; returns the frame's row count.
@@ -212,7 +249,7 @@ class Warehouse(dg.ConfigurableResource):
         elif rows.empty:
             return 0
         self.ensure_schema()
-        with self._write_transaction() as conn:
+        with self._write_transaction(f"table {target.name!r}") as conn:
             if (
                 partition_day is not None
                 and not rows.empty
@@ -232,7 +269,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def read_frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         """Run a SELECT; result columns named like a date column come back as datetime.date."""
-        return self._query(sa.text(sql), params or {})
+        return self._query(sa.text(sql), params or {}, f"query {textwrap.shorten(sql, 60)!r}")
 
     def read_table(self, table: str, where: dict | None = None) -> pd.DataFrame:
         """A table's rows (matching ``where``: column -> value), ordered by primary key."""
@@ -244,7 +281,8 @@ class Warehouse(dg.ConfigurableResource):
             if column in DATE_COLUMNS:
                 value = to_date(value, f"{table}.{column} filter")
             conditions.append(target.c[column] == value)
-        return self._query(sa.select(target).where(*conditions).order_by(*target.primary_key), {})
+        statement = sa.select(target).where(*conditions).order_by(*target.primary_key)
+        return self._query(statement, {}, f"table {table!r}")
 
     def count_rows(self, table: str, trade_date: dt.date | None = None) -> int:
         """Rows of ``table``, or of one trading day of it."""
@@ -256,12 +294,12 @@ class Warehouse(dg.ConfigurableResource):
             day = to_date(trade_date, f"{table} count_rows trade_date")
             statement = statement.where(target.c[PARTITION_COLUMN] == day)
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._bounded_waits(f"table {table!r}"), self.engine.connect() as conn:
             return int(conn.execute(statement).scalar_one())
 
-    def _query(self, statement: sa.Executable, params: dict) -> pd.DataFrame:
+    def _query(self, statement: sa.Executable, params: dict, subject: str) -> pd.DataFrame:
         self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._bounded_waits(subject), self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 # Dates are ISO text in SQLite: compare them as such.
                 params = {

@@ -7,13 +7,20 @@ and for a workflow one job whose graph is its members wired by their dependencie
 - Each task's ops sit in the pool ``zquant_task_<name>``; with run-granularity pools a
   pool limit of 0 holds every run of the task in the queue: that is pause (see control.py).
 - max_retries / retry_interval become the op's RetryPolicy, so every attempt is a step
-  attempt in the run's logs and the run fails after the last one.
+  attempt in the run's logs and the run fails after the last one. An error no retry can fix
+  (tushare refused the token or the API, an invalid setting or run config) fails the step
+  at once: a bad token would otherwise hold the task for hours of back-off.
 """
 
 import dagster as dg
 
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.executors import default_executor_name, executor_definition
+from zquant_pipelines.resources.tushare_client import (
+    TusharePermissionError,
+    TushareSettingsError,
+    TushareTokenError,
+)
 from zquant_pipelines.tasks.action_params import ActionParamsError, parse_action_params
 from zquant_pipelines.tasks.actions import ACTIONS
 from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
@@ -28,6 +35,8 @@ IN_FLIGHT_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 PRIORITY_TAG = "dagster/priority"
+# Errors the same attempt would meet again: the step fails without its RetryPolicy's retries.
+NOT_RETRYABLE = (TushareTokenError, TusharePermissionError, TushareSettingsError)
 
 
 def job_name(task_name: str) -> str:
@@ -119,7 +128,13 @@ def build_action_op(
             raise dg.Failure(
                 f"invalid run config for task {task.name}:\n{error}", allow_retries=False
             ) from None
-        metadata = action(context, params)
+        try:
+            metadata = action(context, params)
+        except NOT_RETRYABLE as error:
+            raise dg.Failure(
+                f"{task.name} failed, not retried ({type(error).__name__}): {error}",
+                allow_retries=False,
+            ) from error
         yield dg.Output(None, metadata={k: v for k, v in (metadata or {}).items() if v is not None})
 
     return action_op

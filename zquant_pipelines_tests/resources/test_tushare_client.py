@@ -1,4 +1,5 @@
-"""TushareClient through the real tushare SDK, over HTTP, against the local wire server."""
+"""TushareClient over HTTP against the local wire server, which the real tushare SDK talks
+to as well: the client sends the SDK's request and reads the reply the SDK's way."""
 
 import logging
 import multiprocessing
@@ -9,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import tushare
 
 from zquant_pipelines.constants import API_FIELDS
 from zquant_pipelines.resources.rate_limit import RateLimitStoreError, RedisRateLimiter
@@ -17,6 +19,7 @@ from zquant_pipelines.resources.tushare_client import (
     TushareError,
     TusharePermissionError,
     TushareRateLimitError,
+    TushareReplyError,
     TushareTokenError,
     TushareTransportError,
 )
@@ -175,7 +178,7 @@ def test_rate_limit_error_carries_tushares_message(server, tmp_path):
 
 
 def test_http_500_is_retried_then_succeeds(server, tmp_path, caplog):
-    server.fail_next(2, status=500)  # the SDK's request, then the status probe
+    server.fail_next(2, status=500)
     client = make_client(server, tmp_path)
 
     with caplog.at_level(logging.WARNING, logger="zquant_pipelines.tushare"):
@@ -195,7 +198,7 @@ def test_http_500_fails_as_transport_error_after_max_attempts(server, tmp_path):
         client.query("daily", trade_date=TRADE_DATE)
 
     assert "3 attempts" in str(raised.value)
-    assert outcomes(server) == ["http_error"] * 6
+    assert outcomes(server) == ["http_error"] * 3
 
 
 def test_bad_token_raises_at_once(server, tmp_path):
@@ -234,6 +237,72 @@ def test_reply_past_timeout_on_last_attempt_raises_transport_error(server, tmp_p
         make_client(server, tmp_path, timeout_seconds=0.3, max_attempts=1).query(
             "daily", trade_date=TRADE_DATE
         )
+
+
+def cut_row(index: int, values: int):
+    """A tamper dropping the last ``values`` values of row ``index`` (negative: adds some)."""
+
+    def edit(data):
+        row = data["items"][index]
+        data["items"][index] = row[:-values] if values > 0 else row + [1.0] * -values
+
+    return edit
+
+
+def extra_field(data):
+    data["fields"].append("turnover")
+    for row in data["items"]:
+        row.append(1.0)
+
+
+def renamed_field(data):
+    data["fields"][-1] = "amt"
+
+
+def duplicated_field(data):
+    data["fields"][-1] = data["fields"][-2]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        # The SDK's pd.DataFrame(items, columns=fields) pads a short row with None: vol and
+        # amount would read as NULL, like a genuine null.
+        (cut_row(2, 2), r"row 2 has 9 values, expected 11"),
+        (cut_row(0, -1), r"row 0 has 12 values, expected 11"),
+        (extra_field, r"fields .*turnover.* do not match the requested"),
+        (renamed_field, r"fields .*'amt'.* do not match the requested"),
+        (duplicated_field, r"fields .*'vol', 'vol'.* do not match the requested"),
+    ],
+)
+def test_malformed_reply_is_refused_naming_api_row_and_counts(server, tmp_path, tamper, named):
+    server.tamper_next("daily", tamper)
+    client = make_client(server, tmp_path)
+
+    with pytest.raises(TushareReplyError, match=named) as raised:
+        client.query("daily", trade_date=TRADE_DATE)
+
+    assert f"tushare daily {{'trade_date': '{TRADE_DATE}'" in str(raised.value)
+    # The same query would get the same reply: not retried within the call.
+    assert outcomes(server) == ["tampered"]
+
+
+def test_client_sends_the_sdks_request_and_reads_its_frame(server, tmp_path):
+    fields = ",".join(API_FIELDS["daily"])
+    api = tushare.pro_api(token=server.token)
+    api._DataApi__http_url = server.url
+    sdk_frame = api.query("daily", fields=fields, trade_date=TRADE_DATE, offset=0, limit=6000)
+
+    frame = make_client(server, tmp_path).query("daily", trade_date=TRADE_DATE)
+
+    sdk_call, client_call = server.calls
+    assert (client_call.api_name, client_call.params, client_call.fields, client_call.outcome) == (
+        sdk_call.api_name,
+        sdk_call.params,
+        sdk_call.fields,
+        "ok",
+    )
+    pd.testing.assert_frame_equal(frame, sdk_frame)
 
 
 def closed_port() -> int:
@@ -300,7 +369,9 @@ def test_token_never_in_errors_or_logs(server, tushare_server_factory, tmp_path,
     texts = [str(raised.value), repr(raised.value), repr(client), caplog.text]
     texts += [record.getMessage() for record in caplog.records]
     assert all(DEFAULT_TOKEN not in text for text in texts)
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    # No foreign exception rides along (its text could carry the token).
+    error = raised.value
+    assert error.__cause__ is None and (error.__suppress_context__ or error.__context__ is None)
     assert "daily" in str(raised.value)
 
 
