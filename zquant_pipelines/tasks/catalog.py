@@ -28,6 +28,7 @@ Rules beyond the obvious:
 
 import copy
 import keyword
+import math
 import os
 import re
 import zoneinfo
@@ -74,6 +75,9 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_INTERVAL = 60
 DEFAULT_MAX_PARALLEL = 4
 MIN_INTERVAL_SECONDS = 10
+# A retry waits in the run worker (time.sleep, which overflows on huge values); a retry a
+# day later is the next scheduled run's job.
+MAX_RETRY_INTERVAL_SECONDS = 86_400
 # The shipped catalog is a few kB; a thousand tasks fit in well under 1 MiB. Bigger is a
 # mistake or an attack, refused before it is read.
 MAX_CATALOG_BYTES = 1024 * 1024
@@ -406,6 +410,10 @@ def _is_whole(minimum: int) -> Callable[[object], str | None]:
 def _is_seconds(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "must be a number of seconds"
+    if isinstance(value, float) and not math.isfinite(value):  # YAML reads .inf and .nan
+        return "must be a finite number of seconds"
+    if value > MAX_RETRY_INTERVAL_SECONDS:
+        return f"must be at most {MAX_RETRY_INTERVAL_SECONDS} (a day)"
     return None if value >= 0 else "must be at least 0"
 
 

@@ -924,3 +924,16 @@ def test_every_value_an_error_quotes_is_shortened():
     assert all(len(problem) < 1000 for problem in problems), max(map(len, problems))
     assert all("... (100,0" in problem for problem in problems if "many_codes" not in problem)
     assert any("and 9,995 more" in problem for problem in problems)
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan")])
+def test_a_retry_interval_that_is_not_finite_is_refused(seconds):
+    assert problems_of(common("a", retry_interval=seconds)) == [
+        f"task 'a': retry_interval {seconds!r}: must be a finite number of seconds"
+    ]
+
+
+def test_a_huge_retry_interval_is_a_problem_not_a_crash():
+    assert problems_of(common("a", retry_interval=10**400)) == [
+        f"task 'a': retry_interval 1{'0' * 79}... (401 characters): must be at most 86400 (a day)"
+    ]
