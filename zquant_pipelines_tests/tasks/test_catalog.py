@@ -775,7 +775,7 @@ def test_a_missing_file_is_a_catalog_error(tmp_path):
 # --- hostile files ----------------------------------------------------------------------
 
 # "Billion laughs": nine levels of nine aliases, 9**9 copies of "lol" once expanded (a few
-# GB as Python objects, more as the text an error would quote), from a 700-byte file.
+# GB as Python objects, more as the text an error would quote), from a 516-byte file.
 ALIAS_BOMB = (
     'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
     + "".join(
