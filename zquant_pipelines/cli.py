@@ -24,6 +24,7 @@ from zquant_pipelines.operations import (
     OperationFailed,
     Operations,
     UsageProblem,
+    dagster_home_problem,
     open_operations,
 )
 from zquant_pipelines.operations.base import (
@@ -38,6 +39,8 @@ from zquant_pipelines.tasks.definitions import tasks_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SORT_KEYS = ("name", "type", "next")
+# The demo syncs recent days (about a year at most); older history is a backfill.
+DEMO_MAX_TRADING_DAYS = 250
 MARKET_ZONE = ZoneInfo(MARKET_TIMEZONE)
 
 
@@ -115,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser(
         "demo", help="sync the most recent trading days into embedded storage (make run)"
     )
-    demo_parser.add_argument("--days", type=int, default=demo.DEFAULT_TRADING_DAYS)
+    demo_parser.add_argument(
+        "--days",
+        type=demo_days,
+        default=demo.DEFAULT_TRADING_DAYS,
+        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {demo.DEFAULT_TRADING_DAYS})",
+    )
 
     worker = commands.add_parser(
         "worker",
@@ -133,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def demo_days(text: str) -> int:
+    """--days as argparse checks it: a bad value is a usage error naming it (exit 2)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= DEMO_MAX_TRADING_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of trading days from 1 to {DEMO_MAX_TRADING_DAYS}"
+        )
+    return days
+
+
 def add_common_options(parser: argparse.ArgumentParser, default_url, default_json) -> None:
     parser.add_argument(
         "--url",
@@ -148,6 +169,10 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     environment (callers that hold one already, e.g. a loaded workspace)."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        # The demo creates a missing DAGSTER_HOME; it cannot use a file or a relative path.
+        if problem := dagster_home_problem(os.environ.get("DAGSTER_HOME") or "/", False):
+            print(f"zquant demo: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         demo.main(args.days)
         return EXIT_OK
     if args.command == "worker":

@@ -22,6 +22,9 @@ from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.operations.base import op_configs, run_config
 from zquant_pipelines.operations.local import LocalOperations
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import pool_name
 from zquant_pipelines_tests.operations.environment import (
@@ -405,6 +408,9 @@ def test_sync_daily_needs_one_code_option(world, capsys):
 
 
 def test_sync_daily_writes_bars_through_a_dagster_run(world, capsys):
+    warehouse = Warehouse(url=world.env.warehouse_url)
+    sync_stock_basic(SampleMarketSource(), warehouse)  # the run checks its codes against it
+    warehouse.dispose()
     result = zquant_json(
         world,
         capsys,

@@ -5,6 +5,7 @@ for the instance in DAGSTER_HOME (``local.py``) or for a webserver's GraphQL (``
 import os
 
 import dagster as dg
+import yaml
 
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed, Operations, UsageProblem
@@ -13,7 +14,14 @@ from zquant_pipelines.operations.local import LocalOperations
 
 ENV_DAGSTER_URL = "ZQUANT_DAGSTER_URL"
 
-__all__ = ["ENV_DAGSTER_URL", "OperationFailed", "Operations", "UsageProblem", "open_operations"]
+__all__ = [
+    "ENV_DAGSTER_URL",
+    "OperationFailed",
+    "Operations",
+    "UsageProblem",
+    "dagster_home_problem",
+    "open_operations",
+]
 
 
 def open_operations(url: str | None = None) -> Operations:
@@ -23,6 +31,34 @@ def open_operations(url: str | None = None) -> Operations:
     url = url or os.environ.get(ENV_DAGSTER_URL)
     if url:
         return GraphQLOperations(url)
-    if not os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         os.environ["DAGSTER_HOME"] = str(prepare_home())
-    return LocalOperations(dg.DagsterInstance.get())
+    elif problem := dagster_home_problem(home, must_exist=True):
+        raise UsageProblem(problem)
+    try:
+        instance = dg.DagsterInstance.get()
+    except (yaml.YAMLError, dg.DagsterInvalidConfigError) as error:
+        first_line = next(line for line in f"{error}\n-".splitlines() if line.strip())
+        raise UsageProblem(
+            f"DAGSTER_HOME {home!r}: its dagster.yaml cannot be used: {first_line}"
+        ) from None
+    return LocalOperations(instance)
+
+
+def dagster_home_problem(home: str, must_exist: bool) -> str | None:
+    """Why ``home`` cannot be DAGSTER_HOME, or None (Dagster would raise it with a
+    traceback); a missing directory is fine when the caller creates it."""
+    path = os.path.expanduser(home)
+    if not os.path.isabs(path):
+        return f"DAGSTER_HOME {home!r} is not an absolute path"
+    if os.path.isdir(path):
+        return None
+    if os.path.exists(path):
+        return f"DAGSTER_HOME {home!r} is not a directory"
+    if must_exist:
+        return (
+            f"DAGSTER_HOME {home!r} does not exist: create it (`make home` prepares it with"
+            " our dagster.yaml) or unset DAGSTER_HOME for the project's .dagster_home"
+        )
+    return None

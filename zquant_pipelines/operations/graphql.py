@@ -355,8 +355,13 @@ DOCUMENTS = {
 
 def graphql_endpoint(url: str) -> str:
     """``http://HOST:PORT`` (or its /graphql) as the GraphQL endpoint; bad URLs refused."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url.strip())
+        # Reading the port checks it (parts.port raises for one out of range).
+        is_address = parts.scheme in ("http", "https") and bool(parts.netloc) and parts.port != 0
+    except ValueError:  # a malformed IPv6 host, a port out of range
+        is_address = False
+    if not is_address:
         raise UsageProblem(
             f"--url {redact_credentials(url)!r} is not a webserver address: give http://HOST:PORT"
             " (e.g. http://127.0.0.1:3000, where `make dev` serves)"
@@ -434,10 +439,13 @@ class GraphQLOperations(Operations):
         try:
             body = response.json()
         except ValueError:
+            body = None
+        if not isinstance(body, dict) or not ("data" in body or body.get("errors")):
+            content_type = response.headers.get("Content-Type", "no content type")
             raise OperationFailed(
-                f"{self.server} answered HTTP {response.status_code} without GraphQL"
-                f" ({response.text[:200]!r}): is --url the Dagster webserver?"
-            ) from None
+                f"--url {self.server} is not a Dagster webserver: POST /graphql answered HTTP"
+                f" {response.status_code} ({content_type}), not GraphQL"
+            )
         if body.get("errors"):
             messages = "; ".join(error.get("message", str(error)) for error in body["errors"])
             if UNAUTHORIZED in messages:

@@ -36,6 +36,10 @@ DATE_PATTERN = re.compile(r"[0-9]{8}")
 # Exchanges tushare's trade_cal knows.
 TRADE_CAL_EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
 DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600.0
+# Errors quote a value up to this many characters (then say how long it is).
+SHOWN_VALUE_CHARS = 80
+# A codelist's errors name this many bad codes (then say how many more).
+SHOWN_CODE_PROBLEMS = 5
 
 
 def normalize_ts_code(code: str) -> str:
@@ -46,12 +50,14 @@ def normalize_ts_code(code: str) -> str:
     new code range). Other codes are not A-share stocks and need an explicit suffix.
     """
     if not isinstance(code, str):
-        raise ValueError(f"stock code {code!r} must be text (quote it in YAML: '000001')")
+        raise ValueError(f"stock code {show_value(code)} must be text (quote it in YAML: '000001')")
     text = code.strip().upper()
     if TS_CODE_PATTERN.fullmatch(text):
         return text
     if not SYMBOL_PATTERN.fullmatch(text):
-        raise ValueError(f"{code!r} is not a 6-digit stock code or a ts_code like 600000.SH")
+        raise ValueError(
+            f"{show_value(code)} is not a 6-digit stock code or a ts_code like 600000.SH"
+        )
     if text.startswith("92") or text[0] in "48":
         return f"{text}.BJ"
     if text[0] in "69":
@@ -59,8 +65,8 @@ def normalize_ts_code(code: str) -> str:
     if text[0] in "023":
         return f"{text}.SZ"
     raise ValueError(
-        f"cannot tell the exchange of {code!r} (no A-share stock code starts with {text[0]}):"
-        " write it as a ts_code such as 510300.SH"
+        f"cannot tell the exchange of {show_value(code)} (no A-share stock code starts with"
+        f" {text[0]}): write it as a ts_code such as 510300.SH"
     )
 
 
@@ -105,7 +111,9 @@ def _codelist(value: object) -> object:
         except ValueError as error:
             problems.append(str(error))
     if problems:
-        raise ValueError("; ".join(problems))
+        more = len(problems) - SHOWN_CODE_PROBLEMS
+        shown = problems[:SHOWN_CODE_PROBLEMS] + ([f"and {more:,} more"] if more > 0 else [])
+        raise ValueError("; ".join(shown))
     return list(dict.fromkeys(codes))
 
 
@@ -224,8 +232,17 @@ ACTION_PARAMS: dict[str, type[ActionParams]] = {
 
 
 def show_value(value: object) -> str:
-    """A value as the catalog's author wrote it: YAML's unquoted dates read 2024-01-02."""
-    return value.isoformat() if isinstance(value, dt.date) else repr(value)
+    """A value as the catalog's author wrote it (YAML's unquoted dates read 2024-01-02),
+    shortened."""
+    return shorten(value.isoformat() if isinstance(value, dt.date) else repr(value))
+
+
+def shorten(text: str, limit: int = SHOWN_VALUE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: a long or hostile value
+    must not flood an error message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class ActionParamsError(ValueError):
@@ -245,7 +262,10 @@ def parse_action_params(action: str, params: Mapping, where: str = "") -> Action
     model = ACTION_PARAMS.get(action) if isinstance(action, str) else None
     if model is None:
         raise ActionParamsError(
-            [f"{prefix}task_action {action!r} is not an action (known: {', '.join(ACTION_PARAMS)})"]
+            [
+                f"{prefix}task_action {show_value(action)} is not an action"
+                f" (known: {', '.join(ACTION_PARAMS)})"
+            ]
         )
     try:
         return model.model_validate(dict(params))

@@ -137,7 +137,36 @@ def sync_daily_bars(context, params) -> dict:
     """sync_daily_data (some stocks) and sync_all_daily_data (the market, or a codelist)."""
     start, end = resolve_range(params, context.resources.warehouse)
     check_not_future(end)
-    return sync_stock_days(context, DAILY_DATA_APIS, codes_of(params), start, end)
+    codes = codes_of(params)
+    if codes:
+        check_codes_listed(context.resources.warehouse, codes)
+    return sync_stock_days(context, DAILY_DATA_APIS, codes, start, end)
+
+
+# A failure names this many codes the stock list does not hold (then says how many more).
+SHOWN_UNLISTED_CODES = 20
+
+
+def check_codes_listed(warehouse, codes: Sequence[str]) -> None:
+    """Fail, naming them, on codes the synced stock list does not hold: tushare answers a
+    code it does not know with no rows, which would pass for a successful repair."""
+    listed = set(warehouse.read_frame("SELECT ts_code FROM stock_basic")["ts_code"])
+    unlisted = [code for code in codes if code not in listed]
+    if not unlisted:
+        return
+    shown = unlisted[:SHOWN_UNLISTED_CODES]
+    more = f" and {len(unlisted) - len(shown):,} more" if len(unlisted) > len(shown) else ""
+    hint = (
+        "stock_basic is empty: sync the stock list first (a task with task_action"
+        " sync_stock_list)"
+        if not listed
+        else "check the codes; a stock listed since the last sync_stock_list needs it run again"
+    )
+    raise dg.Failure(
+        f"{len(unlisted)} of {len(codes)} codes are not in the stock list (stock_basic):"
+        f" {', '.join(shown)}{more}; {hint}",
+        allow_retries=False,
+    )
 
 
 def sync_daily_basic_data(context, params) -> dict:

@@ -28,6 +28,8 @@ Rules beyond the obvious:
 
 import copy
 import keyword
+import math
+import os
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -42,6 +44,7 @@ from zquant_pipelines.tasks.action_params import (
     ActionParams,
     ActionParamsError,
     parse_action_params,
+    shorten,
     show_value,
 )
 from zquant_pipelines.tasks.cron import cron_problems
@@ -72,6 +75,19 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_INTERVAL = 60
 DEFAULT_MAX_PARALLEL = 4
 MIN_INTERVAL_SECONDS = 10
+# A retry waits in the run worker (time.sleep, which overflows on huge values); a retry a
+# day later is the next scheduled run's job.
+MAX_RETRY_INTERVAL_SECONDS = 86_400
+# The shipped catalog is a few kB; a thousand tasks fit in well under 1 MiB. Bigger is a
+# mistake or an attack, refused before it is read.
+MAX_CATALOG_BYTES = 1024 * 1024
+# A catalog nests about six levels (tasks, a task, config, a list); PyYAML composes
+# recursively, so thousands of levels would crash it instead of failing to load.
+MAX_NESTING = 50
+# A YAML problem quotes the text it stumbled on (a tag, an anchor): this much of it.
+SHOWN_PROBLEM_CHARS = 300
+# Longer than any cron expression written by hand; cron_problems quotes its fields.
+MAX_CRON_CHARS = 200
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names Dagster refuses for jobs and ops, besides Python keywords.
@@ -174,15 +190,43 @@ class Catalog:
 def load_catalog(path: str | Path) -> Catalog:
     """Read and validate a tasks.yaml file."""
     source = str(path)
+    text = _read_catalog_text(path, source)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise CatalogError([f"cannot read {source}: {error.strerror or error}"], source) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=_CatalogLoader)
     except yaml.YAMLError as error:
         raise CatalogError([_yaml_problem(error)], source) from None
     return parse_catalog(data, source)
+
+
+def _read_catalog_text(path: str | Path, source: str) -> str:
+    """The file's text; a file over ``MAX_CATALOG_BYTES`` is refused before it is read."""
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size <= MAX_CATALOG_BYTES:
+                # A file still growing is read no further than the cap either.
+                content = file.read(MAX_CATALOG_BYTES + 1)
+                size = max(size, len(content))
+    except OSError as error:
+        raise CatalogError([f"cannot read {source}: {error.strerror or error}"], source) from None
+    if size > MAX_CATALOG_BYTES:
+        raise CatalogError(
+            [
+                f"{source} is {size:,} bytes, over the {MAX_CATALOG_BYTES:,}-byte limit of a"
+                " task catalog"
+            ],
+            source,
+        )
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CatalogError(
+            [
+                f"{source} is not UTF-8 text: byte {content[error.start]:#04x} at offset"
+                f" {error.start:,}"
+            ],
+            source,
+        ) from None
 
 
 def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
@@ -214,8 +258,47 @@ def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
     return Catalog(tasks=tasks, source=source)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+class _CatalogLoader(yaml.SafeLoader):
+    """SafeLoader for a file anyone may have written: no aliases (an alias "bomb" of a few
+    hundred bytes expands to gigabytes once validated or printed), nesting bounded (PyYAML
+    composes recursively), a key given twice refused (YAML would keep the last), and a
+    scalar that cannot be read (an impossible date, an over-long integer) an error at its
+    line rather than a crash."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"found the alias *{shorten(event.anchor)}: aliases are not allowed in a task"
+                " catalog, write the value out",
+                event.start_mark,
+            )
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as error:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {show_value(node.value)}: {error}",
+                node.start_mark,
+            ) from None
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -226,7 +309,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         "while reading a mapping",
                         node.start_mark,
-                        f"found the key {key!r} twice",
+                        f"found the key {show_value(key)} twice",
                         key_node.start_mark,
                     )
                 seen.add(key)
@@ -238,7 +321,8 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
-    text = f"YAML syntax error at {where}{problem}" + (f" ({context})" if context else "")
+    text = f"YAML syntax error at {where}{shorten(problem, SHOWN_PROBLEM_CHARS)}"
+    text += f" ({context})" if context else ""
     if "alias" in text:
         text += "; quote values that start with '*', e.g. cron_expression: '*/5 * * * *'"
     return text
@@ -254,7 +338,7 @@ def _task_list(data: object, problems: list[str]) -> list:
         )
         return []
     problems += [
-        f"unknown top-level key {key!r} (the file holds a 'tasks' list)"
+        f"unknown top-level key {show_value(key)} (the file holds a 'tasks' list)"
         for key in data
         if key != "tasks"
     ]
@@ -276,7 +360,7 @@ def _quote_hint(value: object) -> str:
 def _label(name: object, number: int, numbers: Mapping[str, list[int]]) -> str:
     if not isinstance(name, str) or not name:
         return f"task #{number}"
-    return f"task {name!r}" + (f" (#{number})" if len(numbers[name]) > 1 else "")
+    return f"task {show_value(name)}" + (f" (#{number})" if len(numbers[name]) > 1 else "")
 
 
 def _identity_problems(name: object, number: int, numbers: Mapping[str, list[int]]) -> list[str]:
@@ -284,7 +368,7 @@ def _identity_problems(name: object, number: int, numbers: Mapping[str, list[int
     if problem:
         return [problem]
     first = numbers[name][0]
-    return [] if first == number else [f"name {name!r} is already used by task #{first}"]
+    return [] if first == number else [f"name {show_value(name)} is already used by task #{first}"]
 
 
 def _name_problem(name: object) -> str | None:
@@ -294,11 +378,11 @@ def _name_problem(name: object) -> str | None:
         return f"name {show_value(name)} must be text" + _quote_hint(name)
     if not NAME_PATTERN.fullmatch(name):
         return (
-            f"name {name!r} is not an identifier (letters, digits and _, not starting with"
-            " a digit)"
+            f"name {show_value(name)} is not an identifier (letters, digits and _, not starting"
+            " with a digit)"
         )
     if keyword.iskeyword(name) or name in DAGSTER_RESERVED_NAMES:
-        return f"name {name!r} is reserved (a Python keyword or a name Dagster refuses)"
+        return f"name {show_value(name)} is reserved (a Python keyword or a name Dagster refuses)"
     return None
 
 
@@ -326,6 +410,10 @@ def _is_whole(minimum: int) -> Callable[[object], str | None]:
 def _is_seconds(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "must be a number of seconds"
+    if isinstance(value, float) and not math.isfinite(value):  # YAML reads .inf and .nan
+        return "must be a finite number of seconds"
+    if value > MAX_RETRY_INTERVAL_SECONDS:
+        return f"must be at most {MAX_RETRY_INTERVAL_SECONDS} (a day)"
     return None if value >= 0 else "must be at least 0"
 
 
@@ -353,7 +441,9 @@ def _are_tags(value: object) -> str | None:
         if not isinstance(key, str) or not isinstance(text, str):
             return f"tag {show_value(key)}: {show_value(text)} must be text: text"
         if key.startswith(RESERVED_TAG_PREFIXES):
-            return f"tag {key!r} uses a reserved prefix ({', '.join(RESERVED_TAG_PREFIXES)})"
+            return (
+                f"tag {show_value(key)} uses a reserved prefix ({', '.join(RESERVED_TAG_PREFIXES)})"
+            )
     return None
 
 
@@ -379,7 +469,7 @@ def _parse_task(
     unknown = [key for key in raw if key not in TASK_FIELDS]
     if unknown:
         found.append(
-            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(show_value, unknown))}"
             f" (known: {', '.join(TASK_FIELDS)})"
         )
     values = {}
@@ -394,7 +484,9 @@ def _parse_task(
     if raw.get("task_type") is None:
         found.append(f"task_type is required (one of {', '.join(TASK_TYPES)})")
     cron = values.get("cron_expression")
-    if cron is not None:
+    if cron is not None and len(cron) > MAX_CRON_CHARS:
+        found.append(f"cron_expression {show_value(cron)}: longer than {MAX_CRON_CHARS} characters")
+    elif cron is not None:
         found += [f"cron_expression {cron!r}: {message}" for message in cron_problems(cron)]
     for trigger in ("cron_expression", "interval_seconds"):
         if task_type == "manual_task" and raw.get(trigger) is not None:
@@ -514,7 +606,8 @@ def _parse_members(
         name = entry.get("name")
         if isinstance(name, str) and name in first_entry:
             found.append(
-                f"{where}.name {name!r}: already listed at config.tasks[{first_entry[name]}]"
+                f"{where}.name {show_value(name)}: already listed at"
+                f" config.tasks[{first_entry[name]}]"
             )
             continue
         if isinstance(name, str):
@@ -527,8 +620,8 @@ def _parse_members(
             members.append(WorkflowMember(name, dependencies))
     for member in members:
         found += [
-            f"config.tasks[{first_entry[member.name]}].dependencies: {dep!r} is not a member"
-            " of this workflow"
+            f"config.tasks[{first_entry[member.name]}].dependencies: {show_value(dep)} is not a"
+            " member of this workflow"
             for dep in member.dependencies
             if dep not in first_entry
         ]
@@ -565,10 +658,10 @@ def _dependencies(entry: Mapping, where: str, name: object, found: list[str]) ->
         found.append(f"{where}.dependencies {show_value(deps)}: must be a list of member names")
         return ()
     if name in deps:
-        found.append(f"{where}.dependencies: {name!r} depends on itself")
+        found.append(f"{where}.dependencies: {show_value(name)} depends on itself")
     repeated = sorted({dep for dep in deps if deps.count(dep) > 1})
     if repeated:
-        found.append(f"{where}.dependencies: {', '.join(map(repr, repeated))} listed twice")
+        found.append(f"{where}.dependencies: {', '.join(map(show_value, repeated))} listed twice")
     return tuple(dict.fromkeys(dep for dep in deps if dep != name))
 
 

@@ -1,6 +1,10 @@
 """The task catalog: the shipped tasks.yaml, defaults, and one message per validation rule."""
 
 import datetime as dt
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,8 @@ from zquant_pipelines.tasks.action_params import (
 )
 from zquant_pipelines.tasks.catalog import (
     DEFAULT_MAX_PARALLEL,
+    MAX_CATALOG_BYTES,
+    MAX_NESTING,
     MIN_INTERVAL_SECONDS,
     TASK_TYPES,
     CatalogError,
@@ -22,6 +28,8 @@ from zquant_pipelines.tasks.catalog import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = os.path.dirname(sys.executable)
+DEFINITIONS_MODULE = "zquant_pipelines.definitions"
 
 
 def common(name, action="sync_stock_list", **fields):
@@ -762,3 +770,170 @@ def test_a_missing_file_is_a_catalog_error(tmp_path):
         load_catalog(path)
 
     assert caught.value.problems == [f"cannot read {path}: No such file or directory"]
+
+
+# --- hostile files ----------------------------------------------------------------------
+
+# "Billion laughs": nine levels of nine aliases, 9**9 copies of "lol" once expanded (a few
+# GB as Python objects, more as the text an error would quote), from a 516-byte file.
+ALIAS_BOMB = (
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    + "".join(
+        f"{level}: &{level} [{', '.join([f'*{below}'] * 9)}]\n"
+        for below, level in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "tasks:\n"
+    "  - name: boom\n"
+    "    task_type: manual_task\n"
+    "    config: {task_action: example_task, message: *i}\n"
+)
+MEMORY_LIMIT_BYTES = 1024**3
+# A deadline for the process, not a measure: today's code runs out of memory after ~15 s
+# at 1 GiB (a minute at 2 GB); a refusal takes the time to start Python and Dagster.
+PROCESS_DEADLINE_SECONDS = 240
+LONG_VALUE = "x" * 100_000
+
+
+def limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+
+
+def run_limited(argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_DEADLINE_SECONDS,
+        preexec_fn=limit_memory,
+    )
+
+
+def load_problems(path: Path) -> list[str]:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    return caught.value.problems
+
+
+def test_an_alias_bomb_is_refused_by_zquant_tasks_validate(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+
+    completed = run_limited([os.path.join(VENV_BIN, "zquant"), "tasks", "validate", str(bomb)])
+
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr
+    assert "line 2, column 8: found the alias *a: aliases are not allowed" in completed.stdout
+
+
+def test_an_alias_bomb_stops_the_code_location_with_the_same_message(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    completed = run_limited(
+        [os.path.join(VENV_BIN, "dagster"), "definitions", "validate", "-m", DEFINITIONS_MODULE],
+        DAGSTER_HOME=str(home),
+        ZQUANT_TASKS_FILE=str(bomb),
+        ZQUANT_WAREHOUSE_URL=f"sqlite:///{tmp_path / 'warehouse.db'}",
+    )
+
+    output = completed.stdout + completed.stderr  # Dagster logs the failure to stdout
+    assert completed.returncode == 1
+    assert "MemoryError" not in output
+    assert f"{bomb} is not a valid task catalog (1 problem)" in output
+    assert "found the alias *a: aliases are not allowed in a task catalog" in output
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            "tasks: &all []\nalso: *all\n",
+            "YAML syntax error at line 2, column 7: found the alias *all: aliases are not"
+            " allowed in a task catalog, write the value out; quote values that start with"
+            " '*', e.g. cron_expression: '*/5 * * * *'",
+        ),
+        (
+            "tasks: " + "[" * 10_000 + "]" * 10_000 + "\n",
+            f"YAML syntax error at line 1, column {7 + MAX_NESTING}: nested deeper than"
+            f" {MAX_NESTING} levels",
+        ),
+        (
+            "tasks:\n  - {name: a, task_type: manual_task, config: {message: 2024-13-45}}\n",
+            "YAML syntax error at line 2, column 57: cannot read '2024-13-45': month must be"
+            " in 1..12",
+        ),
+        (
+            f"tasks:\n  - {{name: a, interval_seconds: {'9' * 5000}}}\n",
+            "YAML syntax error at line 2, column 33: cannot read '"
+            + "9" * 79
+            + "... (5,002 characters): Exceeds the limit (4300 digits) for integer string"
+            " conversion: value has 5000 digits; use sys.set_int_max_str_digits()",
+        ),
+    ],
+    ids=["alias", "nesting", "impossible-date", "huge-integer"],
+)
+def test_a_hostile_yaml_construct_is_one_problem_at_its_line(tmp_path, text, problem):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(text)
+
+    problems = load_problems(path)
+
+    assert len(problems) == 1
+    assert problems[0].startswith(problem)
+    assert len(problems[0]) < 500
+
+
+def test_a_file_over_the_size_limit_is_refused_naming_file_size_and_limit(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text("tasks: []\n" + "#" * MAX_CATALOG_BYTES + "\n")
+
+    assert load_problems(path) == [
+        f"{path} is {MAX_CATALOG_BYTES + 11:,} bytes, over the {MAX_CATALOG_BYTES:,}-byte"
+        " limit of a task catalog"
+    ]
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_bytes(b"tasks:\n  - name: caf\xe9\n")
+
+    assert load_problems(path) == [f"{path} is not UTF-8 text: byte 0xe9 at offset 20"]
+
+
+def test_every_value_an_error_quotes_is_shortened():
+    long_name = "a" * 100_000
+    member_name = "m" * 100_000
+    tasks = [
+        {"name": LONG_VALUE, "task_type": "manual_task"},
+        common(long_name, tags={"dagster/" + LONG_VALUE: "x"}, **{LONG_VALUE: 1}),
+        common("long_cron", cron_expression=LONG_VALUE, timezone=LONG_VALUE),
+        common("long_action", action=LONG_VALUE),
+        common("long_codes", action="sync_daily_data", config={"codelist": LONG_VALUE}),
+        common("many_codes", action="sync_daily_data", config={"codelist": ["1"] * 10_000}),
+        common("long_date", action="sync_daily_data", config={"start_date": LONG_VALUE}),
+        workflow("long_members", [member(member_name, LONG_VALUE), member(member_name)]),
+        {"name": "bad_type", "task_type": LONG_VALUE},
+    ]
+
+    problems = problems_of(*tasks)
+
+    assert len(problems) == 12
+    assert all(len(problem) < 1000 for problem in problems), max(map(len, problems))
+    assert all("... (100,0" in problem for problem in problems if "many_codes" not in problem)
+    assert any("and 9,995 more" in problem for problem in problems)
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan")])
+def test_a_retry_interval_that_is_not_finite_is_refused(seconds):
+    assert problems_of(common("a", retry_interval=seconds)) == [
+        f"task 'a': retry_interval {seconds!r}: must be a finite number of seconds"
+    ]
+
+
+def test_a_huge_retry_interval_is_a_problem_not_a_crash():
+    assert problems_of(common("a", retry_interval=10**400)) == [
+        f"task 'a': retry_interval 1{'0' * 79}... (401 characters): must be at most 86400 (a day)"
+    ]
