@@ -153,7 +153,7 @@ def test_a_url_where_nothing_listens_is_an_operation_failure(zquant_env):
 
     completed = zquant(zquant_env, "stats", "--url", url)
 
-    assert_refused(completed, 1, f"cannot reach the Dagster webserver at {url}/graphql")
+    assert_refused(completed, 1, f"cannot reach the Dagster webserver at {url}:", "make dev")
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "ftp://host"])
