@@ -24,7 +24,7 @@ from zquant_pipelines.operations.base import op_configs, run_config
 from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import pool_name
-from zquant_pipelines_tests.operations.environment import (
+from zquant_pipelines_tests.support.operations_environment import (
     TASK_NAMES,
     OperationsEnvironment,
     operations_environment,
