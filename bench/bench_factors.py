@@ -44,7 +44,7 @@ from zquant_pipelines.factors.library import (
     VOLATILITY_WINDOW,
     compute_factor_daily,
 )
-from zquant_pipelines_tests.factors.synthetic import synthetic_market
+from zquant_pipelines_tests.support.synthetic_market import synthetic_market
 
 DEFAULT_STOCKS = 5_000
 DEFAULT_DAYS = 250

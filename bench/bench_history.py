@@ -35,9 +35,9 @@ from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
 from zquant_pipelines.history.store import sql_run_storage
 from zquant_pipelines.tasks.action_params import ACTION_PARAMS
-from zquant_pipelines_tests.conftest import PG_ADMIN_URL
-from zquant_pipelines_tests.history.naive import naive_task_stats, stats_differences
-from zquant_pipelines_tests.history.synthetic import (
+from zquant_pipelines_tests.support.naive_stats import naive_task_stats, stats_differences
+from zquant_pipelines_tests.support.services import PG_ADMIN_URL
+from zquant_pipelines_tests.support.synthetic_runs import (
     STORAGES,
     fresh_instance,
     synthetic_dagster_run,

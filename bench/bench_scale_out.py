@@ -1,6 +1,6 @@
 """Scale-out: the parallel sync workflow on one Celery worker vs two.
 
-The set-up of the two-worker test (zquant_pipelines_tests/scale_out.py): a PostgreSQL
+The set-up of the two-worker test (zquant_pipelines_tests/support/scale_out.py): a PostgreSQL
 instance and warehouse, Redis as broker, result backend and shared tushare budget, the
 tushare wire server over the sample market, and `dagster job execute` of a parallel
 workflow (calendar and stock list, then bars and daily_basic of two periods as four
@@ -23,14 +23,18 @@ import sqlalchemy as sa
 
 from zquant_pipelines.constants import ENV_WAREHOUSE_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines_tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database
-from zquant_pipelines_tests.scale_out import (
+from zquant_pipelines_tests.support.scale_out import (
     AS_OF,
     market_source_config,
     scale_out,
     stop_workers,
 )
-from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.services import (
+    PG_ADMIN_URL,
+    create_pg_database,
+    drop_pg_database,
+)
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 DEFAULT_REPEATS = 3
 DEFAULT_STOCKS = 1000

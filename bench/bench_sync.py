@@ -72,8 +72,12 @@ from zquant_pipelines.sync.market import (
     sync_trading_days,
     to_warehouse_frame,
 )
-from zquant_pipelines_tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database
-from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.services import (
+    PG_ADMIN_URL,
+    create_pg_database,
+    drop_pg_database,
+)
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 DEFAULT_STOCKS = 5_000
 DEFAULT_DAYS = 60

@@ -4,23 +4,18 @@ Tests that need a service skip with the reason when it is missing, except under 
 where a missing service fails the run (CI must never pass by skipping).
 """
 
-import os
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
-PG_ADMIN_URL = os.environ.get(
-    "ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from zquant_pipelines_tests.support.services import (
+    PG_ADMIN_URL,
+    REDIS_URL,
+    create_pg_database,
+    drop_pg_database,
+    require_service,
 )
-
-
-def require_service(name: str, error: Exception) -> None:
-    """Skip (locally) or fail (CI=true) a test whose service is unreachable."""
-    message = f"{name} is not reachable: {error}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: services are required)")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -36,24 +31,6 @@ def pg_server_url() -> str:
     return PG_ADMIN_URL
 
 
-def create_pg_database(admin_url: str, prefix: str) -> str:
-    """Create a uniquely named database and return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(admin_url: str, url: str) -> None:
-    name = sa.make_url(url).database
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def pg_database_url(pg_server_url: str):
     """One PostgreSQL database for the whole test session, dropped at the end."""
@@ -62,7 +39,7 @@ def pg_database_url(pg_server_url: str):
     drop_pg_database(pg_server_url, url)
 
 
-# --- tushare wire server (zquant_pipelines_tests/tushare_wire_server.py) ---------------------
+# --- tushare wire server (zquant_pipelines_tests/support/tushare_wire_server.py) -------------
 
 
 @pytest.fixture
@@ -72,7 +49,7 @@ def tushare_server_factory():
     Usage: ``server = tushare_server_factory(SampleMarketSource(), row_limit=50)``, then point
     ``TushareClient(token=server.token, api_url=server.url, ...)`` at it.
     """
-    from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+    from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
     servers = []
 
@@ -112,8 +89,6 @@ def warehouse(request, tmp_path):
 
 
 # --- Redis: the local server (rate-limit budget across machines, Celery broker) ---------
-
-REDIS_URL = os.environ.get("ZQUANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import pool_name
-from zquant_pipelines_tests.operations.environment import (
+from zquant_pipelines_tests.support.operations_environment import (
     TASK_NAMES,
     OperationsEnvironment,
     operations_environment,

@@ -9,7 +9,7 @@ from zquant_pipelines.demo import run_demo
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines_tests.factors.oracle import assert_matches_loop, loop_factors
+from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
 
 TRADING_DAYS = 20
 

@@ -26,7 +26,7 @@ from zquant_pipelines.cli import build_parser
 from zquant_pipelines.history.store import CANCELED, FAILED, RUNNING, SUCCESS, statuses_in
 from zquant_pipelines.operations.base import op_configs, run_config
 from zquant_pipelines.operations.graphql import PARENT_RUN_ID_TAG
-from zquant_pipelines_tests.operations.environment import operations_environment, serving
+from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 EXAMPLE = re.compile(

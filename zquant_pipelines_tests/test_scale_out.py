@@ -18,8 +18,7 @@ from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import API_FIELDS, ENV_EXECUTOR, TRADING_DAY_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines_tests.conftest import create_pg_database, drop_pg_database, require_service
-from zquant_pipelines_tests.scale_out import (
+from zquant_pipelines_tests.support.scale_out import (
     AS_OF,
     PERIODS,
     WORKFLOW,
@@ -30,6 +29,11 @@ from zquant_pipelines_tests.scale_out import (
     served,
     step_workers,
     stop_workers,
+)
+from zquant_pipelines_tests.support.services import (
+    create_pg_database,
+    drop_pg_database,
+    require_service,
 )
 
 pytestmark = pytest.mark.slow
@@ -68,7 +72,7 @@ class ScaleOutRuns:
 def runs(tmp_path_factory, pg_server_url, scale_out_redis_url, backing):
     """On two workers: the workflow, then one partition of the asset job with
     ZQUANT_EXECUTOR=celery."""
-    from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+    from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
     root = tmp_path_factory.mktemp("scale_out")
     instance_url = create_pg_database(pg_server_url, "zq_instance")
@@ -190,7 +194,7 @@ def test_a_rabbitmq_broker_carries_the_steps_too(
 ):
     """ZQUANT_CELERY_BROKER=amqp://...: the run and the worker meet on RabbitMQ (results by
     Celery's rpc:// backend); Redis keeps only the tushare budget."""
-    from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+    from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=3).close()

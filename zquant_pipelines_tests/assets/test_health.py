@@ -1,5 +1,5 @@
 """The task_health asset, job and schedule of the code location, on a run store holding the
-known mix of task runs of ``history/synthetic.py``."""
+known mix of task runs of ``support/synthetic_runs.py``."""
 
 import datetime as dt
 
@@ -11,7 +11,7 @@ from zquant_pipelines.assets.health import ALL_TASKS_KEY, OPERATIONS_GROUP
 from zquant_pipelines.history.stats import task_stats
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines_tests.history.synthetic import (
+from zquant_pipelines_tests.support.synthetic_runs import (
     KNOWN_ANSWER_TASK,
     UNFINISHED_TASK,
     planned_runs,

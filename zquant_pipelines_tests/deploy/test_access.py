@@ -33,9 +33,9 @@ from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.operations import ENV_DAGSTER_URL
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql import DOCUMENTS
-from zquant_pipelines_tests.conftest import require_service
-from zquant_pipelines_tests.operations.environment import TEST_CATALOG, free_port
-from zquant_pipelines_tests.test_dagster_dev import (
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.services import require_service
+from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,
     START_TIMEOUT_SECONDS,
     TUSHARE_API_URL,

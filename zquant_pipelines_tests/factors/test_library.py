@@ -15,8 +15,8 @@ from zquant_pipelines.factors.library import (
     compute_factor_daily,
 )
 from zquant_pipelines.resources import warehouse_schema
-from zquant_pipelines_tests.factors.oracle import assert_matches_loop, loop_factors
-from zquant_pipelines_tests.factors.synthetic import synthetic_market, weekdays
+from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
+from zquant_pipelines_tests.support.synthetic_market import synthetic_market, weekdays
 
 DATES = weekdays(dt.date(2025, 1, 2), 140)
 STEADY, SUSPENDED, LISTED, NEW = "600000.SH", "000001.SZ", "300750.SZ", "688981.SH"

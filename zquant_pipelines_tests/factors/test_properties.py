@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zquant_pipelines.factors.library import compute_factor_daily
-from zquant_pipelines_tests.factors.synthetic import synthetic_market
+from zquant_pipelines_tests.support.synthetic_market import synthetic_market
 
 markets = st.builds(
     synthetic_market,

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from zquant_pipelines.constants import TAG_TASK
-from zquant_pipelines_tests.history.synthetic import (
+from zquant_pipelines_tests.support.synthetic_runs import (
     CRASH_MESSAGE,
     CRASHED_TASK,
     REAL_TASK,

@@ -8,7 +8,7 @@ import pytest
 
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.runs import RunNotFoundError, run_detail, task_history
-from zquant_pipelines_tests.history.synthetic import (
+from zquant_pipelines_tests.support.synthetic_runs import (
     CRASH_MESSAGE,
     CRASHED_TASK,
     FAILING_STEP,

@@ -11,8 +11,8 @@ import pytest
 from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.history.stats import TaskStats, task_stats
 from zquant_pipelines.history.store import STATUS_GROUPS
-from zquant_pipelines_tests.history.naive import naive_task_stats, stats_differences
-from zquant_pipelines_tests.history.synthetic import (
+from zquant_pipelines_tests.support.naive_stats import naive_task_stats, stats_differences
+from zquant_pipelines_tests.support.synthetic_runs import (
     FIRST_CREATED,
     KNOWN_ANSWER_TASK,
     MIXED_TASK,

@@ -21,7 +21,7 @@ from zquant_pipelines.operations.graphql import (
     nearest_rank_p95,
 )
 from zquant_pipelines.tasks import control
-from zquant_pipelines_tests.operations.environment import operations_environment, serving
+from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
 
 
 @pytest.fixture(scope="module")

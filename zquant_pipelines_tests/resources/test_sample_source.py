@@ -12,7 +12,7 @@ from zquant_pipelines.constants import API_FIELDS
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.sample_market import market_today
-from zquant_pipelines_tests.tushare_wire_server import DEFAULT_TOKEN, TushareWireServer
+from zquant_pipelines_tests.support.tushare_wire_server import DEFAULT_TOKEN, TushareWireServer
 
 AS_OF = "20261127"
 DAY_PARAMS = {

@@ -23,7 +23,7 @@ from zquant_pipelines.resources.tushare_client import (
     TushareTokenError,
     TushareTransportError,
 )
-from zquant_pipelines_tests.tushare_wire_server import (
+from zquant_pipelines_tests.support.tushare_wire_server import (
     DEFAULT_TOKEN,
     RATE_LIMIT_MESSAGE,
     TushareWireServer,

@@ -15,6 +15,7 @@ from zquant_pipelines.constants import DATE_COLUMNS, ENV_DATA_DIR, ENV_WAREHOUSE
 from zquant_pipelines.resources import warehouse as warehouse_module
 from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_url
 from zquant_pipelines.resources.warehouse_schema import FACTOR_COLUMNS, TABLE_COLUMNS, TABLES
+from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
 
 FIRST_DAY = dt.date(2026, 2, 26)
 SECOND_DAY = dt.date(2026, 2, 27)
@@ -69,26 +70,6 @@ def with_mixed_date_types(frame: pd.DataFrame) -> pd.DataFrame:
             for i, value in enumerate(frame[column])
         ]
     return mixed
-
-
-def records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain dicts with None for every NULL, for exact comparison."""
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def contents(warehouse: Warehouse, table: str) -> list[dict]:
-    return records(warehouse.read_table(table))
-
-
-def daily_frame(day: dt.date, stocks: range, close: float = 10.0) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {column: close for column in TABLE_COLUMNS["daily"]},
-        index=range(len(stocks)),
-    )
-    frame["ts_code"] = [f"{600000 + stock}.SH" for stock in stocks]
-    frame["trade_date"] = day
-    frame["close"] = [close + stock for stock in stocks]
-    return frame
 
 
 def run_ddl(warehouse: Warehouse, postgres: list[str], sqlite: list[str]) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.resources.warehouse_timeouts import WarehouseTimeoutError
-from zquant_pipelines_tests.resources.test_warehouse import contents, daily_frame
+from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame
 
 DAY = dt.date(2026, 2, 27)
 # Far past the 1 s lock timeout of the tests: only a write that waits on regardless gets here.

@@ -8,7 +8,7 @@ import yaml
 from zquant_pipelines.constants import ENV_TASKS_FILE, ENV_TUSHARE_TOKEN, ENV_WAREHOUSE_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines_tests.tasks.support import shipped_instance_config
+from zquant_pipelines_tests.tasks.support import dagster_home, shipped_instance_config
 
 
 @pytest.fixture
@@ -16,12 +16,6 @@ def resources(tmp_path):
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
     yield {"market_source": SampleMarketSource(), "warehouse": warehouse}
     warehouse.dispose()
-
-
-def dagster_home(tmp_path) -> str:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    return str(home)
 
 
 @pytest.fixture

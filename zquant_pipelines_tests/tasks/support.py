@@ -52,6 +52,13 @@ def task_definitions(tasks: list[dict], resources: dict) -> dg.Definitions:
     return dg.Definitions.merge(build_task_definitions(catalog), bound)
 
 
+def dagster_home(tmp_path) -> str:
+    """A fresh DAGSTER_HOME folder in tmp_path for a test instance."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return str(home)
+
+
 def shipped_instance_config() -> dict:
     """The shipped dagster.yaml (queue, tag limit, pools) with a launcher that only records."""
     return {**yaml.safe_load(DAGSTER_YAML.read_text()), "run_launcher": MOCKED_RUN_LAUNCHER}

@@ -27,13 +27,13 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from zquant_pipelines.tasks.builders import schedule_name
-from zquant_pipelines_tests.tasks.conftest import dagster_home
 from zquant_pipelines_tests.tasks.support import (
     DAGSTER_YAML,
     LOCATION_MODULE,
     REPO_ROOT,
     CatalogLocation,
     dagster_events,
+    dagster_home,
     example,
     step_event_types,
 )

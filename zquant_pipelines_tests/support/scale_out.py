@@ -36,7 +36,7 @@ from zquant_pipelines.dates import parse_tushare_date
 from zquant_pipelines.executors import celery_worker_app
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.sync.market import to_warehouse_frame
-from zquant_pipelines_tests.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 WORKFLOW = "scale_out"
 JOB = f"{WORKFLOW}_job"

@@ -22,7 +22,7 @@ from dagster._core.remote_origin import (
 from dagster._core.storage.tags import RETRY_NUMBER_TAG
 
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
-from zquant_pipelines_tests.conftest import create_pg_database, drop_pg_database
+from zquant_pipelines_tests.support.services import create_pg_database, drop_pg_database
 
 S = dg.DagsterRunStatus
 STORAGES = ("sqlite", "postgres")
