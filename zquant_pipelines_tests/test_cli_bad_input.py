@@ -19,7 +19,7 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
-from zquant_pipelines_tests.operations.environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
 
 VENV_BIN = Path(sys.executable).parent
 # Deadlines for a process, not measures: starting Python and Dagster takes seconds, under
