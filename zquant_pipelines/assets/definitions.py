@@ -24,7 +24,6 @@ market_data_job = dg.define_asset_job(
 def build_asset_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[*market_assets, *factor_assets, task_health],
-        asset_checks=[],
         jobs=[market_data_job, task_health_job],
         schedules=[build_after_close_schedule(market_data_job), task_health_schedule],
     )
