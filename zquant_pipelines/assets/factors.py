@@ -11,7 +11,7 @@ from zquant_pipelines.assets import checks
 from zquant_pipelines.assets.partitions import partition_dates, trading_day_partitions
 from zquant_pipelines.constants import TRADING_DAY_APIS
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.factor_daily import compute_and_store_factors
+from zquant_pipelines.sync.factors import compute_and_store_factors
 
 
 @dg.asset(

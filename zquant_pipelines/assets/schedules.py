@@ -1,6 +1,7 @@
-"""The after-close schedule of the market-data job, which also catches up missed days.
+"""The market-data job and its after-close schedule, which also catches up missed days.
 
-A plain cron schedule only launches the latest tick after the daemon was down; this one
+The job materializes the market tables and the factors of the chosen day(s). A plain cron
+schedule only launches the latest tick after the daemon was down; the after-close schedule
 asks, at every tick, for each recent trading-day partition that is not done: some asset of
 the day (the market tables and factor_daily) was never materialized, or the latest blocking
 check that covered the day failed on it (a short day, stored before the stock list caught
@@ -11,8 +12,13 @@ materialized, so the next tick asks for it again.
 import dagster as dg
 
 from zquant_pipelines.assets.checks import BLOCKING_CHECKS, CHECKED_FROM, CHECKED_TO, TABLE_CHECKS
+from zquant_pipelines.assets.factors import factor_assets
+from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.constants import MARKET_TIMEZONE, TRADING_DAY_APIS
+from zquant_pipelines.executors import executor_definition
+
+MARKET_DATA_JOB_NAME = "market_data_job"
 
 # tushare publishes daily bars by 16:00 and daily_basic by 17:00 (Asia/Shanghai).
 AFTER_CLOSE_CRON = "0 18 * * 1-5"
@@ -23,6 +29,15 @@ PROGRESS_ASSETS = (*TRADING_DAY_APIS, "factor_daily")
 # How many recent evaluations of each blocking check a tick reads: each run of a day or a
 # range adds one, so this reaches back well past the catch-up window.
 CHECK_HISTORY_LIMIT = 100
+
+market_data_job = dg.define_asset_job(
+    name=MARKET_DATA_JOB_NAME,
+    selection=dg.AssetSelection.assets(*market_assets, *factor_assets),
+    description="Reference data, then the trading-day market tables and factors of the"
+    " chosen day(s). A partition range runs as one run.",
+    # ZQUANT_EXECUTOR: multiprocess by default, celery to spread the steps over workers.
+    executor_def=executor_definition(),
+)
 
 
 def failed_blocking_check_days(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
@@ -63,24 +78,19 @@ def missing_recent_partitions(instance: dg.DagsterInstance, current_time) -> lis
     return [key for key in recent if key not in done]
 
 
-def build_after_close_schedule(job) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name="market_data_after_close_schedule",
-        job=job,
-        cron_schedule=AFTER_CLOSE_CRON,
-        execution_timezone=MARKET_TIMEZONE,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Weekdays 18:00 Asia/Shanghai: sync today's market data and factors, and"
-        f" any of the last {CATCH_UP_PARTITIONS} weekday partitions not done (never"
-        " materialized, or its row-count check failed).",
-    )
-    def market_data_after_close_schedule(context: dg.ScheduleEvaluationContext):
-        tick = context.scheduled_execution_time
-        missing = missing_recent_partitions(context.instance, tick)
-        if not missing:
-            return dg.SkipReason(f"the last {CATCH_UP_PARTITIONS} trading-day partitions are done")
-        return [
-            dg.RunRequest(run_key=f"{key}@{tick:%Y-%m-%d}", partition_key=key) for key in missing
-        ]
-
-    return market_data_after_close_schedule
+@dg.schedule(
+    name="market_data_after_close_schedule",
+    job=market_data_job,
+    cron_schedule=AFTER_CLOSE_CRON,
+    execution_timezone=MARKET_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Weekdays 18:00 Asia/Shanghai: sync today's market data and factors, and"
+    f" any of the last {CATCH_UP_PARTITIONS} weekday partitions not done (never"
+    " materialized, or its row-count check failed).",
+)
+def market_data_after_close_schedule(context: dg.ScheduleEvaluationContext):
+    tick = context.scheduled_execution_time
+    missing = missing_recent_partitions(context.instance, tick)
+    if not missing:
+        return dg.SkipReason(f"the last {CATCH_UP_PARTITIONS} trading-day partitions are done")
+    return [dg.RunRequest(run_key=f"{key}@{tick:%Y-%m-%d}", partition_key=key) for key in missing]

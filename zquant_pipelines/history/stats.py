@@ -103,20 +103,20 @@ def task_stats(
             # The grouping sorts every task run, and at PostgreSQL's default work_mem (4 MB)
             # that sort spills to disk at 100,000 runs. With its default parallel costs the
             # planner runs the join and that sort in one process, because the percentile
-            # cannot be split among workers; scanning, joining and sorting in parallel below
-            # the one aggregation took 147 ms instead of 189 (median, 100,000 runs). SET
-            # LOCAL scopes the settings to a transaction of our own (Dagster's connections
-            # autocommit, and the webserver's is pooled, so a plain SET would outlive this
-            # query).
+            # cannot be split among workers; with zero parallel costs workers scan, join and
+            # sort below the one aggregation, which only then runs alone. SET LOCAL scopes
+            # the settings to a transaction of our own (Dagster's connections autocommit,
+            # and the webserver's is pooled, so a plain SET would outlive this query).
             conn = conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
                 for name, value in PG_STATS_SETTINGS.items():
                     conn.exec_driver_sql(f"SET LOCAL {name} = '{value}'")
                 rows = conn.execute(_grouping_sets_select(conditions)).mappings().all()
         else:
-            # Reads through a memory map skip SQLite's page cache copies: about a fifth off at
-            # 100,000 runs. The setting lives and dies with this connection (Dagster's SQLite
-            # storage opens a new one per `connect()`) and changes nothing in the file.
+            # Reads through a memory map skip the copy of each page into SQLite's page cache,
+            # which a statement reading every task run would otherwise pay page by page. The
+            # setting lives and dies with this connection (Dagster's SQLite storage opens a
+            # new one per `connect()`) and changes nothing in the file.
             conn.exec_driver_sql(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
             rows = conn.execute(_window_select(conditions)).mappings().all()
 

@@ -24,7 +24,6 @@ from zquant_pipelines.tasks.cron import next_fire_times
 DISABLED = "disabled"
 PAUSED = "paused"
 PENDING = "pending"
-SCHEDULE_STATUSES = (DISABLED, PAUSED, PENDING, RUNNING, SUCCESS, FAILED)
 STATUS_BY_VALUE = {status.value: status for status in STATUS_GROUPS}
 
 

@@ -26,7 +26,7 @@ from zquant_pipelines.assets.partitions import (
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.sync import market as sync
-from zquant_pipelines.sync.factor_daily import compute_and_store_factors
+from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"

@@ -14,28 +14,22 @@ which Dagster reads as `*`); a step larger than its range (`*/90` in the minute 
 hourly, not every 90 minutes); a day-of-month that no selected month has (`0 0 31 4 *`);
 a day field that lists every day without being `*` (`*/1`, `0-6`).
 
-``next_fire_times`` reproduces the ticks of a Dagster schedule with ``execution_timezone``,
-including across daylight-saving changes:
-- a local time that does not exist (the clocks jumped over it) fires once, at the first
-  instant after the jump (02:30 on a 02:00 -> 03:00 night fires at 03:00);
-- a local time that happens twice (the clocks went back) fires once, at the later instant;
-- an expression that fires every hour (its hours cover 0-23) keeps firing on every real
-  hour: skipped hours do not fire and a repeated hour fires in both of its occurrences.
+``next_fire_times`` asks Dagster's own schedule iterator, the one its scheduler daemon
+ticks with, so `zquant tasks list` shows the instant Dagster will fire, daylight-saving
+changes included.
 """
 
 import calendar
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+
+from dagster._utils.schedules import schedule_execution_time_iterator
 
 MONTH_NAMES = {name.upper(): number for number, name in enumerate(calendar.month_abbr) if name}
 DAY_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 FIELD_ORDER = "minute hour day-of-month month day-of-week"
-
-# Longest stretch without a fire of a valid expression: 29 February across a century year
-# that is not a leap year (2096 -> 2104). Searching longer means something is wrong here.
-MAX_DAYS_BETWEEN_FIRES = 9 * 366
 
 
 @dataclass(frozen=True)
@@ -79,21 +73,6 @@ class CronSchedule:
     days_of_month: frozenset[int]
     months: frozenset[int]
     days_of_week: frozenset[int]
-    day_of_month_restricted: bool
-    day_of_week_restricted: bool
-
-    @property
-    def every_hour(self) -> bool:
-        return len(self.hours) == 24
-
-    def matches_day(self, day: dt.date) -> bool:
-        if day.month not in self.months:
-            return False
-        dom = day.day in self.days_of_month
-        dow = (day.weekday() + 1) % 7 in self.days_of_week
-        if self.day_of_month_restricted and self.day_of_week_restricted:
-            return dom or dow
-        return dom and dow
 
 
 def parse_cron(expression: str) -> CronSchedule:
@@ -130,8 +109,6 @@ def parse_cron(expression: str) -> CronSchedule:
         days_of_month=frozenset(days_of_month),
         months=frozenset(months),
         days_of_week=frozenset(days_of_week),
-        day_of_month_restricted=texts[2] != "*",
-        day_of_week_restricted=texts[4] != "*",
     )
 
 
@@ -145,35 +122,19 @@ def cron_problems(expression: str) -> list[str]:
 
 
 def next_fire_times(
-    expression: str | CronSchedule,
-    timezone: str | dt.tzinfo,
-    after: dt.datetime,
-    n: int = 1,
+    expression: str, timezone: str, after: dt.datetime, n: int = 1
 ) -> list[dt.datetime]:
-    """The next ``n`` fire instants strictly after ``after``, as datetimes in ``timezone``."""
-    schedule = expression if isinstance(expression, CronSchedule) else parse_cron(expression)
-    zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+    """The next ``n`` instants strictly after ``after`` at which Dagster fires a schedule of
+    ``expression`` with ``execution_timezone=timezone``, as datetimes in that zone."""
     if after.tzinfo is None or after.utcoffset() is None:
         raise ValueError(f"after {after.isoformat()} must be timezone-aware")
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    # Compared in UTC: within one zone Python ignores `fold`, so the two readings of a
-    # repeated hour would compare equal.
-    after = after.astimezone(dt.UTC)
-    fires: set[dt.datetime] = set()
-    # A day earlier: a time shifted out of a DST gap may land after `after`.
-    day = after.astimezone(zone).date() - dt.timedelta(days=1)
-    days_without_fire = 0
-    while True:
-        found = [instant for instant in _fires_on(schedule, zone, day) if instant > after]
-        fires.update(instant.astimezone(dt.UTC) for instant in found)
-        # Later days only fire later, so n fires so far are the n earliest.
-        if len(fires) >= n:
-            return [instant.astimezone(zone) for instant in sorted(fires)[:n]]
-        days_without_fire = 0 if found else days_without_fire + 1
-        if days_without_fire > MAX_DAYS_BETWEEN_FIRES:
-            raise RuntimeError(f"cron expression {schedule.expression!r} found no fire time")
-        day += dt.timedelta(days=1)
+    # Dagster's iterator reads some expressions we refuse differently from their text.
+    parse_cron(expression)
+    start = after.timestamp()
+    ticks = schedule_execution_time_iterator(start, expression, timezone)
+    return list(itertools.islice((tick for tick in ticks if tick.timestamp() > start), n))
 
 
 def _parse_field(field: _Field, text: str, problems: list[str]) -> set[int]:
@@ -235,49 +196,3 @@ def _value(field: _Field, token: str, problems: list[str]) -> int | None:
 
 def _longest_month(month: int) -> int:
     return calendar.monthrange(2000, month)[1]  # 2000 is a leap year: February has 29 days
-
-
-def _fires_on(schedule: CronSchedule, zone: dt.tzinfo, day: dt.date) -> list[dt.datetime]:
-    if not schedule.matches_day(day):
-        return []
-    walls = [
-        dt.datetime.combine(day, dt.time(hour, minute))
-        for hour in schedule.hours
-        for minute in schedule.minutes
-    ]
-    if not _has_transition(zone, day):
-        return [wall.replace(tzinfo=zone) for wall in walls]
-    return [instant for wall in walls for instant in _instants(wall, zone, schedule.every_hour)]
-
-
-def _has_transition(zone: dt.tzinfo, day: dt.date) -> bool:
-    midnights = [dt.datetime.combine(day + dt.timedelta(days=k), dt.time()) for k in (0, 1)]
-    offsets = {zone.utcoffset(m.replace(fold=fold)) for m in midnights for fold in (0, 1)}
-    return len(offsets) > 1
-
-
-def _instants(wall: dt.datetime, zone: dt.tzinfo, every_hour: bool) -> list[dt.datetime]:
-    """The instants a local wall time fires at, by the DST rules in the module docstring."""
-    earlier = wall.replace(tzinfo=zone, fold=0)
-    later = wall.replace(tzinfo=zone, fold=1)
-    exists = earlier.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) == wall
-    if exists:
-        if earlier.utcoffset() == later.utcoffset():
-            return [earlier]
-        return [earlier, later] if every_hour else [later]
-    return [] if every_hour else [_end_of_gap(wall, zone)]
-
-
-def _end_of_gap(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
-    """The first instant after the clocks jumped over ``wall`` (found by bisection)."""
-    # In a gap, the two folds read the wall time with the offsets before and after the
-    # jump, which puts one reading on each side of the jump.
-    bounds = sorted(int(wall.replace(tzinfo=zone, fold=f).timestamp()) for f in (0, 1))
-    before, after = bounds
-    while after - before > 1:
-        middle = (before + after) // 2
-        if dt.datetime.fromtimestamp(middle, zone).replace(tzinfo=None) > wall:
-            after = middle
-        else:
-            before = middle
-    return dt.datetime.fromtimestamp(after, zone)

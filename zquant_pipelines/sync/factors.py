@@ -1,4 +1,4 @@
-"""Factor sync: read the look-back window from the warehouse, compute, store per day.
+"""The factor_daily table: read the look-back window from the warehouse, compute, store per day.
 
 Plain functions (no Dagster). The factor formulas live in ``zquant_pipelines.factors``; this
 module only moves their inputs and outputs.
