@@ -148,8 +148,7 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     environment (callers that hold one already, e.g. a loaded workspace)."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        demo.main(args.days)
-        return EXIT_OK
+        return demo.main(args.days)
     if args.command == "worker":
         try:
             argv = worker_argv(args.name, args.concurrency, args.loglevel)
