@@ -9,6 +9,7 @@ import sys
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
@@ -75,6 +76,11 @@ def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", demo_env["DAGSTER_HOME"])
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
+        # The query behind a job's Runs tab in the UI (dagster_graphql GraphenePipeline.runs).
+        label = f"{REPOSITORY_NAME}@{location_name()}"
+        listed = instance.get_runs(
+            dg.RunsFilter(job_name=MARKET_DATA_JOB_NAME, tags={REPOSITORY_LABEL_TAG: label})
+        )
     assert len(runs) == 2  # reference data, then one ranged run of the 20 days
     assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     for run in runs:
@@ -86,6 +92,7 @@ def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
         assert origin.job_name == MARKET_DATA_JOB_NAME
         assert origin.repository_origin.repository_name == REPOSITORY_NAME
         assert origin.repository_origin.code_location_origin.location_name == location_name()
+    assert {run.run_id for run in listed} == {run.run_id for run in runs}
     ranged = [run for run in runs if "dagster/asset_partition_range_start" in run.tags]
     assert len(ranged) == 1 and dg.AssetKey("factor_daily") in ranged[0].asset_selection
 
