@@ -1,7 +1,8 @@
 """Local `zquant sync-daily` as a real process on a real instance (the shipped dagster.yaml in
-a temporary DAGSTER_HOME), with no daemon running: its run comes from the code location of
-workspace.yaml (so it shows under its job in the UI and can be re-executed there) and goes
-through the run queue, so pause and one run per task hold it like any other run."""
+a temporary DAGSTER_HOME), with no daemon running, and once with one: its run comes from
+the code location of workspace.yaml (so it shows under its job in the UI and can be
+re-executed there) and goes through the run queue, so pause and one run per task hold it
+like any other run."""
 
 import json
 import os
@@ -20,11 +21,13 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from zquant_pipelines.constants import TAG_TASK
-from zquant_pipelines.operations.base import REPOSITORY_NAME, SYNC_DAILY_TASK
+from zquant_pipelines.operations.base import REPOSITORY_NAME, SYNC_DAILY_TASK, WORKSPACE_FILE
+from zquant_pipelines.operations.local import queue_daemon_alive
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.operations.environment import operations_environment
 
 ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
+DAGSTER_DAEMON = os.path.join(os.path.dirname(sys.executable), "dagster-daemon")
 LOCATION_NAME = "zquant_pipelines"
 # A run is a fresh run worker process importing Dagster and the code location, and the
 # command starts its own code server first: seconds each on a busy two-core machine.
@@ -197,4 +200,32 @@ def test_sync_daily_waits_queued_while_a_run_of_its_task_is_in_flight(env):
     assert process.returncode == 0
     result = json.loads(out)
     assert (result["run_id"], result["status"]) == (waiting.run_id, "SUCCESS")
+    assert stored_bars(env, code, start, end) > 0
+
+
+def test_with_a_daemon_alive_sync_daily_leaves_the_queue_to_it(env):
+    code, start, end = "000123.SZ", "20240301", "20240329"
+    daemon = subprocess.Popen(
+        [DAGSTER_DAEMON, "run", "-w", str(WORKSPACE_FILE)],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: queue_daemon_alive(env.instance), "the daemon's first heartbeat")
+        completed = subprocess.run(
+            [*sync_daily_argv(code, start, end), "--json"],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_SECONDS,
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=DEADLINE_SECONDS)
+    assert completed.returncode == 0, completed.stderr
+    assert "the Dagster daemon starts it" in completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["status"] == "SUCCESS"
+    assert_remote_origin(env.instance.get_run_by_id(result["run_id"]), job_name(SYNC_DAILY_TASK))
     assert stored_bars(env, code, start, end) > 0
