@@ -69,8 +69,8 @@ RUN_POLL_SECONDS = 0.25
 # A live daemon beats every 30 s (Dagster's default interval); one beat late and it counts as
 # gone. Dagster's own tolerance (30 min) is for the UI's warning, far too long to wait on.
 DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 30
-# Runs that a run of the same task blocks while they are in flight (the tag limit counts
-# the runs that left the queue).
+# A run of a task in one of these (out of the queue, not ended) holds the task's next run in
+# the queue: the zquant/task tag limit of dagster.yaml.
 LAUNCHED_STATUSES = [
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
