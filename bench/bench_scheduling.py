@@ -17,8 +17,8 @@ time instead of by ``dagster-daemon``'s loops:
   case's business. ``dagster-daemon`` adds its polling on top: the scheduler wakes on the
   minute, so ticks are on time, but the queue is read every ``dequeue_interval_seconds``
   (in the result). Baseline: the same job by ``execute_in_process`` on the same instance
-  (``LocalOperations.execute_run``, as the CLI runs a task in the foreground), from the
-  call to its first STEP_START: a step with no scheduler, queue, launch or new process.
+  (the task's job of the catalog in the bench's own process), from the call to its first
+  STEP_START: a step with no scheduler, queue, launch or new process.
 - parallel workflow: N no-op members without dependencies (default 10; ``max_parallel`` N
   where the executor takes it) submitted to the queue as ``zquant trigger`` does, from the
   submit to RUN_SUCCESS in the event log, on each executor of ``EXECUTOR_CASES``.
@@ -73,9 +73,11 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.executors import celery_broker_url
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, WORKSPACE_FILE, location_name
-from zquant_pipelines.operations.local import LocalOperations
-from zquant_pipelines.tasks.builders import executor_for, schedule_name
+from zquant_pipelines.operations.local import QUIET_RUN_CONFIG, LocalOperations
+from zquant_pipelines.resources.definitions import build_resource_definitions
+from zquant_pipelines.tasks.builders import executor_for, job_name, schedule_name
 from zquant_pipelines.tasks.catalog import Catalog, parse_catalog
+from zquant_pipelines.tasks.definitions import build_catalog_definitions
 
 DEFAULT_TICK_REPEATS = 3
 # One round of the workflows: each of 10 multiprocess steps imports the code location, tens
@@ -354,11 +356,13 @@ def tick_case(bench: Bench, catalog: Catalog, repeats: int) -> dict:
     task = catalog.tasks[TICK_TASK]
     for _ in range(repeats):
         called_at = time.time()
-        outcome = bench.operations.execute_run(task, {})
-        if outcome.status != dg.DagsterRunStatus.SUCCESS.value:
-            raise RuntimeError(f"execute_in_process run {outcome.run_id}: {outcome.status}")
-        first_step = bench.timeline(outcome.run_id)[dg.DagsterEventType.STEP_START]
-        direct.append({"run_id": outcome.run_id, "to_first_step": first_step - called_at})
+        result = catalog_job(task).execute_in_process(
+            run_config=QUIET_RUN_CONFIG, instance=bench.instance, raise_on_error=False
+        )
+        if not result.success:
+            raise RuntimeError(f"execute_in_process run {result.run_id} failed")
+        first_step = bench.timeline(result.run_id)[dg.DagsterEventType.STEP_START]
+        direct.append({"run_id": result.run_id, "to_first_step": first_step - called_at})
     return {
         "executor": executor_for(task).name,
         "dequeue_interval_seconds": bench.instance.run_coordinator.dequeue_interval_seconds,
@@ -367,6 +371,13 @@ def tick_case(bench: Bench, catalog: Catalog, repeats: int) -> dict:
         "seconds": statistics.median(tick["to_first_step"] for tick in ticks),
         "direct_seconds": statistics.median(run["to_first_step"] for run in direct),
     }
+
+
+def catalog_job(task) -> dg.JobDefinition:
+    """The task's job built in this process from the catalog and resources of the
+    environment, for the baseline that runs it with no queue or run process."""
+    definitions = dg.Definitions.merge(build_resource_definitions(), build_catalog_definitions())
+    return definitions.resolve_job_def(job_name(task.name))
 
 
 PHASES = (

@@ -173,8 +173,7 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
         if problem := dagster_home_problem(os.environ.get("DAGSTER_HOME") or "/", False):
             print(f"zquant demo: {problem}", file=sys.stderr)
             return EXIT_USAGE
-        demo.main(args.days)
-        return EXIT_OK
+        return demo.main(args.days)
     if args.command == "worker":
         try:
             argv = worker_argv(args.name, args.concurrency, args.loglevel)

@@ -1,28 +1,37 @@
 """`make run`: the main job over the most recent trading days, then a short summary.
 
-Runs through Dagster with the instance in DAGSTER_HOME (so the runs show in `make dev`),
-on the resources the environment picks (the offline sample market unless TUSHARE_TOKEN
-is set). A second call finds the days already done and only prints the summary.
+Runs market_data_job of the code location in workspace.yaml on the instance in DAGSTER_HOME,
+as `make dev` would (so the runs show under the job in the UI and can be re-executed
+there), on the resources the environment picks (the offline sample market unless
+TUSHARE_TOKEN is set). With no daemon alive (`make dev` runs one) the demo takes its runs
+from the queue itself. A second call finds the days already done and only prints the
+summary.
 """
 
 import datetime as dt
 import os
+import sys
 
 import dagster as dg
 import sqlalchemy as sa
 
-from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
 from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
-from zquant_pipelines.constants import TABLE_KEYS
+from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
+from zquant_pipelines.constants import ENV_EXECUTOR, TABLE_KEYS
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.instance_home import prepare_home
+from zquant_pipelines.operations.base import OperationFailed
+from zquant_pipelines.operations.local import QUIET_RUN_CONFIG, LocalOperations
+from zquant_pipelines.resources.definitions import warehouse_from_env
 from zquant_pipelines.sync.market import REFERENCE_EXCHANGE
 
 DEFAULT_TRADING_DAYS = 20
-# The summary is the output; Dagster's per-event console lines are in the UI.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The demo's steps are seconds of work: a process per step costs more than the work itself
+# (110 s against 52 s for a first `zquant demo` on a busy two-core machine), so the code
+# server the demo starts runs them in the run's process, unless ZQUANT_EXECUTOR says else.
+DEMO_EXECUTOR = "in_process"
 SUMMARY_FACTOR_COLUMNS = ("turnover_rate_ma_5", "turnover_rate_ma_20", "momentum_5")
 
 
@@ -42,42 +51,49 @@ def calendar_covers(warehouse, today: dt.date) -> bool:
     return int(frame["n"].iloc[0]) > 0
 
 
-def run_demo(defs: dg.Definitions, trading_days: int = DEFAULT_TRADING_DAYS) -> dict:
+def run_demo(ops: LocalOperations, trading_days: int = DEFAULT_TRADING_DAYS) -> dict:
     """Sync reference data and the last ``trading_days`` open days; return the summary."""
-    instance = dg.DagsterInstance.get()
     today = market_today()
     run_ids = []
-    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as resources:
+    with dg.build_resources({"warehouse": warehouse_from_env()}) as resources:
         warehouse = resources.warehouse
         warehouse.ensure_schema()
         if not calendar_covers(warehouse, today):
-            reference = dg.materialize(
-                [stock_basic, trade_cal],
-                instance=instance,
-                resources=defs.resources,
-                run_config=QUIET_RUN_CONFIG,
-            )
-            run_ids.append(reference.run_id)
+            run_ids.append(run_to_success(ops, [stock_basic.key, trade_cal.key]))
         days = recent_trading_days(warehouse, trading_days, today)
         first, last = (f"{d:{PARTITION_DATE_FORMAT}}" for d in (days[0], days[-1]))
         wanted = set(
             trading_day_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
         )
-        done = instance.get_materialized_partitions(dg.AssetKey("factor_daily"))
+        done = ops.instance.get_materialized_partitions(dg.AssetKey("factor_daily"))
         if not wanted <= done:
-            job = defs.resolve_job_def(MARKET_DATA_JOB_NAME)
             # Reference data is fresh (synced above or earlier today): only the days.
-            result = job.execute_in_process(
-                instance=instance,
-                run_config=QUIET_RUN_CONFIG,
-                asset_selection=[*(a.key for a in trading_day_assets), factor_daily.key],
+            days_run = run_to_success(
+                ops,
+                [*(a.key for a in trading_day_assets), factor_daily.key],
                 tags={
                     "dagster/asset_partition_range_start": first,
                     "dagster/asset_partition_range_end": last,
                 },
             )
-            run_ids.append(result.run_id)
+            run_ids.append(days_run)
         return summarize(warehouse, days, run_ids)
+
+
+def run_to_success(
+    ops: LocalOperations, assets: list[dg.AssetKey], tags: dict[str, str] | None = None
+) -> str:
+    """A run of ``assets`` in market_data_job, followed to its end; its id, or an error."""
+    run_id = ops.submit_job_run(
+        MARKET_DATA_JOB_NAME, QUIET_RUN_CONFIG, tags=tags, asset_selection=assets
+    )
+    outcome = ops.run_to_end(run_id)
+    if outcome.status != dg.DagsterRunStatus.SUCCESS.value:
+        raise OperationFailed(
+            f"run {run_id} of {MARKET_DATA_JOB_NAME} ended {outcome.status}:"
+            f" {outcome.error or 'no error recorded'}; see `zquant history --run {run_id}`"
+        )
+    return run_id
 
 
 def summarize(warehouse, days: list[dt.date], run_ids: list[str]) -> dict:
@@ -122,9 +138,16 @@ def print_summary(summary: dict, dagster_home: str) -> None:
     print("\nOpen the UI with `make dev`, then http://127.0.0.1:3000")
 
 
-def main(trading_days: int = DEFAULT_TRADING_DAYS) -> None:
+def main(trading_days: int = DEFAULT_TRADING_DAYS) -> int:
+    """The demo; the exit code (1: a run failed, said on stderr)."""
     home = prepare_home()
     os.environ.setdefault("DAGSTER_HOME", str(home))
-    from zquant_pipelines.definitions import defs
-
-    print_summary(run_demo(defs, trading_days), str(home))
+    os.environ.setdefault(ENV_EXECUTOR, DEMO_EXECUTOR)
+    with dg.DagsterInstance.get() as instance, LocalOperations(instance) as ops:
+        try:
+            summary = run_demo(ops, trading_days)
+        except OperationFailed as error:
+            print(f"zquant demo: {error}", file=sys.stderr)
+            return 1
+    print_summary(summary, str(home))
+    return 0

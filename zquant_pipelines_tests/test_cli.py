@@ -20,7 +20,7 @@ from dagster._core.scheduler.instigation import InstigatorStatus
 from zquant_pipelines import cli
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
-from zquant_pipelines.operations.base import op_configs, run_config
+from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name, op_configs, run_config
 from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -458,3 +458,22 @@ def test_console_script_uses_the_instance_in_dagster_home(world):
     assert completed.returncode == 0, completed.stderr
     page = json.loads(completed.stdout)
     assert page["total"] == 3 and page["runs"][0]["run_id"] == world.by_hand_runs[-1]
+
+
+def test_console_script_trigger_queues_a_run_of_the_code_location(world):
+    completed = subprocess.run(
+        [os.path.join(VENV_BIN, "zquant"), "trigger", "queued", "--json"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    run = world.env.instance.get_run_by_id(json.loads(completed.stdout)["run_id"])
+    assert run.status == dg.DagsterRunStatus.QUEUED
+    # Listed under queued_job of the code location in the UI, with Re-execute.
+    assert run.job_name == "queued_job"
+    origin = run.remote_job_origin
+    assert origin is not None and origin.job_name == "queued_job"
+    assert origin.repository_origin.repository_name == REPOSITORY_NAME
+    assert origin.repository_origin.code_location_origin.location_name == location_name()

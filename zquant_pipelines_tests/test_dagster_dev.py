@@ -206,3 +206,57 @@ def test_make_dev_upgrades_subscriptions_for_its_own_pages_only(dagster_dev):
     assert websocket_handshake(dagster_dev, {}).startswith("HTTP/1.1 101")
     refused = websocket_handshake(dagster_dev, {"Origin": FOREIGN_ORIGIN})
     assert refused.startswith("HTTP/1.1 403"), refused
+
+
+# --- make run next to make dev: its runs are market_data_job's -----------------------------
+
+
+JOB_RUNS = """
+query JobRuns($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { runs { runId repositoryOrigin { repositoryLocationName repositoryName } } }
+  }
+}
+"""
+
+
+def test_make_run_runs_are_listed_under_market_data_job(dagster_dev):
+    """`zquant demo` next to `make dev`: the UI's job page lists its runs (the query of its
+    Runs tab), with the repository origin that Re-execute needs; the daemon ran them."""
+    environ = {
+        **os.environ,
+        "ZQUANT_DATA_DIR": str(Path(os.environ["DAGSTER_HOME"]).parent / "data"),
+    }
+    completed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "zquant"), "demo", "--days", "2"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS * 2,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "the Dagster daemon starts it" in completed.stderr
+    run_ids = completed.stdout.split("Runs this time: ")[1].splitlines()[0].split(", ")
+    assert len(run_ids) == 2
+    reply = requests.post(
+        f"{dagster_dev}/graphql",
+        json={
+            "query": JOB_RUNS,
+            "variables": {
+                "selector": {
+                    "repositoryLocationName": "zquant_pipelines",
+                    "repositoryName": "__repository__",
+                    "pipelineName": "market_data_job",
+                }
+            },
+        },
+        timeout=30,
+    ).json()
+    runs = {run["runId"]: run for run in reply["data"]["pipelineOrError"]["runs"]}
+    assert set(run_ids) <= set(runs), reply
+    for run_id in run_ids:
+        assert runs[run_id]["repositoryOrigin"] == {
+            "repositoryLocationName": "zquant_pipelines",
+            "repositoryName": "__repository__",
+        }

@@ -1,46 +1,108 @@
-"""`make run`'s flow (zquant demo): the last 20 trading days through Dagster into a fresh
-SQLite warehouse and instance; safe to repeat; factors equal the independent computation."""
+"""`make run`'s flow (`zquant demo` as a real process): the last 20 trading days through
+Dagster into a fresh SQLite warehouse and instance; the runs are market_data_job's of the
+code location (listed under the job in the UI, re-executable); safe to repeat; factors
+equal the independent computation."""
+
+import os
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
-from zquant_pipelines.assets.definitions import build_asset_definitions
-from zquant_pipelines.demo import run_demo
-from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
+from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
+from zquant_pipelines.instance_home import ENV_PG_URL
+from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
 
 TRADING_DAYS = 20
+ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
+# Two runs, each a fresh run worker process, on a busy two-core machine.
+DEMO_TIMEOUT_SECONDS = 600
 
 
 @pytest.fixture
-def demo_setup(tmp_path, monkeypatch):
-    home = prepare_home(tmp_path / "dagster_home")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
-    resources = {"market_source": SampleMarketSource(), "warehouse": warehouse}
-    defs = dg.Definitions.merge(build_asset_definitions(), dg.Definitions(resources=resources))
-    return defs, warehouse
+def demo_env(tmp_path):
+    """The environment of `make run` on a fresh checkout: no token, no daemon, a new home."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in (ENV_PG_URL, ENV_DAGSTER_URL, ENV_TASKS_FILE, "TUSHARE_TOKEN")
+    }
+    environ |= {
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        ENV_WAREHOUSE_URL: f"sqlite:///{tmp_path / 'warehouse.db'}",
+        ENV_DATA_DIR: str(tmp_path / "data"),
+    }
+    return environ
+
+
+def zquant_demo(environ: dict) -> str:
+    completed = subprocess.run(
+        [ZQUANT, "demo", "--days", str(TRADING_DAYS)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def summary_rows(stdout: str) -> dict[str, int]:
+    """The "Rows per table" block of the printed summary."""
+    lines = stdout.split("Rows per table")[1].splitlines()[1:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        table, count = line.split()
+        rows[table] = int(count.replace(",", ""))
+    return rows
 
 
 @pytest.mark.slow
-def test_demo_syncs_twenty_days_then_finds_them_done(demo_setup):
-    defs, warehouse = demo_setup
-    first = run_demo(defs, TRADING_DAYS)
-    assert first["trading_days"] == TRADING_DAYS
-    assert len(first["run_ids"]) == 2  # reference data, then one ranged run of the 20 days
-    assert warehouse.count_rows("stock_basic") >= 300
+def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
+    first = zquant_demo(demo_env)
+    assert f"Synced {TRADING_DAYS} trading days" in first
+    rows = summary_rows(first)
     for table in ("daily", "adj_factor", "daily_basic", "factor_daily"):
-        assert first["rows"][table] > 250 * TRADING_DAYS, table
-    with dg.DagsterInstance.get() as instance:
-        runs = instance.get_run_records()
-        assert {r.dagster_run.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-    second = run_demo(defs, TRADING_DAYS)
-    assert second["run_ids"] == []
-    assert second["rows"] == first["rows"]
+        assert rows[table] > 250 * TRADING_DAYS, table
 
-    window = {"start": first["first_day"], "end": first["last_day"]}
+    monkeypatch.setenv("DAGSTER_HOME", demo_env["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        # The query behind a job's Runs tab in the UI (dagster_graphql GraphenePipeline.runs).
+        label = f"{REPOSITORY_NAME}@{location_name()}"
+        listed = instance.get_runs(
+            dg.RunsFilter(job_name=MARKET_DATA_JOB_NAME, tags={REPOSITORY_LABEL_TAG: label})
+        )
+    assert len(runs) == 2  # reference data, then one ranged run of the 20 days
+    assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+    for run in runs:
+        assert run.run_id in first
+        # Listed under market_data_job of the code location in the UI, with Re-execute.
+        assert run.job_name == MARKET_DATA_JOB_NAME
+        origin = run.remote_job_origin
+        assert origin is not None, f"run {run.run_id} has no code location origin"
+        assert origin.job_name == MARKET_DATA_JOB_NAME
+        assert origin.repository_origin.repository_name == REPOSITORY_NAME
+        assert origin.repository_origin.code_location_origin.location_name == location_name()
+    assert {run.run_id for run in listed} == {run.run_id for run in runs}
+    ranged = [run for run in runs if "dagster/asset_partition_range_start" in run.tags]
+    assert len(ranged) == 1 and dg.AssetKey("factor_daily") in ranged[0].asset_selection
+
+    second = zquant_demo(demo_env)
+    assert "none: every day was already done" in second
+    assert summary_rows(second) == rows
+
+    warehouse = Warehouse(url=demo_env[ENV_WAREHOUSE_URL])
+    window = {"start": first.split("trading days ")[1].split(" .. ")[0]}
+    window["end"] = first.split(" .. ")[1].split()[0]
     inputs = {
         table: warehouse.read_frame(
             f"SELECT * FROM {table} WHERE trade_date BETWEEN :start AND :end", window

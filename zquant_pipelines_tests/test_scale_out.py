@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
+from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import API_FIELDS, ENV_EXECUTOR, TRADING_DAY_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse

@@ -6,9 +6,6 @@ import dagster as dg
 from zquant_pipelines.assets.factors import factor_assets
 from zquant_pipelines.assets.health import task_health, task_health_job, task_health_schedule
 from zquant_pipelines.assets.market import market_assets
-from zquant_pipelines.assets.schedules import (
-    MARKET_DATA_JOB_NAME as MARKET_DATA_JOB_NAME,  # demo.py imports it from here
-)
 from zquant_pipelines.assets.schedules import market_data_after_close_schedule, market_data_job
 
 

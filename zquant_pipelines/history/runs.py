@@ -17,7 +17,13 @@ from datetime import datetime
 import dagster as dg
 
 # Private module, but it is where Dagster names the tags it writes on retried runs.
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
+from dagster._core.storage.tags import (
+    PARENT_RUN_ID_TAG,
+    RETRY_NUMBER_TAG,
+    ROOT_RUN_ID_TAG,
+    TagType,
+    get_tag_type,
+)
 
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.store import (
@@ -134,7 +140,8 @@ def run_detail(instance: dg.DagsterInstance, run_id: str) -> RunDetail:
         run=_run_summary(instance, record),
         parent_run_id=run.tags.get(PARENT_RUN_ID_TAG),
         root_run_id=run.tags.get(ROOT_RUN_ID_TAG),
-        tags=dict(run.tags),
+        # Dagster's hidden tags (the run worker's gRPC socket, ...) are not shown, as in the UI.
+        tags={key: value for key, value in run.tags.items() if get_tag_type(key) != TagType.HIDDEN},
         steps=steps,
     )
 

@@ -42,6 +42,8 @@ WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 # Definitions(...) loaded as a code location form one repository of this name.
 REPOSITORY_NAME = "__repository__"
 RECENT_RUNS = 5
+# How long a command that waits for its run (`zquant sync-daily`) follows it at most.
+DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
 # `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
 # range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
 SYNC_DAILY_TASK = "repair_daily_bars"

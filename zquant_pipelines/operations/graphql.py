@@ -47,6 +47,7 @@ from zquant_pipelines.history.store import (
     utc_from_timestamp,
 )
 from zquant_pipelines.operations.base import (
+    DEFAULT_RUN_TIMEOUT_SECONDS,
     REPOSITORY_NAME,
     OperationFailed,
     Operations,
@@ -64,7 +65,6 @@ REQUEST_TIMEOUT_SECONDS = 60
 DURATION_PAGE_SIZE = 1000
 EVENT_PAGE_SIZE = 1000
 RUN_POLL_SECONDS = 1.0
-DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
 # Dagster's run retries tag each retried run with these (dagster._core.storage.tags).
 RETRY_NUMBER_TAG = "dagster/retry_number"
 PARENT_RUN_ID_TAG = "dagster/parent_run_id"

@@ -5,11 +5,18 @@ storage and need no code. Writes that need the code location (queueing a run, st
 stopping a schedule or sensor) load it from workspace.yaml the way the webserver and
 `dagster job launch` / `dagster schedule start` do: a code server process, opened on first
 use and kept until ``close()``. A queued run waits for the daemon (`make dev` runs one).
+
+Commands that wait for their run (`zquant sync-daily`, `zquant demo`) queue it like every
+other run, so pause and one run per task hold it too; with no daemon alive they take their
+own run from the queue when the daemon would (one pass of its logic, for that run only),
+then follow it to its end.
 """
 
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -21,8 +28,13 @@ from dagster._core.scheduler.instigation import InstigatorStatus, SensorInstigat
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+# The run queue daemon itself: a waiting command with no daemon alive runs its pass.
+from dagster._daemon.controller import get_daemon_statuses
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
+
 from zquant_pipelines.constants import TAG_TASK
-from zquant_pipelines.demo import QUIET_RUN_CONFIG
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
     HistoryPage,
@@ -35,6 +47,7 @@ from zquant_pipelines.history.runs import (
 from zquant_pipelines.history.stats import StatsReport, task_stats
 from zquant_pipelines.history.store import NotSqlRunStorageError, utc_from_timestamp
 from zquant_pipelines.operations.base import (
+    DEFAULT_RUN_TIMEOUT_SECONDS,
     REPOSITORY_NAME,
     WORKSPACE_FILE,
     OperationFailed,
@@ -44,11 +57,60 @@ from zquant_pipelines.operations.base import (
     location_name,
 )
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
-from zquant_pipelines.resources.definitions import build_resource_definitions
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import in_flight_reason, job_name
 from zquant_pipelines.tasks.catalog import TaskSpec
-from zquant_pipelines.tasks.definitions import build_catalog_definitions
+
+# The runs a command waits for print nothing per event: the command prints its result
+# (the events are in the UI and `zquant history --run`).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# How often a waiting command reads its run's status (a read of the run store).
+RUN_POLL_SECONDS = 0.25
+# A live daemon beats every 30 s (Dagster's default interval); one beat late and it counts as
+# gone. Dagster's own tolerance (30 min) is for the UI's warning, far too long to wait on.
+DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 30
+# A run of a task in one of these (out of the queue, not ended) holds the task's next run in
+# the queue: the zquant/task tag limit of dagster.yaml.
+LAUNCHED_STATUSES = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def note_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def queue_daemon_alive(instance: dg.DagsterInstance) -> bool:
+    """Whether a daemon takes runs from this instance's queue (a recent heartbeat)."""
+    daemon_type = QueuedRunCoordinatorDaemon.daemon_type()
+    status = get_daemon_statuses(
+        instance,
+        [daemon_type],
+        ignore_errors=True,
+        heartbeat_tolerance_seconds=DAEMON_HEARTBEAT_TOLERANCE_SECONDS,
+    )[daemon_type]
+    return bool(status.healthy)
+
+
+class OwnRunDequeuer(QueuedRunCoordinatorDaemon):
+    """The run queue daemon's pass, launching ``run_id`` only, and only when the daemon would
+    launch it now: the same order, max_concurrent_runs, tag limits (one run per task) and
+    pools (a paused task). Other queued runs stay for the daemon: a command that ends when
+    its run ends must not start runs it will not follow."""
+
+    def __init__(self, run_id: str):
+        super().__init__(interval_seconds=RUN_POLL_SECONDS)
+        self.run_id = run_id
+
+    # Dagster's private hook for the list of runs a pass launches; the rules stay Dagster's.
+    def _get_runs_to_dequeue(self, instance, concurrency_config, fixed_iteration_time):
+        launchable = super()._get_runs_to_dequeue(
+            instance, concurrency_config, fixed_iteration_time
+        )
+        return [run for run in launchable if run.run_id == self.run_id]
 
 
 def stored_trigger_running(status: InstigatorStatus | None, enabled: bool) -> bool:
@@ -70,12 +132,16 @@ class LocalOperations(Operations):
         instance: dg.DagsterInstance,
         workspace_file: Path = WORKSPACE_FILE,
         workspace: WorkspaceProcessContext | None = None,
+        notify: Callable[[str], None] = note_on_stderr,
+        run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT_SECONDS,
     ):
         self.instance = instance
         self.workspace_file = workspace_file
         self.location = location_name(workspace_file)
         self._workspace = workspace
         self._owned = contextlib.ExitStack()
+        self.notify = notify
+        self.run_timeout_seconds = run_timeout_seconds
 
     def close(self) -> None:
         self._owned.close()
@@ -152,13 +218,26 @@ class LocalOperations(Operations):
     # --- writes ------------------------------------------------------------------------
 
     def submit_run(self, task: TaskSpec, config: dict) -> str:
+        return self.submit_job_run(job_name(task.name), config)
+
+    def submit_job_run(
+        self,
+        job: str,
+        config: dict,
+        tags: dict[str, str] | None = None,
+        asset_selection: Sequence[dg.AssetKey] | None = None,
+    ) -> str:
+        """Queue a run of ``job`` of the code location, as the webserver's launchRun does:
+        the run carries the job's origin, so the UI lists it under the job and can re-execute
+        it. ``asset_selection`` runs those assets of an asset job only."""
         context, location, repository = self._repository()
         remote_job = location.get_job(
             JobSubsetSelector(
                 location_name=location.name,
                 repository_name=repository.name,
-                job_name=job_name(task.name),
+                job_name=job,
                 op_selection=None,
+                asset_selection=asset_selection,
             )
         )
         plan = location.get_execution_plan(
@@ -176,29 +255,74 @@ class LocalOperations(Operations):
             op_selection=None,
             root_run_id=None,
             parent_run_id=None,
-            tags=dict(remote_job.tags),
+            tags={**remote_job.tags, **(tags or {})},
             job_snapshot=remote_job.job_snapshot,
             execution_plan_snapshot=plan,
             parent_job_snapshot=remote_job.parent_job_snapshot,
             remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
-            asset_selection=None,
+            asset_selection=frozenset(asset_selection) if asset_selection else None,
             asset_check_selection=None,
             asset_graph=repository.asset_graph,
         )
         return self.instance.submit_run(run.run_id, context).run_id
 
     def execute_run(self, task: TaskSpec, config: dict) -> RunOutcome:
-        # Built fresh from the environment of this call (tasks file, warehouse URL), with
-        # only what a task job needs: the catalog's jobs and the resources.
-        definitions = dg.Definitions.merge(
-            build_resource_definitions(), build_catalog_definitions()
-        )
-        job = definitions.resolve_job_def(job_name(task.name))
-        result = job.execute_in_process(
-            run_config={**config, **QUIET_RUN_CONFIG}, instance=self.instance, raise_on_error=False
-        )
-        return self.outcome(result.run_id)
+        return self.run_to_end(self.submit_run(task, {**config, **QUIET_RUN_CONFIG}))
+
+    def run_to_end(self, run_id: str) -> RunOutcome:
+        """Follow a queued run to its end: the daemon takes it from the queue or, with none
+        alive, this command does when the queue's rules let it. A run of a paused task is
+        left held in the queue (OperationFailed says so): a pause lasts until someone
+        resumes, which a command must not wait for."""
+        deadline = time.monotonic() + self.run_timeout_seconds
+        told = None
+        with OwnRunDequeuer(run_id) as dequeuer:
+            while True:
+                run = self.instance.get_run_by_id(run_id)
+                if run is None:
+                    raise OperationFailed(f"run_id: no run {run_id!r} in the run store")
+                if run.is_finished:
+                    return self.outcome(run_id)
+                if run.status == dg.DagsterRunStatus.QUEUED:
+                    daemon_alive = queue_daemon_alive(self.instance)
+                    if not daemon_alive:
+                        list(dequeuer.run_iteration(self._workspace_context()))
+                        run = self.instance.get_run_by_id(run_id)
+                    if run.status == dg.DagsterRunStatus.QUEUED:
+                        why = self.queued_reason(run, daemon_alive)
+                        if why != told:
+                            self.notify(f"Run {run_id} waits in the queue: {why}")
+                            told = why
+                if time.monotonic() > deadline:
+                    raise OperationFailed(
+                        f"run {run_id} is still {run.status.value} after"
+                        f" {self.run_timeout_seconds:.0f} s; follow it with"
+                        f" `zquant history --run {run_id}`"
+                    )
+                time.sleep(RUN_POLL_SECONDS)
+
+    def queued_reason(self, run: dg.DagsterRun, daemon_alive: bool) -> str:
+        """Why ``run`` is still queued; a held run of a paused task raises OperationFailed."""
+        task = run.tags.get(TAG_TASK)
+        if task is not None and control.is_paused(self.instance, task):
+            raise OperationFailed(
+                f"task {task} is paused: run {run.run_id} is held in the queue and starts"
+                f" after `zquant resume {task}`, when the Dagster daemon takes it (`make dev`"
+                f" runs one); follow it with `zquant history --run {run.run_id}`"
+            )
+        if task is not None:
+            ahead = self.instance.get_runs(
+                dg.RunsFilter(tags={TAG_TASK: task}, statuses=LAUNCHED_STATUSES), limit=1
+            )
+            if ahead:
+                return (
+                    f"run {ahead[0].run_id} of task {task} is {ahead[0].status.value}"
+                    " (one run of a task at a time); it starts when that one ends"
+                )
+        if daemon_alive:
+            return "the Dagster daemon starts it"
+        return "the run queue is full (max_concurrent_runs in dagster.yaml)"
 
     def outcome(self, run_id: str) -> RunOutcome:
         run = self.instance.get_run_by_id(run_id)
@@ -270,7 +394,7 @@ class LocalOperations(Operations):
         location = context.get_code_location(self.location)
         return context, location, location.get_repository(REPOSITORY_NAME)
 
-    def _request_context(self) -> WorkspaceRequestContext:
+    def _workspace_context(self) -> WorkspaceProcessContext:
         if self._workspace is None:
             self._workspace = self._owned.enter_context(
                 WorkspaceProcessContext(
@@ -279,4 +403,7 @@ class LocalOperations(Operations):
                     code_server_log_level="WARNING",
                 )
             )
-        return self._workspace.create_request_context()
+        return self._workspace
+
+    def _request_context(self) -> WorkspaceRequestContext:
+        return self._workspace_context().create_request_context()
