@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
-from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
+from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
 from zquant_pipelines.instance_home import ENV_PG_URL
 from zquant_pipelines.operations import ENV_DAGSTER_URL
