@@ -11,13 +11,19 @@ parent exits it is re-parented away from the script's tree. Two things keep it i
 - ``ProcessTree`` samples the tree while the script runs and remembers every process it saw
   (psutil.Process objects, which refuse to signal a pid that was reused), plus every process
   of the script's session.
+
+Should the process that started the script die at once (kill -9), a guard process it started
+beside the script (``python -m zquant_pipelines.process_tree PID``, ``start_guard``) sees its
+parent go and ends the script's tree.
 """
 
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 
 import psutil
@@ -27,6 +33,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # How long a tree gets to exit after SIGTERM before SIGKILL.
 DEFAULT_GRACE_SECONDS = 10.0
+# How often a guard samples its tree and checks its parent.
+GUARD_POLL_SECONDS = 0.1
 
 # The trees alive in this process, ended by end_everything when the process must go at once.
 _live_trees: set["ProcessTree"] = set()
@@ -136,3 +144,41 @@ def end_everything() -> None:
         processes |= tree.members()
     processes |= {child.pid: child for child in descendants(psutil.Process())}
     end_processes(processes.values(), grace_seconds=0)
+
+
+class ParentGone(Exception):
+    """The guard's parent exited (the kernel's parent-death signal)."""
+
+
+def _parent_gone(signal_number, frame) -> None:
+    raise ParentGone
+
+
+def guard(pid: int) -> None:
+    """Sample the tree of ``pid`` until this guard's parent is gone, then end the tree at once.
+    The kernel tells the guard the moment its parent dies (a check every GUARD_POLL_SECONDS
+    covers a death before the guard asked); the parent kills the guard when it ends the
+    tree itself."""
+    parent = os.getppid()
+    try:
+        tree = ProcessTree(pid)
+    except psutil.NoSuchProcess:
+        return  # the script is done; its parent ends what it left
+    signal.signal(signal.SIGTERM, _parent_gone)
+    die_with_parent(signal.SIGTERM)
+    try:
+        while os.getppid() == parent:
+            tree.sample()
+            time.sleep(GUARD_POLL_SECONDS)
+    except ParentGone:
+        pass
+    end_everything()
+
+
+def start_guard(pid: int) -> subprocess.Popen:
+    """A guard process of the tree of ``pid``: ends it if this process dies first."""
+    return subprocess.Popen([sys.executable, "-m", __name__, str(pid)])
+
+
+if __name__ == "__main__":
+    guard(int(sys.argv[1]))

@@ -24,7 +24,7 @@ from zquant_pipelines.assets.partitions import (
 )
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
 from zquant_pipelines.dates import market_today
-from zquant_pipelines.process_tree import ProcessTree, become_subreaper
+from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factor_daily import compute_and_store_factors
 from zquant_pipelines.tasks.action_params import normalize_ts_code
@@ -203,9 +203,12 @@ def run_script(context, params) -> dict:
         env = script_environment(params.env, session.get_bootstrap_env_vars())
         process = subprocess.Popen(command, env=env, cwd=path.parent, start_new_session=True)
         tree = ProcessTree(process.pid)
+        guard = start_guard(process.pid)
         try:
             returncode = wait_sampling(process, tree, params.timeout_seconds)
         finally:
+            guard.kill()
+            guard.wait()
             tree.end()
             process.wait()
         if returncode is None:

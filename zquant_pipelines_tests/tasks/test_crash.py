@@ -121,14 +121,6 @@ def monitor_until_failed(context, location: CatalogLocation, run_id: str) -> Non
     wait_for(run_failed, "run monitoring to mark the run FAILURE")
 
 
-def run_failure_time(instance: dg.DagsterInstance, run_id: str) -> float:
-    return next(
-        entry.timestamp
-        for entry in dagster_events(instance, run_id)
-        if entry.dagster_event.event_type_value == "PIPELINE_FAILURE"
-    )
-
-
 @pytest.fixture
 def grpc_instance(tmp_path):
     """The shipped dagster.yaml as it is: run queue, tag limit, its run launcher."""
@@ -251,31 +243,54 @@ def writer_task(use_catalog, tmp_path, monkeypatch):
     return marker
 
 
+def writer_processes(step_pid: int, marker) -> list[int]:
+    """The script and its setsid child, once both write (the step has other children:
+    Dagster's compute log capture)."""
+    found = [
+        child.pid
+        for child in psutil.Process(step_pid).children(recursive=True)
+        if "writer.py" in " ".join(child.cmdline())
+    ]
+    return found if len(found) == 2 and marker.read_text().count("\n") > 4 else []
+
+
+def run_event_time(instance: dg.DagsterInstance, run_id: str, event_type: str) -> float:
+    return next(
+        entry.timestamp
+        for entry in dagster_events(instance, run_id)
+        if entry.dagster_event.event_type_value == event_type
+    )
+
+
+def last_write(marker) -> float:
+    written = [float(line) for line in marker.read_text().split()]
+    assert written
+    return max(written)
+
+
+@contextmanager
+def writing_run(context, location: CatalogLocation, marker):
+    """A run of the writer task whose script and its child write: its id and the pids of its
+    run worker, step, script and script's child (all killed on the way out)."""
+    run_id, worker = start_run(context, location)
+    pids = [worker]
+    try:
+        pids += wait_for(lambda: step_pids(context.instance, run_id), "the step process")
+        pids += wait_for(lambda: writer_processes(pids[1], marker), "the scripts to write")
+        yield run_id, pids
+    finally:
+        for pid in pids:
+            kill(pid)
+
+
 def test_killing_the_run_worker_ends_its_step_and_script_processes(writer_task, grpc_instance):
     instance = grpc_instance
-    marker = writer_task
-    pids: list[int] = []
     with code_server_context(instance) as context:
         location = CatalogLocation(instance, context.create_request_context())
-        run_id, worker = start_run(context, location)
-        try:
-            pids = [worker, *wait_for(lambda: step_pids(instance, run_id), "the step process")]
-
-            def script_processes() -> list[int]:
-                """The script and its setsid child, once both write (the step has other
-                children: Dagster's compute log capture)."""
-                step = psutil.Process(pids[1])
-                found = [
-                    child.pid
-                    for child in step.children(recursive=True)
-                    if "writer.py" in " ".join(child.cmdline())
-                ]
-                return found if len(found) == 2 and marker.read_text().count("\n") > 4 else []
-
-            pids += wait_for(script_processes, "the script and its child to write")
+        with writing_run(context, location, writer_task) as (run_id, pids):
+            worker = pids[0]
             code_server = psutil.Process(worker).ppid()
             pids.append(code_server)
-
             kill(code_server)
             kill(worker)
 
@@ -285,10 +300,37 @@ def test_killing_the_run_worker_ends_its_step_and_script_processes(writer_task, 
                 "the run's step and script processes to end",
             )
             monitor_until_failed(context, location, run_id)
-            failed_at = run_failure_time(instance, run_id)
-        finally:
-            for pid in pids:
-                kill(pid)
 
-    written = [float(line) for line in marker.read_text().split()]
-    assert written and max(written) <= failed_at, "a script wrote after its run had failed"
+    failed_at = run_event_time(instance, run_id, "PIPELINE_FAILURE")
+    assert last_write(writer_task) <= failed_at, "a script wrote after its run had failed"
+
+
+def test_killing_a_step_process_ends_its_scripts(writer_task, grpc_instance):
+    instance = grpc_instance
+    with code_server_context(instance) as context:
+        location = CatalogLocation(instance, context.create_request_context())
+        with writing_run(context, location, writer_task) as (run_id, pids):
+            _, step, *scripts = pids
+            kill(step)
+
+            wait_for(lambda: not any(is_alive(pid) for pid in scripts), "the scripts to end")
+            # The run worker sees its step die and fails the run.
+            wait_for(lambda: location.status(run_id) == S.FAILURE, "the run to fail")
+
+    failed_at = run_event_time(instance, run_id, "PIPELINE_FAILURE")
+    assert last_write(writer_task) <= failed_at, "a script wrote after its run had failed"
+
+
+def test_terminating_a_run_ends_its_scripts(writer_task, grpc_instance):
+    instance = grpc_instance
+    with code_server_context(instance) as context:
+        location = CatalogLocation(instance, context.create_request_context())
+        with writing_run(context, location, writer_task) as (run_id, pids):
+            assert instance.run_launcher.terminate(run_id)
+
+            wait_for(lambda: location.status(run_id) == S.CANCELED, "the run to be canceled")
+            scripts = pids[2:]
+            assert not any(is_alive(pid) for pid in scripts), "a script outlived its run"
+
+    canceled_at = run_event_time(instance, run_id, "PIPELINE_CANCELED")
+    assert last_write(writer_task) <= canceled_at, "a script wrote after its run was canceled"
