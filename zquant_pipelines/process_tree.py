@@ -7,7 +7,8 @@ parent exits it is re-parented away from the script's tree. Two things keep it i
 
 - the process that starts scripts becomes a *child subreaper* (Linux ``PR_SET_CHILD_SUBREAPER``):
   an orphaned descendant is re-parented to it instead of to init, so it stays among its
-  descendants;
+  descendants (any child of it born after the script is taken for one: that process starts
+  nothing else meanwhile);
 - ``ProcessTree`` samples the tree while the script runs and remembers every process it saw
   (psutil.Process objects, which refuse to signal a pid that was reused), plus every process
   of the script's session.
@@ -106,6 +107,7 @@ class ProcessTree:
     """A process and every descendant seen while it ran, ended together by ``end``."""
 
     def __init__(self, pid: int):
+        self.owner = psutil.Process()
         self.root = psutil.Process(pid)
         self.session_id = os.getsid(pid)
         self.created = self.root.create_time()
@@ -119,9 +121,22 @@ class ProcessTree:
             for child in descendants(process):
                 self.seen.setdefault(child.pid, child)
 
+    def adopted(self) -> list[psutil.Process]:
+        """Orphans re-parented to this process (a subreaper) since the root started, with
+        their descendants: a descendant whose parent exited before any sample saw it."""
+        found = []
+        for child in self.owner.children():
+            try:
+                if child.create_time() >= self.created:
+                    found += [child, *descendants(child)]
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
     def members(self) -> dict[int, psutil.Process]:
-        """Every process seen, and every process now in the root's session."""
+        """Every process seen, adopted, or now in the root's session."""
         self.sample()
+        self.seen |= {process.pid: process for process in self.adopted()}
         session = session_members(self.session_id, not_before=self.created)
         return {**{process.pid: process for process in session}, **self.seen}
 

@@ -27,7 +27,8 @@ import psutil
 from zquant_pipelines.process_tree import end_everything
 
 POLL_SECONDS = 0.1
-# The forkserver imports this module: its parent is the run worker.
+# The forkserver imports this module: it is this process, its parent the run worker.
+FORKSERVER_PID = os.getpid()
 RUN_WORKER_PID = os.getppid()
 
 
@@ -48,7 +49,9 @@ def _watch(forkserver: psutil.Process) -> None:
 
 
 def _start_watchdog() -> None:
-    forkserver = psutil.Process(os.getppid())
+    if os.getppid() != FORKSERVER_PID:
+        return  # a fork inside a step: the step ends its own children
+    forkserver = psutil.Process(FORKSERVER_PID)
     threading.Thread(
         target=_watch, args=(forkserver,), name="zquant-step-watchdog", daemon=True
     ).start()
