@@ -187,6 +187,7 @@ def guard(pid: int) -> None:
             time.sleep(GUARD_POLL_SECONDS)
     except ParentGone:
         pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may cut the clean-up short
     end_everything()
 
 
