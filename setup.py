@@ -34,6 +34,8 @@ setup(
         "PyYAML>=6",
         "filelock>=3.12",
         "requests>=2.28,<3",
+        # Run supervision: is a run worker alive, and the process trees of steps and scripts.
+        "psutil>=5.9,<8",
     ],
     extras_require={
         "dev": [

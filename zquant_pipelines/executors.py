@@ -1,7 +1,8 @@
 """Which Dagster executor runs a job's steps, and the Celery settings runs and workers share.
 
 Three executors: ``in_process`` (every step in the run's own process), ``multiprocess``
-(a process per step on the run's machine; the default) and ``celery`` (each step is a
+(a process per step on the run's machine, which ends when the run worker is gone:
+zquant_pipelines/step_watchdog.py; the default) and ``celery`` (each step is a
 Celery task taken by whichever ``zquant worker`` is free, on any machine). A task picks one
 with ``executor:`` in tasks.yaml; the asset jobs and tasks that name none take
 ``ZQUANT_EXECUTOR``.
@@ -19,6 +20,11 @@ from collections.abc import Mapping
 import celery
 import dagster as dg
 from celery.exceptions import DuplicateTaskNameWarning
+from dagster._core.definitions.executor_definition import (
+    MULTI_PROC_CONFIG,
+    _core_multiprocess_executor_creation,
+    multiple_process_executor_requirements,
+)
 from dagster_celery import celery_executor
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
@@ -36,6 +42,7 @@ from zquant_pipelines.constants import (
 DEFAULT_CELERY_BROKER = "redis://127.0.0.1:6379/0"
 # dagster-celery routes every step to this queue (dagster_celery.make_app).
 CELERY_QUEUE = "dagster"
+STEP_WATCHDOG_MODULE = "zquant_pipelines.step_watchdog"
 
 # dagster-celery registers its step task on the run's app again for every step it submits;
 # Celery's warning about that would be noise in every run's output.
@@ -84,6 +91,23 @@ def celery_executor_config(environ: Mapping[str, str] = os.environ) -> dict:
     }
 
 
+@dg.executor(
+    name="multiprocess",
+    config_schema=MULTI_PROC_CONFIG,
+    requirements=multiple_process_executor_requirements(),
+)
+def supervised_multiprocess_executor(init_context: dg.InitExecutorContext):
+    """Dagster's multiprocess executor whose forkserver preloads the step watchdog before the
+    job's code location (what Dagster preloads by default), so every step process ends when
+    the run worker is gone."""
+    config = dict(init_context.executor_config)
+    if "forkserver" in (config.get("start_method") or {}):
+        module = init_context.job.get_module() or "dagster"
+        preload = [STEP_WATCHDOG_MODULE, module]
+        config["start_method"] = {"forkserver": {"preload_modules": preload}}
+    return _core_multiprocess_executor_creation(config)
+
+
 def executor_definition(
     name: str | None = None, max_concurrent: int | None = None
 ) -> dg.ExecutorDefinition:
@@ -103,7 +127,7 @@ def executor_definition(
     config: dict = {"start_method": {"forkserver": {}}}
     if max_concurrent:
         config["max_concurrent"] = max_concurrent
-    return dg.multiprocess_executor.configured(config)
+    return supervised_multiprocess_executor.configured(config)
 
 
 def celery_worker_app(environ: Mapping[str, str] = os.environ) -> celery.Celery:

@@ -33,6 +33,7 @@ from zquant_pipelines.constants import CALENDAR_EXCHANGES
 TS_CODE_PATTERN = re.compile(r"[0-9]{6}\.(SH|SZ|BJ)")
 SYMBOL_PATTERN = re.compile(r"[0-9]{6}")
 DATE_PATTERN = re.compile(r"[0-9]{8}")
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Exchanges tushare's trade_cal knows.
 TRADE_CAL_EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
 DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600.0
@@ -127,7 +128,14 @@ def _script_path(value: str) -> str:
     return value
 
 
+def _env_name(value: str) -> str:
+    if not ENV_NAME_PATTERN.fullmatch(value):
+        raise ValueError("must be the name of an environment variable (letters, digits, _)")
+    return value
+
+
 Date = Annotated[dt.date | None, BeforeValidator(_yyyymmdd)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
 TsCode = Annotated[str, AfterValidator(_ts_code)]
 Symbol = Annotated[str, BeforeValidator(_symbol)]
 CodeList = Annotated[list[str], BeforeValidator(_codelist)]
@@ -203,11 +211,16 @@ class CalculateFactorParams(DateRangeParams):
 
 
 class RunScriptParams(ActionParams):
-    """A script inside the scripts folder, run with an argv list (no shell) and a timeout."""
+    """A script inside the scripts folder, run with an argv list (no shell) and a timeout.
+
+    ``env`` names the variables of ours the script gets on top of PATH, HOME, LANG, TZ and
+    the dagster-pipes ones: names only, never values; a secret reaches a script only when
+    named here."""
 
     script: Annotated[str, AfterValidator(_script_path)]
     args: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(default=DEFAULT_SCRIPT_TIMEOUT_SECONDS, gt=0)
+    env: list[EnvName] = Field(default_factory=list)
 
 
 class ExampleTaskParams(ActionParams):

@@ -9,7 +9,6 @@ not make a day complete, so the after-close catch-up still sees a missing day).
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,12 +24,17 @@ from zquant_pipelines.assets.partitions import (
 )
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
 from zquant_pipelines.dates import market_today
+from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
 DEFAULT_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+# What every script gets of our environment; a task adds names with ``env:``.
+SCRIPT_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# How often a running script's process tree is sampled.
+SCRIPT_SAMPLE_SECONDS = 0.1
 # zquant's default window for the calendar sync: a year back and a year ahead.
 CALENDAR_DEFAULT_DAYS = 365
 # The APIs a "daily data" action writes: bars and the factor that adjusts them.
@@ -203,31 +207,46 @@ def resolve_script(script: str) -> Path:
     raise dg.Failure(problem, allow_retries=False)
 
 
+def script_environment(names, pipes_env: dict[str, str]) -> dict[str, str]:
+    """A script's environment: the allow-listed basics, the variables its task names, and the
+    dagster-pipes bootstrap. Nothing else of ours (tokens, URLs with passwords) reaches it."""
+    wanted = (*SCRIPT_BASE_ENV, *(names or []))
+    return {name: os.environ[name] for name in wanted if name in os.environ} | pipes_env
+
+
 def run_script(context, params) -> dict:
     """Run a script under dagster-pipes: its logs and reported metadata reach this run.
 
-    The argv list goes to the process as is (no shell). The script runs in a session of its
-    own, so on timeout, or when the run is terminated (Dagster interrupts this step), the
-    script and every process it started are terminated, then killed.
+    The argv list goes to the process as is (no shell), with the environment of
+    ``script_environment``. On timeout, on termination of the run (Dagster interrupts this
+    step) and when the script exits, the script and every process it started, also one that
+    left its session, are terminated, then killed (zquant_pipelines/process_tree.py).
     """
     path = resolve_script(params.script)
     command = [sys.executable, str(path)] if path.suffix == ".py" else [str(path)]
     command += list(params.args or [])
+    # Orphans of the script are re-parented here, where the tree below still finds them.
+    become_subreaper()
     with dg.open_pipes_session(
         context=context,
         context_injector=dg.PipesTempFileContextInjector(),
         message_reader=dg.PipesTempFileMessageReader(),
     ) as session:
-        env = {**os.environ, **session.get_bootstrap_env_vars()}
+        env = script_environment(params.env, session.get_bootstrap_env_vars())
         process = subprocess.Popen(command, env=env, cwd=path.parent, start_new_session=True)
+        tree = ProcessTree(process.pid)
+        guard = start_guard(process.pid)
         try:
-            returncode = process.wait(timeout=params.timeout_seconds)
-        except subprocess.TimeoutExpired:
+            returncode = wait_sampling(process, tree, params.timeout_seconds)
+        finally:
+            guard.kill()
+            guard.wait()
+            tree.end()
+            process.wait()
+        if returncode is None:
             raise dg.Failure(
                 f"script {params.script!r} ran past its timeout of {params.timeout_seconds} s"
-            ) from None
-        finally:
-            stop_process_group(process)
+            )
     if returncode != 0:
         raise dg.Failure(f"script {params.script!r} exited with code {returncode}")
     reported = {}
@@ -237,23 +256,15 @@ def run_script(context, params) -> dict:
     return {"script": params.script, "returncode": returncode, **reported}
 
 
-def signal_group(process: subprocess.Popen, signal_number: int) -> None:
-    try:
-        os.killpg(process.pid, signal_number)
-    except ProcessLookupError:
-        pass  # every process of the group has exited
-
-
-def stop_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
-    """SIGTERM the script's process group, give the script ``grace_seconds`` to exit, then
-    SIGKILL whatever is left of the group (also the leftovers of a script that exited)."""
-    signal_group(process, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        pass
-    signal_group(process, signal.SIGKILL)
-    process.wait()
+def wait_sampling(process: subprocess.Popen, tree: ProcessTree, timeout: float) -> int | None:
+    """The script's exit code, or None past ``timeout``; samples its process tree meanwhile."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            return process.wait(timeout=min(left, SCRIPT_SAMPLE_SECONDS))
+        except subprocess.TimeoutExpired:
+            tree.sample()
+    return None
 
 
 def example_task(context, params) -> dict:
