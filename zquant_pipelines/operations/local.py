@@ -57,6 +57,7 @@ from zquant_pipelines.operations.base import (
     location_name,
 )
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
+from zquant_pipelines.supervision import fail_runs_with_dead_workers
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import in_flight_reason, job_name
 from zquant_pipelines.tasks.catalog import TaskSpec
@@ -66,6 +67,8 @@ from zquant_pipelines.tasks.catalog import TaskSpec
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # How often a waiting command reads its run's status (a read of the run store).
 RUN_POLL_SECONDS = 0.25
+# How often a command with no daemon alive looks for runs whose worker died.
+DEAD_WORKER_SWEEP_SECONDS = 5.0
 # A live daemon beats every 30 s (Dagster's default interval); one beat late and it counts as
 # gone. Dagster's own tolerance (30 min) is for the UI's warning, far too long to wait on.
 DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 30
@@ -277,15 +280,22 @@ class LocalOperations(Operations):
         resumes, which a command must not wait for."""
         deadline = time.monotonic() + self.run_timeout_seconds
         told = None
+        next_sweep = time.monotonic()
         with OwnRunDequeuer(run_id) as dequeuer:
             while True:
+                daemon_alive = queue_daemon_alive(self.instance)
+                if not daemon_alive and time.monotonic() >= next_sweep:
+                    # Run monitoring lives in the daemon: without one, this command fails
+                    # the runs whose worker died (its own, or a killed command's run that
+                    # holds the task's one-run slot).
+                    fail_runs_with_dead_workers(self.instance)
+                    next_sweep = time.monotonic() + DEAD_WORKER_SWEEP_SECONDS
                 run = self.instance.get_run_by_id(run_id)
                 if run is None:
                     raise OperationFailed(f"run_id: no run {run_id!r} in the run store")
                 if run.is_finished:
                     return self.outcome(run_id)
                 if run.status == dg.DagsterRunStatus.QUEUED:
-                    daemon_alive = queue_daemon_alive(self.instance)
                     if not daemon_alive:
                         list(dequeuer.run_iteration(self._workspace_context()))
                         run = self.instance.get_run_by_id(run_id)

@@ -13,6 +13,7 @@ import threading
 import time
 
 import dagster as dg
+import psutil
 import pytest
 import sqlalchemy as sa
 from dagster._core.test_utils import create_run_for_test
@@ -20,9 +21,12 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
-from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, TAG_TASK
 from zquant_pipelines.operations.base import REPOSITORY_NAME, SYNC_DAILY_TASK, WORKSPACE_FILE
 from zquant_pipelines.operations.local import queue_daemon_alive
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import operations_environment
 
@@ -41,6 +45,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     with operations_environment(tmp_path_factory.mktemp("local")) as environment:
+        warehouse = Warehouse(url=environment.warehouse_url)
+        sync_stock_basic(SampleMarketSource(), warehouse)  # a run checks its codes against it
+        warehouse.dispose()
         yield environment
 
 
@@ -200,6 +207,50 @@ def test_sync_daily_waits_queued_while_a_run_of_its_task_is_in_flight(env):
     assert process.returncode == 0
     result = json.loads(out)
     assert (result["run_id"], result["status"]) == (waiting.run_id, "SUCCESS")
+    assert stored_bars(env, code, start, end) > 0
+
+
+def test_kill_9_of_sync_daily_leaves_no_run_stuck(env, tushare_server_factory):
+    """The command is SIGKILLed while its run waits on tushare: the run goes on in its own run
+    worker and ends, the command's code server follows it out, and the task's next
+    sync-daily runs (before, the run lived in the command and stayed STARTED for hours)."""
+    server = tushare_server_factory(SampleMarketSource())
+    server.slow_next(1, 10)  # the run's first call: the command dies while the run waits
+    code, start, end = "000123.SZ", "20240401", "20240430"
+    tushare = {**os.environ, ENV_TUSHARE_TOKEN: server.token, ENV_TUSHARE_API_URL: server.url}
+    before = {run.run_id for run in task_runs(env)}
+    process = subprocess.Popen(
+        sync_daily_argv(code, start, end),
+        env=tushare,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: server.calls_to("daily"), "the run's first tushare call")
+        left_behind = psutil.Process(process.pid).children(recursive=True)
+    finally:
+        process.kill()
+        process.wait()
+    (run,) = [run for run in task_runs(env) if run.run_id not in before]
+    ended = wait_for(
+        lambda: (current := env.instance.get_run_by_id(run.run_id)).is_finished and current,
+        "the killed command's run to end",
+    )
+    assert ended.status in (S.SUCCESS, S.FAILURE)
+    wait_for(
+        lambda: not [child for child in left_behind if child.is_running()],
+        "the killed command's code server and run worker to exit",
+    )
+
+    completed = subprocess.run(
+        [*sync_daily_argv(code, start, end), "--json"],
+        env=tushare,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["status"] == "SUCCESS"
     assert stored_bars(env, code, start, end) > 0
 
 
