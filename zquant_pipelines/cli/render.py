@@ -1,5 +1,7 @@
-"""Everything `zquant` prints on success: JSON documents for scripts, and for people aligned
-tables, field lists and short messages, with times on the exchanges' clock (Asia/Shanghai).
+"""How `zquant` lays out what it prints: JSON documents for scripts, and for people aligned
+tables, field lists and each command's report, with times on the exchanges' clock.
+
+The one-line errors on stderr stay in ``main``, beside the exit codes they go with.
 """
 
 import datetime as dt
