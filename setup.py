@@ -46,6 +46,6 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["zquant=zquant_pipelines.cli:main"],
+        "console_scripts": ["zquant=zquant_pipelines.cli.main:main"],
     },
 )

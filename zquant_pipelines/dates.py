@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from zquant_pipelines.constants import MARKET_TIMEZONE
 
 TUSHARE_DATE = re.compile(r"^\d{8}$")
+MARKET_ZONE = ZoneInfo(MARKET_TIMEZONE)
 
 
 def market_today() -> dt.date:
     """Today's date on the exchanges' clock, whatever the host's timezone."""
-    return dt.datetime.now(ZoneInfo(MARKET_TIMEZONE)).date()
+    return dt.datetime.now(MARKET_ZONE).date()
 
 
 def to_tushare_date(value: dt.date) -> str:

@@ -22,7 +22,7 @@ from dagster._cli import cli as dagster_cli
 from dagster_graphql.schema import create_schema
 from graphql import OperationDefinitionNode, parse, validate
 
-from zquant_pipelines.cli import build_parser
+from zquant_pipelines.cli.parser import build_parser
 from zquant_pipelines.history.store import CANCELED, FAILED, RUNNING, SUCCESS, statuses_in
 from zquant_pipelines.operations.base import op_configs, run_config
 from zquant_pipelines.operations.graphql import PARENT_RUN_ID_TAG

@@ -13,8 +13,6 @@ says which tasks exist and what they run; the instance or server says what happe
 import abc
 import dataclasses
 import datetime as dt
-import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from zquant_pipelines.operations.status import (
 )
 from zquant_pipelines.tasks.action_params import (
     ActionParamsError,
-    normalize_ts_code,
     parse_action_params,
 )
 from zquant_pipelines.tasks.builders import action_of, job_name
@@ -48,13 +45,6 @@ DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
 # range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
 SYNC_DAILY_TASK = "repair_daily_bars"
 SYNC_DAILY_ACTION = "sync_daily_data"
-SYNC_DAILY_OPTIONS = {
-    "codelist": "--codelist",
-    "ts_code": "--ts-code",
-    "symbol": "--symbol",
-    "start_date": "--start-date",
-    "end_date": "--end-date",
-}
 
 
 class UsageProblem(Exception):
@@ -119,19 +109,6 @@ def find_task(catalog: Catalog, name: str) -> TaskSpec:
     return catalog.tasks[name]
 
 
-def parse_config_json(text: str | None) -> dict:
-    """The --config argument: a JSON object, or an error naming the text."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UsageProblem(f"--config {text!r} is not JSON: {error.msg}") from None
-    if not isinstance(value, dict):
-        raise UsageProblem(f"--config {text!r} must be a JSON object such as '{{\"fail\": true}}'")
-    return value
-
-
 def op_configs(catalog: Catalog, task: TaskSpec, overrides: Mapping) -> dict[str, dict]:
     """Each op's config for a run of ``task``: the catalog's params with ``overrides`` merged.
 
@@ -167,52 +144,6 @@ def op_configs(catalog: Catalog, task: TaskSpec, overrides: Mapping) -> dict[str
     if problems:
         raise UsageProblem("\n".join(problems))
     return configs
-
-
-def sync_daily_params(
-    today: dt.date,
-    codelist: str | None = None,
-    ts_code: str | None = None,
-    symbol: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
-) -> dict:
-    """The sync_daily_data params of zquant's script arguments, validated; problems name
-    the option and its value. Bare codes get their exchange suffix. Missing bounds take
-    the action's defaults (end today, start the end); no date may lie after ``today``."""
-    given = {
-        "codelist": codelist,
-        "ts_code": ts_code,
-        "symbol": symbol,
-        "start_date": start_date,
-        "end_date": end_date,
-    }
-    params = {name: value for name, value in given.items() if value is not None}
-    problems = []
-    if ts_code is not None:
-        try:
-            params["ts_code"] = normalize_ts_code(ts_code)
-        except ValueError as error:
-            problems.append(f"ts_code {ts_code!r}: {error}")
-    if not problems:
-        try:
-            parse_action_params(SYNC_DAILY_ACTION, params)
-        except ActionParamsError as error:
-            problems += error.problems
-    for name in ("start_date", "end_date"):
-        value = params.get(name)
-        if value and re.fullmatch(r"[0-9]{8}", value) and value > f"{today:%Y%m%d}":
-            problems.append(f"{name} {value} is in the future (today is {today:%Y%m%d})")
-    if problems:
-        # The params' names where they name the value at fault, as the options were typed.
-        names = re.compile(r"(^|after )(" + "|".join(SYNC_DAILY_OPTIONS) + r")\b")
-        raise UsageProblem(
-            "\n".join(
-                names.sub(lambda match: match[1] + SYNC_DAILY_OPTIONS[match[2]], problem)
-                for problem in problems
-            )
-        )
-    return params
 
 
 def run_config(configs: Mapping[str, Mapping]) -> dict:
@@ -344,7 +275,7 @@ class Operations(abc.ABC):
         return self.submit_run(task, run_config(op_configs(catalog, task, overrides)))
 
     def sync_daily(self, catalog: Catalog, params: Mapping) -> RunOutcome:
-        """Run the sync-daily task with ``params`` (from ``sync_daily_params``) to its end."""
+        """Run the sync-daily task to its end with ``params`` (cli/arguments.py checks them)."""
         task = find_task(catalog, SYNC_DAILY_TASK)
         if action_of(task)[0] != SYNC_DAILY_ACTION:
             raise UsageProblem(

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from zquant_pipelines import constants
-from zquant_pipelines.cli import build_parser
+from zquant_pipelines.cli.parser import build_parser
 from zquant_pipelines.instance_home import ENV_PG_URL
 from zquant_pipelines.operations.base import location_name
 

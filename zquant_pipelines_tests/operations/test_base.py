@@ -1,6 +1,4 @@
-"""Run configs of task runs and zquant's sync-daily arguments (operations/base.py)."""
-
-import datetime as dt
+"""Run configs of task runs and the run outcome's rows (operations/base.py)."""
 
 import pytest
 
@@ -8,13 +6,9 @@ from zquant_pipelines.operations.base import (
     RunOutcome,
     UsageProblem,
     op_configs,
-    parse_config_json,
     run_config,
-    sync_daily_params,
 )
 from zquant_pipelines.tasks.catalog import parse_catalog
-
-TODAY = dt.date(2024, 3, 1)
 
 
 @pytest.fixture(scope="module")
@@ -81,38 +75,6 @@ def test_workflow_config_is_per_member(catalog):
 def test_bad_config_names_what_is_wrong(catalog, task, overrides, named):
     with pytest.raises(UsageProblem, match=named):
         op_configs(catalog, catalog.tasks[task], overrides)
-
-
-@pytest.mark.parametrize("text", ["{", "[]", '"text"'])
-def test_config_json_must_be_an_object(text):
-    with pytest.raises(UsageProblem) as raised:
-        parse_config_json(text)
-    assert repr(text) in str(raised.value)
-
-
-def test_sync_daily_params_normalise_codes():
-    params = sync_daily_params(TODAY, ts_code="430047", start_date="20240102", end_date="20240301")
-    assert params == {"ts_code": "430047.BJ", "start_date": "20240102", "end_date": "20240301"}
-    assert sync_daily_params(TODAY, codelist="600000,000001") == {"codelist": "600000,000001"}
-
-
-@pytest.mark.parametrize(
-    "arguments, message",
-    [
-        ({"symbol": "600000", "end_date": "20240302"}, "--end-date 20240302 is in the future"),
-        ({"symbol": "600000", "start_date": "20240302"}, "--start-date 20240302 is in the future"),
-        (
-            {"codelist": "600000", "start_date": "20240201", "end_date": "20240101"},
-            "--start-date 20240201 is after --end-date 20240101",
-        ),
-        ({"codelist": "600000,700000"}, "'700000'"),
-        ({"symbol": "6000"}, "--symbol '6000'"),
-    ],
-)
-def test_sync_daily_params_refuse_with_the_option_and_value(arguments, message):
-    with pytest.raises(UsageProblem) as raised:
-        sync_daily_params(TODAY, **arguments)
-    assert message in str(raised.value)
 
 
 def test_rows_written_from_output_metadata():

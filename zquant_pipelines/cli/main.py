@@ -1,0 +1,238 @@
+"""The `zquant` console script's entry point: ``main`` parses argv, runs the command on a
+back end from ``zquant_pipelines.operations`` and turns the outcome into an exit code (0 done,
+1 the operation failed, 2 bad input), with a one-line error on stderr.
+"""
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+
+from zquant_pipelines import demo
+from zquant_pipelines.cli import render
+from zquant_pipelines.cli.arguments import parse_config_json, since_day, sync_daily_params
+from zquant_pipelines.cli.parser import build_parser
+from zquant_pipelines.dates import market_today
+from zquant_pipelines.executors import celery_worker_app, worker_argv
+from zquant_pipelines.operations import (
+    OperationFailed,
+    Operations,
+    UsageProblem,
+    dagster_home_problem,
+    open_operations,
+)
+from zquant_pipelines.operations.base import find_task
+from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
+from zquant_pipelines.tasks.definitions import tasks_file
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None, operations: Operations | None = None) -> int:
+    """Run one command. ``operations`` replaces the back end chosen from --url and the
+    environment (callers that hold one already, e.g. a loaded workspace)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        # The demo creates a missing DAGSTER_HOME; it cannot use a file or a relative path.
+        if problem := dagster_home_problem(os.environ.get("DAGSTER_HOME") or "/", False):
+            print(f"zquant demo: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        return demo.main(args.days)
+    if args.command == "worker":
+        try:
+            argv = worker_argv(args.name, args.concurrency, args.loglevel)
+        except ValueError as error:
+            print(f"zquant worker: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        # Serves steps until stopped (SIGTERM lets the running steps finish, as Celery does).
+        celery_worker_app().worker_main(argv)
+        return EXIT_OK
+    try:
+        if args.command == "tasks" and args.tasks_command == "validate":
+            return validate_catalog(args)
+        if operations is not None:
+            return COMMANDS[args.command](operations, args)
+        with open_operations(args.url) as opened:
+            return COMMANDS[args.command](opened, args)
+    except CatalogError as error:
+        print(error, file=sys.stderr)
+        print("Fix the catalog, then check it with `zquant tasks validate`.", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageProblem as error:
+        print(f"zquant {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OperationFailed as error:
+        print(f"zquant {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def validate_catalog(args) -> int:
+    path = args.file or tasks_file()
+    try:
+        catalog = load_catalog(path)
+    except CatalogError as error:
+        if args.json:
+            render.emit({"file": str(path), "valid": False, "problems": error.problems})
+        else:
+            print(error)
+        return EXIT_USAGE
+    if args.json:
+        render.emit({"file": str(path), "valid": True, "tasks": len(catalog.tasks), "problems": []})
+    else:
+        render.print_validation(path, len(catalog.tasks))
+    return EXIT_OK
+
+
+def tasks_command(ops: Operations, args) -> int:
+    catalog = ops.catalog()
+    now = dt.datetime.now(dt.UTC)
+    if args.tasks_command == "show":
+        detail = ops.task_detail(catalog, args.name, now)
+        if args.json:
+            render.emit(detail.to_dict())
+        else:
+            render.print_detail(detail)
+        return EXIT_OK
+    rows = ops.task_rows(catalog, now)
+    rows = [
+        row
+        for row in rows
+        if (args.task_type is None or row.task_type == args.task_type)
+        and (args.enabled is None or row.enabled == args.enabled)
+    ]
+    order = {
+        "name": lambda row: row.name,
+        "type": lambda row: (row.task_type, row.name),
+        "next": lambda row: (row.next_tick is None, row.next_tick or now, row.name),
+    }
+    rows.sort(key=order[args.sort])
+    if args.json:
+        render.emit([row.to_dict() for row in rows])
+    else:
+        render.print_task_rows(rows)
+    return EXIT_OK
+
+
+def trigger_command(ops: Operations, args) -> int:
+    catalog = ops.catalog()
+    run_id = ops.trigger(catalog, args.name, parse_config_json(args.config))
+    if args.json:
+        render.emit({"task": args.name, "run_id": run_id})
+    else:
+        render.print_queued(args.name, run_id)
+    return EXIT_OK
+
+
+def trigger_state_command(ops: Operations, args) -> int:
+    catalog = ops.catalog()
+    state = ops.set_enabled(catalog, args.name, args.command == "enable")
+    if args.json:
+        render.emit({"task": args.name, "trigger": state.instigator_name, "running": state.running})
+    else:
+        render.print_trigger_state(args.name, state)
+    wanted = args.command == "enable"
+    if state.running != wanted:
+        print(f"zquant {args.command}: the trigger state did not change", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def pause_command(ops: Operations, args) -> int:
+    catalog = ops.catalog()
+    find_task(catalog, args.name)
+    if args.command == "pause":
+        ops.pause(args.name)
+    else:
+        ops.resume(args.name)
+    paused = args.name in ops.paused_tasks()
+    if args.json:
+        render.emit({"task": args.name, "paused": paused})
+    else:
+        render.print_paused(args.name, paused)
+    return EXIT_OK if paused == (args.command == "pause") else EXIT_FAILED
+
+
+def history_command(ops: Operations, args) -> int:
+    if args.run_id:
+        detail = ops.run_detail(args.run_id)
+        if args.json:
+            render.emit(detail.to_dict())
+        else:
+            render.print_run_detail(detail)
+        return EXIT_OK
+    if not args.name:
+        raise UsageProblem("give a task name (zquant history NAME) or --run RUN_ID")
+    page = ops.history(args.name, args.statuses, args.limit, args.cursor)
+    require_known_task(ops, args.name, page.total)
+    if args.json:
+        render.emit(page.to_dict())
+    else:
+        render.print_history_page(args.name, page, args.limit)
+    return EXIT_OK
+
+
+def require_known_task(ops: Operations, name: str, runs_found: int) -> None:
+    """A task that left the catalog keeps its runs; a name with neither is a mistake."""
+    if not runs_found:
+        find_task(ops.catalog(), name)
+
+
+def stats_command(ops: Operations, args) -> int:
+    report = ops.stats(args.name, since_day(args.since))
+    if args.name:
+        require_known_task(ops, args.name, report.tasks[0].total_executions)
+    if args.json:
+        render.emit(report.to_dict())
+    else:
+        render.print_stats(report, args.name)
+    return EXIT_OK
+
+
+def sync_daily_command(ops: Operations, args) -> int:
+    params = sync_daily_params(
+        market_today(),
+        codelist=args.codelist,
+        ts_code=args.ts_code,
+        symbol=args.symbol,
+        start_date=args.start_date,
+        end_date=args.end_date,
+    )
+    outcome = ops.sync_daily(ops.catalog(), params)
+    if args.json:
+        render.emit({**outcome.to_dict(), "rows_written": outcome.rows_written})
+    else:
+        render.print_sync_outcome(outcome)
+    if outcome.status != "SUCCESS":
+        print(
+            f"zquant sync-daily: run {outcome.run_id} ended {outcome.status};"
+            f" see `zquant history --run {outcome.run_id}`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def reload_command(ops: Operations, args) -> int:
+    message = ops.reload()
+    if args.json:
+        render.emit({"location": ops.location, "message": message})
+    else:
+        print(message)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "tasks": tasks_command,
+    "trigger": trigger_command,
+    "enable": trigger_state_command,
+    "disable": trigger_state_command,
+    "pause": pause_command,
+    "resume": pause_command,
+    "history": history_command,
+    "stats": stats_command,
+    "sync-daily": sync_daily_command,
+    "reload": reload_command,
+}

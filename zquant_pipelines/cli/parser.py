@@ -1,0 +1,160 @@
+"""The `zquant` command line: every command, option and flag spelling, as argparse parses it.
+
+``build_parser`` is the whole grammar; ``SYNC_DAILY_OPTIONS`` names each sync-daily param's
+flag, so errors about a param can name the flag the user typed.
+"""
+
+import argparse
+import os
+
+from zquant_pipelines import demo
+from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.operations.base import SYNC_DAILY_TASK
+from zquant_pipelines.tasks.catalog import TASK_TYPES
+
+# `zquant --help`: what the console script does, its two modes and its exit codes.
+DESCRIPTION = """\
+The `zquant` console script: parsing and printing over ``zquant_pipelines.operations``.
+
+Every command works on the instance in DAGSTER_HOME, or with ``--url http://HOST:PORT``
+(or ZQUANT_DAGSTER_URL) through a running webserver's GraphQL. ``--json`` prints a JSON
+document for scripts. Exit codes: 0 done, 1 the operation failed (a failed or missing run,
+an unreachable server, a code location that does not load), 2 bad input.
+"""
+SORT_KEYS = ("name", "type", "next")
+# The demo syncs recent days (about a year at most); older history is a backfill.
+DEMO_MAX_TRADING_DAYS = 250
+# Each sync_daily_data param `zquant sync-daily` takes, and its flag.
+SYNC_DAILY_OPTIONS = {
+    "codelist": "--codelist",
+    "ts_code": "--ts-code",
+    "symbol": "--symbol",
+    "start_date": "--start-date",
+    "end_date": "--end-date",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zquant", description=DESCRIPTION)
+    # Accepted before the command and after it: the subcommands' copies leave the value
+    # alone unless given (SUPPRESS), so `zquant --json tasks list` works like
+    # `zquant tasks list --json`.
+    add_common_options(parser, default_url=None, default_json=False)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common_options(common, default_url=argparse.SUPPRESS, default_json=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tasks = commands.add_parser("tasks", help="the task catalog and each task's state")
+    task_commands = tasks.add_subparsers(dest="tasks_command", required=True)
+    listing = task_commands.add_parser("list", parents=[common], help="every task with status")
+    listing.add_argument("--type", choices=TASK_TYPES, dest="task_type")
+    enabled = listing.add_mutually_exclusive_group()
+    enabled.add_argument("--enabled", action="store_const", const=True, dest="enabled")
+    enabled.add_argument("--disabled", action="store_const", const=False, dest="enabled")
+    listing.add_argument("--sort", choices=SORT_KEYS, default="name")
+    show = task_commands.add_parser("show", parents=[common], help="one task in detail")
+    show.add_argument("name")
+    validate = task_commands.add_parser(
+        "validate", parents=[common], help="check a tasks.yaml (default: ZQUANT_TASKS_FILE)"
+    )
+    validate.add_argument("file", nargs="?")
+
+    trigger = commands.add_parser("trigger", parents=[common], help="queue a run of a task")
+    trigger.add_argument("name")
+    trigger.add_argument(
+        "--config",
+        help="JSON object merged into the task's params (a workflow: params per member name)",
+    )
+    for command, text in (
+        ("enable", "start the task's schedule or sensor"),
+        ("disable", "stop the task's schedule or sensor (runs by hand still start)"),
+        ("pause", "hold every run of the task in the queue"),
+        ("resume", "release the task's held runs"),
+    ):
+        commands.add_parser(command, parents=[common], help=text).add_argument("name")
+
+    history = commands.add_parser("history", parents=[common], help="a task's runs, newest first")
+    history.add_argument("name", nargs="?")
+    history.add_argument("--run", dest="run_id", help="one run in detail")
+    history.add_argument(
+        "--status",
+        nargs="+",
+        dest="statuses",
+        help="success, failed, running, canceled or a" " Dagster status (QUEUED, STARTED, ...)",
+    )
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--cursor", help="the next_cursor of the previous page")
+
+    stats = commands.add_parser("stats", parents=[common], help="execution stats per task")
+    stats.add_argument("name", nargs="?")
+    stats.add_argument("--since", help="runs created on or after this day (YYYY-MM-DD)")
+
+    sync_daily = commands.add_parser(
+        "sync-daily",
+        parents=[common],
+        help=f"sync daily bars of some stocks over a range (runs task {SYNC_DAILY_TASK})",
+    )
+    codes = sync_daily.add_mutually_exclusive_group(required=True)
+    codes.add_argument(
+        SYNC_DAILY_OPTIONS["codelist"],
+        dest="codelist",
+        help="comma-separated codes; bare codes get .SH/.SZ/.BJ",
+    )
+    codes.add_argument(SYNC_DAILY_OPTIONS["ts_code"], dest="ts_code")
+    codes.add_argument(SYNC_DAILY_OPTIONS["symbol"], dest="symbol")
+    sync_daily.add_argument(SYNC_DAILY_OPTIONS["start_date"], dest="start_date", help="YYYYMMDD")
+    sync_daily.add_argument(
+        SYNC_DAILY_OPTIONS["end_date"], dest="end_date", help="YYYYMMDD, not in the future"
+    )
+
+    commands.add_parser(
+        "reload", parents=[common], help="reload the code location (check it, locally)"
+    )
+
+    demo_parser = commands.add_parser(
+        "demo", help="sync the most recent trading days into embedded storage (make run)"
+    )
+    demo_parser.add_argument(
+        "--days",
+        type=demo_days,
+        default=demo.DEFAULT_TRADING_DAYS,
+        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {demo.DEFAULT_TRADING_DAYS})",
+    )
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve steps of celery-executor runs (broker: $ZQUANT_CELERY_BROKER)",
+    )
+    worker.add_argument(
+        "--name",
+        default=f"zquant-{os.getpid()}",
+        help="the worker's name, unique per machine (shown on each step it runs)",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="steps this worker runs at once (default 1)"
+    )
+    worker.add_argument("--loglevel", default="INFO")
+    return parser
+
+
+def demo_days(text: str) -> int:
+    """--days as argparse checks it: a bad value is a usage error naming it (exit 2)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= DEMO_MAX_TRADING_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of trading days from 1 to {DEMO_MAX_TRADING_DAYS}"
+        )
+    return days
+
+
+def add_common_options(parser: argparse.ArgumentParser, default_url, default_json) -> None:
+    parser.add_argument(
+        "--url",
+        default=default_url,
+        help=f"a Dagster webserver, e.g. http://127.0.0.1:3000 (default: ${ENV_DAGSTER_URL};"
+        " without either, the instance in DAGSTER_HOME)",
+    )
+    parser.add_argument("--json", action="store_true", default=default_json, help="JSON output")

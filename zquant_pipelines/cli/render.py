@@ -1,0 +1,244 @@
+"""How `zquant` lays out what it prints: JSON documents for scripts, and for people aligned
+tables, field lists and each command's report, with times on the exchanges' clock.
+
+The one-line errors on stderr stay in ``main``, beside the exit codes they go with.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from zquant_pipelines.constants import MARKET_TIMEZONE
+from zquant_pipelines.dates import MARKET_ZONE
+from zquant_pipelines.history.store import json_ready
+from zquant_pipelines.operations.base import SYNC_DAILY_TASK
+from zquant_pipelines.tasks.control import PAUSED_SLOTS
+
+
+def emit(document) -> None:
+    print(json.dumps(json_ready(document), indent=2, ensure_ascii=False))
+
+
+def when(moment: dt.datetime | None, missing: str = "-") -> str:
+    if moment is None:
+        return missing
+    return moment.astimezone(MARKET_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(headers: Sequence[str] | None, rows: Sequence[Sequence]) -> str:
+    """Aligned columns; ``headers`` None for a two-column list of fields and values."""
+    cells = ([list(map(str, headers))] if headers else []) + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def print_runs(runs) -> None:
+    if not runs:
+        print("(no runs)")
+        return
+    print(
+        table(
+            ("RUN ID", "STATUS", "CREATED", "START", "END", "DURATION S", "ATTEMPTS", "ERROR"),
+            [
+                (
+                    run.run_id,
+                    run.status,
+                    when(run.created),
+                    when(run.start),
+                    when(run.end),
+                    seconds(run.duration_seconds),
+                    run.attempts,
+                    run.error or "",
+                )
+                for run in runs
+            ],
+        )
+    )
+
+
+def print_detail(detail) -> None:
+    row = detail.row
+    lines = [
+        ("task", row.name),
+        ("type", row.task_type),
+        ("description", row.description or "-"),
+        ("job", detail.job_name),
+        ("trigger", row.trigger + (f" ({row.schedule})" if row.schedule else "")),
+        ("enabled", "yes" if row.enabled else "no"),
+        ("next tick", when(row.next_tick)),
+        ("status", row.status),
+        (
+            "retries",
+            f"{detail.max_retries} every {detail.retry_interval} s ({detail.retry_backoff})",
+        ),
+        ("executor", detail.executor),
+        ("tags", ", ".join(f"{k}={v}" for k, v in detail.tags.items()) or "-"),
+        ("config", json.dumps(json_ready(detail.config), ensure_ascii=False)),
+    ]
+    if detail.member_of:
+        lines.append(("member of", ", ".join(detail.member_of)))
+    print(table(None, lines))
+    if detail.workflow:
+        workflow = detail.workflow
+        print(
+            f"\nWorkflow: {workflow['workflow_type']}, on_failure {workflow['on_failure']},"
+            f" max_parallel {workflow['max_parallel'] or '-'}"
+        )
+        print(
+            table(
+                ("MEMBER", "DEPENDS ON"),
+                [(m["name"], ", ".join(m["dependencies"]) or "-") for m in workflow["members"]],
+            )
+        )
+    print(f"\nRecent runs ({detail.recent_runs.total} in total):")
+    print_runs(detail.recent_runs.runs)
+
+
+def print_run_detail(detail) -> None:
+    run = detail.run
+    lines = [
+        ("run", run.run_id),
+        ("task", run.task or "-"),
+        ("job", run.job_name),
+        ("status", run.status),
+        ("created", when(run.created)),
+        ("start", when(run.start)),
+        ("end", when(run.end)),
+        ("duration s", seconds(run.duration_seconds)),
+        ("attempts", run.attempts),
+        ("error", run.error or "-"),
+        ("parent run", detail.parent_run_id or "-"),
+        ("root run", detail.root_run_id or "-"),
+    ]
+    print(table(None, lines))
+    if detail.steps:
+        print()
+        print(
+            table(
+                ("STEP", "STATUS", "START", "END", "DURATION S", "ATTEMPTS"),
+                [
+                    (
+                        step.step_key,
+                        step.status or "-",
+                        when(step.start),
+                        when(step.end),
+                        seconds(step.duration_seconds),
+                        step.attempts or "-",
+                    )
+                    for step in detail.steps
+                ],
+            )
+        )
+
+
+# --- each command's report -----------------------------------------------------------------
+
+
+def print_validation(path, task_count: int) -> None:
+    print(f"{path}: {task_count} tasks OK")
+
+
+def print_task_rows(rows) -> None:
+    print(
+        table(
+            ("NAME", "TYPE", "TRIGGER", "ENABLED", "NEXT TICK", "STATUS"),
+            [
+                (
+                    row.name,
+                    row.task_type,
+                    row.trigger,
+                    "yes" if row.enabled else "no",
+                    when(row.next_tick, "due" if row.enabled and row.schedule else "-"),
+                    row.status,
+                )
+                for row in rows
+            ],
+        )
+    )
+    print(f"(times in {MARKET_TIMEZONE})")
+
+
+def print_queued(task: str, run_id: str) -> None:
+    print(f"Run {run_id} of task {task} is queued.")
+    print(
+        "It starts when the Dagster daemon takes it from the queue (`make dev` runs one;"
+        " a paused task's runs wait for `zquant resume`)."
+    )
+    print(f"Follow it: zquant history --run {run_id}")
+
+
+def print_trigger_state(task: str, state) -> None:
+    word = "RUNNING" if state.running else "STOPPED"
+    print(f"Task {task}: {state.instigator_name} is {word}.")
+
+
+def print_paused(task: str, paused: bool) -> None:
+    if paused:
+        print(
+            f"Task {task} is paused: its runs wait in the queue ({PAUSED_SLOTS} slots)"
+            f" until `zquant resume {task}`."
+        )
+    else:
+        print(f"Task {task} is not paused: queued runs start as the daemon takes them.")
+
+
+def print_history_page(task: str, page, limit: int) -> None:
+    print(
+        f"Task {task}: {page.total} runs"
+        + (f" ({', '.join(page.statuses)})" if page.statuses else "")
+    )
+    print_runs(page.runs)
+    if page.next_cursor:
+        print(f"More: zquant history {task} --limit {limit} --cursor {page.next_cursor}")
+
+
+def print_stats(report, task: str | None) -> None:
+    rows = [*report.tasks, report.overall] if task is None else report.tasks
+    print(
+        table(
+            (
+                "TASK",
+                "TOTAL",
+                "SUCCESS",
+                "FAILED",
+                "RUNNING",
+                "CANCELED",
+                "SUCCESS %",
+                "AVG S",
+                "P95 S",
+                "LATEST",
+            ),
+            [
+                (
+                    stats.task or "(all tasks)",
+                    stats.total_executions,
+                    stats.success_count,
+                    stats.failed_count,
+                    stats.running_count,
+                    stats.canceled_count,
+                    "-" if stats.success_rate is None else f"{100 * stats.success_rate:.1f}",
+                    seconds(stats.avg_duration_seconds),
+                    seconds(stats.p95_duration_seconds),
+                    when(stats.latest_execution_time),
+                )
+                for stats in rows
+            ],
+        )
+    )
+    print("Success % = success / finished runs; running runs are not counted in it.")
+
+
+def print_sync_outcome(outcome) -> None:
+    written = ", ".join(f"{name} {rows}" for name, rows in outcome.rows_written.items())
+    print(f"Run {outcome.run_id} ({SYNC_DAILY_TASK}): {outcome.status}")
+    if written:
+        print(f"Rows written: {written}")
+    if outcome.error:
+        print(f"Error: {outcome.error}")
