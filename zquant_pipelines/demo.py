@@ -11,6 +11,12 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
+# Private module, but it is where Dagster names the tags it reads.
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
 from zquant_pipelines.assets.definitions import MARKET_DATA_JOB_NAME
 from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
@@ -72,8 +78,8 @@ def run_demo(defs: dg.Definitions, trading_days: int = DEFAULT_TRADING_DAYS) -> 
                 run_config=QUIET_RUN_CONFIG,
                 asset_selection=[*(a.key for a in trading_day_assets), factor_daily.key],
                 tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
+                    ASSET_PARTITION_RANGE_START_TAG: first,
+                    ASSET_PARTITION_RANGE_END_TAG: last,
                 },
             )
             run_ids.append(result.run_id)
