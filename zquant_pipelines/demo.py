@@ -15,6 +15,12 @@ import sys
 import dagster as dg
 import sqlalchemy as sa
 
+# Private module, but it is where Dagster names the tags it reads.
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
 from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
@@ -72,8 +78,8 @@ def run_demo(ops: LocalOperations, trading_days: int = DEFAULT_TRADING_DAYS) -> 
                 ops,
                 [*(a.key for a in trading_day_assets), factor_daily.key],
                 tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
+                    ASSET_PARTITION_RANGE_START_TAG: first,
+                    ASSET_PARTITION_RANGE_END_TAG: last,
                 },
             )
             run_ids.append(days_run)

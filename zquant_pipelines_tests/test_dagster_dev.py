@@ -18,7 +18,8 @@ import requests
 from zquant_pipelines import cli
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines.operations.graphql import DOCUMENTS, GraphQLOperations
+from zquant_pipelines.operations.graphql import GraphQLOperations
+from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
 from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,

@@ -19,13 +19,13 @@ import dagster as dg
 import pytest
 import requests
 from dagster._cli import cli as dagster_cli
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from dagster_graphql.schema import create_schema
 from graphql import OperationDefinitionNode, parse, validate
 
 from zquant_pipelines.cli.parser import build_parser
 from zquant_pipelines.history.store import CANCELED, FAILED, RUNNING, SUCCESS, statuses_in
 from zquant_pipelines.operations.base import op_configs, run_config
-from zquant_pipelines.operations.graphql import PARENT_RUN_ID_TAG
 from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"

@@ -26,6 +26,7 @@ from dagster._core.storage.tags import (
 )
 
 from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.history.measures import duration_seconds
 from zquant_pipelines.history.store import (
     JsonRecord,
     parse_statuses,
@@ -131,7 +132,7 @@ def run_detail(instance: dg.DagsterInstance, run_id: str) -> RunDetail:
             status=step.status.value if step.status else None,
             start=utc_from_timestamp(step.start_time),
             end=utc_from_timestamp(step.end_time),
-            duration_seconds=_duration(step.start_time, step.end_time),
+            duration_seconds=duration_seconds(step.start_time, step.end_time),
             attempts=step.attempts,
         )
         for step in instance.get_run_step_stats(run.run_id)
@@ -185,11 +186,7 @@ def _run_summary(instance: dg.DagsterInstance, record: dg.RunRecord) -> RunSumma
         created=record.create_timestamp,
         start=utc_from_timestamp(record.start_time),
         end=utc_from_timestamp(record.end_time),
-        duration_seconds=_duration(record.start_time, record.end_time),
+        duration_seconds=duration_seconds(record.start_time, record.end_time),
         attempts=1 + int(run.tags.get(RETRY_NUMBER_TAG, "0")),
         error=error_summary(instance, run.run_id) if failed else None,
     )
-
-
-def _duration(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else end - start

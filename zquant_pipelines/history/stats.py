@@ -19,13 +19,9 @@ tag-based count, so the join stays.
 Definitions (the test's naive count over ``get_run_records`` uses the same ones):
 
 - success / failed / running / canceled counts follow ``store.STATUS_GROUPS``;
-- ``success_rate`` = success / finished, finished = success + failed + canceled, as a
-  fraction in [0, 1]; None when nothing finished;
-- durations are ``end_time - start_time`` of finished runs that have both times (a run
-  canceled while queued has no start and no duration);
-- ``p95_duration_seconds`` is the nearest-rank 95th percentile: the ``ceil(0.95 * n)``-th
-  smallest of the n durations, i.e. the smallest duration that at least 95% of durations
-  do not exceed. Always one of the observed durations, no interpolation;
+- ``success_rate``, the durations (of finished runs only), their mean and
+  ``p95_duration_seconds`` are the measures of ``history.measures``; the SQL here computes
+  the same ones;
 - ``latest_execution_time`` is the creation time of the task's newest run (when it was
   requested, so a queued run counts);
 - ``since`` keeps runs created at or after that moment.
@@ -41,6 +37,7 @@ import sqlalchemy as sa
 from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
 
 from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.history.measures import P95_PERCENT, success_rate
 from zquant_pipelines.history.store import (
     CANCELED,
     FAILED,
@@ -54,7 +51,6 @@ from zquant_pipelines.history.store import (
     utc_from_naive,
 )
 
-P95_PERCENT = 95
 SQLITE_MMAP_BYTES = 1 << 30
 # Planner settings for the stats statement on PostgreSQL (see task_stats): a sort budget
 # that holds 100,000 runs, and parallel workers for the scan, the join and the sort.
@@ -232,7 +228,6 @@ def _window_select_of(task_runs: sa.CTE, by_task: bool) -> sa.Select:
 
 def _task_stats_from_row(row) -> TaskStats:
     success, failed, canceled = int(row["success"]), int(row["failed"]), int(row["canceled"])
-    finished = success + failed + canceled
     return TaskStats(
         task=row["task"],
         total_executions=int(row["total"]),
@@ -240,7 +235,7 @@ def _task_stats_from_row(row) -> TaskStats:
         failed_count=failed,
         running_count=int(row["running"]),
         canceled_count=canceled,
-        success_rate=success / finished if finished else None,
+        success_rate=success_rate(success, failed, canceled),
         avg_duration_seconds=None if row["avg_duration"] is None else float(row["avg_duration"]),
         p95_duration_seconds=None if row["p95"] is None else float(row["p95"]),
         latest_execution_time=utc_from_naive(row["latest"]),

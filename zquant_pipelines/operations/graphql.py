@@ -1,8 +1,7 @@
-"""The operations through a Dagster webserver's GraphQL API (`zquant --url http://HOST:PORT`).
-
-Every query and mutation document is a module constant (``DOCUMENTS`` lists them), checked
-against the installed dagster-graphql schema by the tests. Results are turned into the
-same records the local back end returns, by the same definitions:
+"""The operations through a Dagster webserver's GraphQL API (`zquant --url http://HOST:PORT`):
+what to ask for each command and how the answers become the records the local back end
+returns. The documents are ``graphql_documents``, sending them is ``graphql_client``, and
+the stats figures are the measures of ``history.measures``:
 
 - history pages use ``runsOrError`` with the task tag filter; ``count`` is the true total;
 - stats count each status group with ``runsOrError { count }`` (the server counts in SQL)
@@ -11,22 +10,23 @@ same records the local back end returns, by the same definitions:
   of ``history.stats`` needs direct access to the run store (local mode);
 - error summaries and output metadata come from the run's events (``logsForRun``).
 
-Every URL printed goes through ``redaction.redact_credentials`` (--url may carry a password).
-A `--read-only` webserver's refusals become one readable error naming the server.
-
 Runs launched here wait in the server's queue until its daemon starts them.
 """
 
 import datetime as dt
-import math
-import re
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
-import requests
+# Private module, but it is where Dagster names the tags it writes on retried runs.
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 
 from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.history.measures import (
+    duration_seconds,
+    mean_duration,
+    nearest_rank_p95,
+    success_rate,
+)
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -35,7 +35,7 @@ from zquant_pipelines.history.runs import (
     RunSummary,
     StepSummary,
 )
-from zquant_pipelines.history.stats import P95_PERCENT, StatsReport, TaskStats
+from zquant_pipelines.history.stats import StatsReport, TaskStats
 from zquant_pipelines.history.store import (
     CANCELED,
     FAILED,
@@ -55,319 +55,36 @@ from zquant_pipelines.operations.base import (
     UsageProblem,
     location_name,
 )
+from zquant_pipelines.operations.graphql_client import GraphQLClient
+from zquant_pipelines.operations.graphql_documents import (
+    CONCURRENCY_LIMITS,
+    DELETE_CONCURRENCY_LIMIT,
+    LAUNCH_RUN,
+    RELOAD_LOCATION,
+    RUN_COUNTS,
+    RUN_DETAIL,
+    RUN_EVENTS,
+    RUN_STATE,
+    RUN_STATUS,
+    RUN_TIMES,
+    RUNS_PAGE,
+    SET_CONCURRENCY_LIMIT,
+    START_SCHEDULE,
+    START_SENSOR,
+    STOP_SCHEDULE,
+    STOP_SENSOR,
+    TASK_TAG_VALUES,
+    TRIGGER_STATES,
+)
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
-from zquant_pipelines.redaction import redact_credentials
 from zquant_pipelines.tasks.builders import IN_FLIGHT_STATUSES, job_name, pool_name, task_tags
 from zquant_pipelines.tasks.catalog import TaskSpec
 from zquant_pipelines.tasks.control import PAUSED_SLOTS
 
-REQUEST_TIMEOUT_SECONDS = 60
 DURATION_PAGE_SIZE = 1000
 EVENT_PAGE_SIZE = 1000
 RUN_POLL_SECONDS = 1.0
-# Dagster's run retries tag each retried run with these (dagster._core.storage.tags).
-RETRY_NUMBER_TAG = "dagster/retry_number"
-PARENT_RUN_ID_TAG = "dagster/parent_run_id"
-ROOT_RUN_ID_TAG = "dagster/root_run_id"
 FINISHED_STATUSES = [status.value for status in statuses_in(*FINISHED_GROUPS)]
-# What a `--read-only` webserver answers a mutation with: the result type of union-typed
-# mutations, and inside the GraphQL error of Boolean-typed ones (setConcurrencyLimit:
-# "Boolean cannot represent a non boolean value: <GrapheneUnauthorizedError instance>").
-UNAUTHORIZED = "UnauthorizedError"
-
-RUN_FIELDS = """
-fragment RunFields on Run {
-  runId
-  jobName
-  status
-  creationTime
-  startTime
-  endTime
-  tags { key value }
-}
-"""
-
-TRIGGER_STATES = """
-query TriggerStates($repositorySelector: RepositorySelector!) {
-  repositoryOrError(repositorySelector: $repositorySelector) {
-    __typename
-    ... on Repository {
-      schedules { name scheduleState { id status } }
-      sensors {
-        name
-        sensorState {
-          id
-          status
-          typeSpecificData { ... on SensorData { lastTickTimestamp } }
-        }
-      }
-    }
-    ... on Error { message }
-  }
-}
-"""
-
-START_SCHEDULE = """
-mutation StartSchedule($scheduleSelector: ScheduleSelector!) {
-  startSchedule(scheduleSelector: $scheduleSelector) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { id status } }
-    ... on Error { message }
-  }
-}
-"""
-
-STOP_SCHEDULE = """
-mutation StopRunningSchedule($id: String!) {
-  stopRunningSchedule(id: $id) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { id status } }
-    ... on Error { message }
-  }
-}
-"""
-
-START_SENSOR = """
-mutation StartSensor($sensorSelector: SensorSelector!) {
-  startSensor(sensorSelector: $sensorSelector) {
-    __typename
-    ... on Sensor { sensorState { id status } }
-    ... on Error { message }
-  }
-}
-"""
-
-STOP_SENSOR = """
-mutation StopSensor($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { id status } }
-    ... on Error { message }
-  }
-}
-"""
-
-CONCURRENCY_LIMITS = """
-query ConcurrencyLimits {
-  instance { concurrencyLimits { concurrencyKey limit } }
-}
-"""
-
-SET_CONCURRENCY_LIMIT = """
-mutation SetConcurrencyLimit($concurrencyKey: String!, $limit: Int!) {
-  setConcurrencyLimit(concurrencyKey: $concurrencyKey, limit: $limit)
-}
-"""
-
-DELETE_CONCURRENCY_LIMIT = """
-mutation DeleteConcurrencyLimit($concurrencyKey: String!) {
-  deleteConcurrencyLimit(concurrencyKey: $concurrencyKey)
-}
-"""
-
-RUN_STATE = """
-query RunState($latest: RunsFilter!, $inFlight: RunsFilter!) {
-  latest: runsOrError(filter: $latest, limit: 1) {
-    __typename
-    ... on Runs { results { runId status } }
-    ... on Error { message }
-  }
-  inFlight: runsOrError(filter: $inFlight, limit: 1) {
-    __typename
-    ... on Runs { results { runId } }
-    ... on Error { message }
-  }
-}
-"""
-
-RUNS_PAGE = (
-    """
-query RunsPage($filter: RunsFilter!, $cursor: String, $limit: Int!) {
-  runsOrError(filter: $filter, cursor: $cursor, limit: $limit) {
-    __typename
-    ... on Runs { count results { ...RunFields } }
-    ... on Error { message }
-  }
-}
-"""
-    + RUN_FIELDS
-)
-
-RUN_COUNTS = """
-query RunCounts(
-  $total: RunsFilter!
-  $success: RunsFilter!
-  $failed: RunsFilter!
-  $running: RunsFilter!
-  $canceled: RunsFilter!
-) {
-  total: runsOrError(filter: $total, limit: 1) {
-    ...RunCount
-    ... on Runs { results { creationTime } }
-  }
-  success: runsOrError(filter: $success) { ...RunCount }
-  failed: runsOrError(filter: $failed) { ...RunCount }
-  running: runsOrError(filter: $running) { ...RunCount }
-  canceled: runsOrError(filter: $canceled) { ...RunCount }
-}
-
-fragment RunCount on RunsOrError {
-  __typename
-  ... on Runs { count }
-  ... on Error { message }
-}
-"""
-
-RUN_TIMES = """
-query RunTimes($filter: RunsFilter!, $cursor: String, $limit: Int!) {
-  runsOrError(filter: $filter, cursor: $cursor, limit: $limit) {
-    __typename
-    ... on Runs { results { runId startTime endTime } }
-    ... on Error { message }
-  }
-}
-"""
-
-TASK_TAG_VALUES = """
-query TaskTagValues($tagKeys: [String!]) {
-  runTagsOrError(tagKeys: $tagKeys) {
-    __typename
-    ... on RunTags { tags { key values } }
-    ... on PythonError { message }
-  }
-}
-"""
-
-RUN_DETAIL = (
-    """
-query RunDetail($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run {
-      ...RunFields
-      stepStats { stepKey status startTime endTime attempts { startTime } }
-    }
-    ... on Error { message }
-  }
-}
-"""
-    + RUN_FIELDS
-)
-
-RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on Error { message }
-  }
-}
-"""
-
-RUN_EVENTS = """
-query RunEvents($runId: ID!, $afterCursor: String, $limit: Int) {
-  logsForRun(runId: $runId, afterCursor: $afterCursor, limit: $limit) {
-    __typename
-    ... on EventConnection {
-      cursor
-      hasMore
-      events {
-        __typename
-        ... on ExecutionStepFailureEvent {
-          stepKey
-          message
-          error { message causes { message } }
-        }
-        ... on RunFailureEvent {
-          stepKey
-          message
-          error { message causes { message } }
-        }
-        ... on ExecutionStepOutputEvent {
-          stepKey
-          metadataEntries {
-            label
-            ... on IntMetadataEntry { intRepr }
-            ... on FloatMetadataEntry { floatValue }
-            ... on TextMetadataEntry { text }
-            ... on BoolMetadataEntry { boolValue }
-          }
-        }
-      }
-    }
-    ... on Error { message }
-  }
-}
-"""
-
-LAUNCH_RUN = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on Error { message }
-  }
-}
-"""
-
-RELOAD_LOCATION = """
-mutation ReloadLocation($repositoryLocationName: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $repositoryLocationName) {
-    __typename
-    ... on WorkspaceLocationEntry {
-      name
-      loadStatus
-      locationOrLoadError {
-        __typename
-        ... on RepositoryLocation {
-          repositories { name jobs { name } schedules { name } sensors { name } }
-        }
-        ... on PythonError { message }
-      }
-    }
-    ... on Error { message }
-  }
-}
-"""
-
-DOCUMENTS = {
-    "TriggerStates": TRIGGER_STATES,
-    "StartSchedule": START_SCHEDULE,
-    "StopRunningSchedule": STOP_SCHEDULE,
-    "StartSensor": START_SENSOR,
-    "StopSensor": STOP_SENSOR,
-    "ConcurrencyLimits": CONCURRENCY_LIMITS,
-    "SetConcurrencyLimit": SET_CONCURRENCY_LIMIT,
-    "DeleteConcurrencyLimit": DELETE_CONCURRENCY_LIMIT,
-    "RunState": RUN_STATE,
-    "RunsPage": RUNS_PAGE,
-    "RunCounts": RUN_COUNTS,
-    "RunTimes": RUN_TIMES,
-    "TaskTagValues": TASK_TAG_VALUES,
-    "RunDetail": RUN_DETAIL,
-    "RunStatus": RUN_STATUS,
-    "RunEvents": RUN_EVENTS,
-    "LaunchRun": LAUNCH_RUN,
-    "ReloadLocation": RELOAD_LOCATION,
-}
-
-
-def graphql_endpoint(url: str) -> str:
-    """``http://HOST:PORT`` (or its /graphql) as the GraphQL endpoint; bad URLs refused."""
-    try:
-        parts = urlsplit(url.strip())
-        # Reading the port checks it (parts.port raises for one out of range).
-        is_address = parts.scheme in ("http", "https") and bool(parts.netloc) and parts.port != 0
-    except ValueError:  # a malformed IPv6 host, a port out of range
-        is_address = False
-    if not is_address:
-        raise UsageProblem(
-            f"--url {redact_credentials(url)!r} is not a webserver address: give http://HOST:PORT"
-            " (e.g. http://127.0.0.1:3000, where `make dev` serves)"
-        )
-    base = url.strip().rstrip("/")
-    return base if base.endswith("/graphql") else f"{base}/graphql"
 
 
 def task_filter(task: str, statuses: Sequence[str] | None = None, **extra) -> dict:
@@ -376,14 +93,6 @@ def task_filter(task: str, statuses: Sequence[str] | None = None, **extra) -> di
     if statuses is not None:
         runs_filter["statuses"] = list(statuses)
     return runs_filter
-
-
-def nearest_rank_p95(durations: Sequence[float]) -> float | None:
-    """The ``ceil(0.95 n)``-th smallest duration, as ``history.stats`` computes it in SQL."""
-    if not durations:
-        return None
-    rank = -(-P95_PERCENT * len(durations) // 100)
-    return sorted(durations)[rank - 1]
 
 
 def innermost_error_line(event: Mapping) -> str:
@@ -406,70 +115,13 @@ def metadata_value(entry: Mapping):
     return None
 
 
-class GraphQLOperations(Operations):
+class GraphQLOperations(GraphQLClient, Operations):
     """Operations through the GraphQL API at ``url`` (``http://HOST:PORT``)."""
 
     def __init__(self, url: str, run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT_SECONDS):
-        self.endpoint = graphql_endpoint(url)
-        # The server as messages name it: its password replaced.
-        self.server = redact_credentials(self.endpoint.removesuffix("/graphql"))
+        super().__init__(url)
         self.location = location_name()
         self.run_timeout_seconds = run_timeout_seconds
-        self._session = requests.Session()
-
-    def close(self) -> None:
-        self._session.close()
-
-    def execute(self, document: str, variables: Mapping | None = None) -> dict:
-        """The ``data`` of one GraphQL request; transport and GraphQL errors are raised."""
-        try:
-            response = self._session.post(
-                self.endpoint,
-                json={"query": document, "variables": dict(variables or {})},
-                timeout=REQUEST_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as error:
-            # The exception's text may quote the URL, user-info included.
-            raise OperationFailed(
-                redact_credentials(
-                    f"cannot reach the Dagster webserver at {self.server}: {error}; start one"
-                    " with `make dev` or fix --url / ZQUANT_DAGSTER_URL"
-                )
-            ) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not ("data" in body or body.get("errors")):
-            content_type = response.headers.get("Content-Type", "no content type")
-            raise OperationFailed(
-                f"--url {self.server} is not a Dagster webserver: POST /graphql answered HTTP"
-                f" {response.status_code} ({content_type}), not GraphQL"
-            )
-        if body.get("errors"):
-            messages = "; ".join(error.get("message", str(error)) for error in body["errors"])
-            if UNAUTHORIZED in messages:
-                named = re.search(r"mutation\s+(\w+)", document)
-                raise self.read_only_refusal(named[1] if named else "a change")
-            raise OperationFailed(f"GraphQL error from {self.server}: {messages}")
-        return body["data"]
-
-    def read_only_refusal(self, change: str) -> OperationFailed:
-        """The error for the mutation ``change`` that a `--read-only` webserver refused."""
-        return OperationFailed(
-            f"{self.server} is a read-only Dagster webserver: it refused {change}. Make changes"
-            " through the editors' webserver (deploy/README.md, Access)"
-        )
-
-    def result(self, data: Mapping, field: str, expected: str) -> dict:
-        """``data[field]`` when it is of type ``expected``, else its error raised."""
-        value = data[field]
-        if value["__typename"] == UNAUTHORIZED:
-            raise self.read_only_refusal(field)
-        if value["__typename"] != expected:
-            message = value.get("message") or value["__typename"]
-            raise OperationFailed(f"{field}: {value['__typename']}: {message}")
-        return value
 
     # --- reads -------------------------------------------------------------------------
 
@@ -571,7 +223,7 @@ class GraphQLOperations(Operations):
                 status=step["status"],
                 start=utc_from_timestamp(step["startTime"]),
                 end=utc_from_timestamp(step["endTime"]),
-                duration_seconds=_duration(step["startTime"], step["endTime"]),
+                duration_seconds=duration_seconds(step["startTime"], step["endTime"]),
                 attempts=len(step["attempts"]) or None,
             )
             for step in run["stepStats"]
@@ -757,7 +409,7 @@ class GraphQLOperations(Operations):
             created=utc_from_timestamp(run["creationTime"]),
             start=utc_from_timestamp(run["startTime"]),
             end=utc_from_timestamp(run["endTime"]),
-            duration_seconds=_duration(run["startTime"], run["endTime"]),
+            duration_seconds=duration_seconds(run["startTime"], run["endTime"]),
             attempts=1 + int(tags.get(RETRY_NUMBER_TAG, "0")),
             error=error,
         )
@@ -796,9 +448,9 @@ class GraphQLOperations(Operations):
             )
             page = self.result(data, "runsOrError", "Runs")["results"]
             durations += [
-                run["endTime"] - run["startTime"]
+                duration
                 for run in page
-                if run["startTime"] is not None and run["endTime"] is not None
+                if (duration := duration_seconds(run["startTime"], run["endTime"])) is not None
             ]
             if len(page) < DURATION_PAGE_SIZE:
                 return counts, durations
@@ -806,7 +458,6 @@ class GraphQLOperations(Operations):
 
 
 def _task_stats(task: str | None, counts: Mapping, durations: Sequence[float]) -> TaskStats:
-    finished = counts[SUCCESS] + counts[FAILED] + counts[CANCELED]
     return TaskStats(
         task=task,
         total_executions=counts["total"],
@@ -814,12 +465,8 @@ def _task_stats(task: str | None, counts: Mapping, durations: Sequence[float]) -
         failed_count=counts[FAILED],
         running_count=counts[RUNNING],
         canceled_count=counts[CANCELED],
-        success_rate=counts[SUCCESS] / finished if finished else None,
-        avg_duration_seconds=math.fsum(durations) / len(durations) if durations else None,
+        success_rate=success_rate(counts[SUCCESS], counts[FAILED], counts[CANCELED]),
+        avg_duration_seconds=mean_duration(durations),
         p95_duration_seconds=nearest_rank_p95(durations),
         latest_execution_time=utc_from_timestamp(counts["latest"]),
     )
-
-
-def _duration(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else end - start

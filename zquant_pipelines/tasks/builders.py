@@ -14,6 +14,9 @@ and for a workflow one job whose graph is its members wired by their dependencie
 
 import dagster as dg
 
+# Private module, but it is where Dagster names the tags it reads.
+from dagster._core.storage.tags import PRIORITY_TAG
+
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.executors import default_executor_name, executor_definition
 from zquant_pipelines.resources.tushare_client import (
@@ -34,7 +37,6 @@ IN_FLIGHT_STATUSES = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-PRIORITY_TAG = "dagster/priority"
 # Errors the same attempt would meet again: the step fails without its RetryPolicy's retries.
 NOT_RETRYABLE = (TushareTokenError, TusharePermissionError, TushareSettingsError)
 

@@ -32,7 +32,7 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.operations import ENV_DAGSTER_URL
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
-from zquant_pipelines.operations.graphql import DOCUMENTS
+from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
 from zquant_pipelines_tests.support.services import require_service
 from zquant_pipelines_tests.support.webserver_probes import (

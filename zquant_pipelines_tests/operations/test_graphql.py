@@ -1,6 +1,6 @@
-"""`zquant --url`: the GraphQL documents against the installed schema, and every command
-through a real Dagster webserver (served in this process, no daemon) on a temporary
-instance, checked against what the local back end reads from the same instance."""
+"""`zquant --url`: every command through a real Dagster webserver (served in this process,
+no daemon) on a temporary instance, checked against what the local back end reads from the
+same instance."""
 
 import json
 import socket
@@ -8,57 +8,13 @@ import socket
 import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import InstigatorStatus
-from dagster_graphql.schema import create_schema
-from graphql import OperationDefinitionNode, parse, validate
 
 from zquant_pipelines import cli
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.operations.base import op_configs, run_config
-from zquant_pipelines.operations.graphql import (
-    DOCUMENTS,
-    GraphQLOperations,
-    graphql_endpoint,
-    nearest_rank_p95,
-)
+from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.tasks import control
 from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return create_schema().graphql_schema
-
-
-@pytest.mark.parametrize("name", sorted(DOCUMENTS))
-def test_document_is_valid_for_the_installed_schema(schema, name):
-    document = parse(DOCUMENTS[name])
-    assert validate(schema, document) == []
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    assert [operation.name.value for operation in operations] == [name]
-
-
-def test_an_invalid_document_fails_validation(schema):
-    # The check above can fail: a misspelt field is reported.
-    broken = DOCUMENTS["RunStatus"].replace("status", "statuz")
-    assert validate(schema, parse(broken))
-
-
-def test_graphql_endpoint_accepts_a_server_address_only():
-    assert graphql_endpoint("http://127.0.0.1:3000") == "http://127.0.0.1:3000/graphql"
-    assert graphql_endpoint("http://h:1/graphql/") == "http://h:1/graphql"
-    with pytest.raises(Exception, match="127.0.0.1:3000"):
-        graphql_endpoint("127.0.0.1:3000")
-
-
-@pytest.mark.parametrize(
-    "durations, expected",
-    [([], None), ([5.0], 5.0), ([float(n) for n in range(1, 21)], 19.0), ([3.0, 1.0, 2.0], 3.0)],
-)
-def test_nearest_rank_p95(durations, expected):
-    assert nearest_rank_p95(durations) == expected
-
-
-# --- through a webserver ---------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

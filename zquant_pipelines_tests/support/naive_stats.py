@@ -2,7 +2,9 @@
 
 This is what zquant did and what ``history.stats`` must agree with: the tests use it as
 the oracle and ``bench/bench_history.py`` times it as the baseline. It reads only public
-``RunRecord`` fields and applies the definitions written in ``history/stats.py``.
+``RunRecord`` fields and applies the definitions written in ``history/stats.py`` and
+``history/measures.py`` in its own words, not with their code: an oracle that called the
+product's measures would agree with them whatever they computed.
 """
 
 import dataclasses
@@ -28,9 +30,10 @@ from zquant_pipelines.history.store import (
 AVERAGE_RELATIVE_TOLERANCE = 1e-12
 
 
-def naive_task_stats(
+def task_run_records(
     instance: dg.DagsterInstance, task: str | None = None, since: datetime | None = None
-) -> StatsReport:
+) -> dict[str, list[dg.RunRecord]]:
+    """Every task run's record by task name (of ``task`` only, created at or after ``since``)."""
     runs_by_task: dict[str, list[dg.RunRecord]] = {}
     for record in instance.get_run_records():
         name = record.dagster_run.tags.get(TAG_TASK)
@@ -39,6 +42,13 @@ def naive_task_stats(
         if since is not None and record.create_timestamp < since:
             continue
         runs_by_task.setdefault(name, []).append(record)
+    return runs_by_task
+
+
+def naive_task_stats(
+    instance: dg.DagsterInstance, task: str | None = None, since: datetime | None = None
+) -> StatsReport:
+    runs_by_task = task_run_records(instance, task, since)
     tasks = [_stats_of(name, records) for name, records in sorted(runs_by_task.items())]
     overall = _stats_of(None, [record for records in runs_by_task.values() for record in records])
     if task is not None and not tasks:

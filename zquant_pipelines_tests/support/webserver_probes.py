@@ -13,7 +13,7 @@ import requests
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
-from zquant_pipelines.operations.graphql import DOCUMENTS
+from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines.tasks.builders import job_name
 
 # How long a webserver (`make dev`, a deployment's) may take to serve the code location.
