@@ -1,11 +1,11 @@
 """The warehouse resource: one engine per URL, the tables, fast idempotent writes, reads.
 
-Every write validates the frame (columns, keys, types; errors name the table, the column
-and the value), stages it in a temporary table shaped like the target (PostgreSQL: COPY of
-a CSV built by Arrow; SQLite: one executemany) and merges it with a single
-``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched, all in
-one transaction: a failure anywhere leaves the table as it was. A trading day with no row
-stored yet skips the stage: its rows are loaded straight into the table.
+Every write validates the frame (``warehouse_frames``: columns, keys, types; errors name
+the table, the column and the value), stages it in a temporary table shaped like the target
+(PostgreSQL: COPY of a CSV built by Arrow; SQLite: one executemany) and merges it with a
+single ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched,
+all in one transaction: a failure anywhere leaves the table as it was. A trading day with
+no row stored yet skips the stage: its rows are loaded straight into the table.
 
 Lock waits are bounded: every transaction waits at most ``lock_timeout_seconds`` for a lock
 (PostgreSQL ``lock_timeout``, SQLite's busy timeout) and, if set, runs each statement for at
@@ -37,6 +37,12 @@ from zquant_pipelines.constants import (
     DEFAULT_DATA_DIR,
     ENV_DATA_DIR,
     ENV_WAREHOUSE_URL,
+)
+from zquant_pipelines.resources.warehouse_frames import (
+    is_plain_date,
+    prepare_rows,
+    to_date,
+    with_date_objects,
 )
 from zquant_pipelines.resources.warehouse_schema import TABLES, metadata
 from zquant_pipelines.resources.warehouse_timeouts import (
@@ -317,132 +323,6 @@ def table_named(table: str) -> sa.Table:
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; tables: {sorted(TABLES)}")
     return TABLES[table]
-
-
-def is_plain_date(value) -> bool:
-    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-
-
-def to_date(value, label: str) -> dt.date:
-    """One date from a datetime.date, a Timestamp or ISO text, or a ValueError naming it."""
-    if value is None or (not isinstance(value, str | dt.date) and pd.isna(value)):
-        raise ValueError(f"{label} is missing: give a date")
-    return dt.date.fromisoformat(iso_dates(label, pd.Series([value], dtype=object)).iloc[0])
-
-
-def with_date_objects(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn ISO-text columns named like date columns (SQLite's dates) into datetime.date."""
-    for column in DATE_COLUMNS.intersection(frame.columns):
-        values = frame[column]
-        if pd.api.types.infer_dtype(values, skipna=True) == "string":
-            parsed = pd.to_datetime(values, format="%Y-%m-%d")
-            frame[column] = pd.Series(parsed.dt.date, dtype=object).where(parsed.notna(), None)
-    return frame
-
-
-def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
-    """Validate ``frame`` against the table and return it in load form.
-
-    Load form: the table's columns in order, dates as ISO text, text with '' as NULL,
-    floats, nullable integers; one row per primary key.
-    """
-    table = target.name
-    expected = [column.name for column in target.columns]
-    given = list(frame.columns)
-    missing = [name for name in expected if name not in given]
-    unknown = [name for name in given if name not in expected]
-    repeated = sorted({name for name in given if given.count(name) > 1})
-    if missing or unknown or repeated:
-        problems = [
-            f"{label} {names}"
-            for label, names in (
-                ("missing columns", missing),
-                ("unknown columns", unknown),
-                ("repeated columns", repeated),
-            )
-            if names
-        ]
-        raise ValueError(f"frame for table {table!r} has {'; '.join(problems)}")
-    source = frame.reset_index(drop=True)
-    rows = pd.DataFrame(
-        {column.name: load_form(table, column, source[column.name]) for column in target.columns}
-    )
-    keys = [column.name for column in target.primary_key]
-    for key in keys:
-        empty = rows[key].isna()
-        if empty.any():
-            raise ValueError(
-                f"{table}.{key} is a key column but is empty in {int(empty.sum())} row(s),"
-                f" first at frame row {int(np.flatnonzero(empty)[0])}"
-            )
-    duplicated = rows.duplicated(keys, keep=False)
-    if duplicated.any():
-        first = ", ".join(f"{k}={v!r}" for k, v in rows.loc[duplicated, keys].iloc[0].items())
-        raise ValueError(
-            f"frame for table {table!r} has {int(duplicated.sum())} rows sharing a primary key"
-            f" ({', '.join(keys)}); first duplicate: {first}"
-        )
-    return rows
-
-
-def load_form(table: str, column: sa.Column, values: pd.Series) -> pd.Series:
-    label = f"{table}.{column.name}"
-    if isinstance(column.type, sa.Date):
-        return iso_dates(label, values)
-    if isinstance(column.type, sa.String):
-        return text_values(label, values)
-    numbers = float_values(label, values)
-    if isinstance(column.type, sa.Integer):
-        return integer_values(label, numbers)
-    return numbers
-
-
-def reject_values(label: str, values: pd.Series, bad: pd.Series, expected: str) -> None:
-    if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
-            f"{label} value {values.iloc[position]!r} at frame row {position} is not {expected}"
-            f" ({int(bad.sum())} such value(s))"
-        )
-
-
-def iso_dates(label: str, values: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values
-    else:
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
-        reject_values(
-            label,
-            values,
-            values.notna() & parsed.isna(),
-            "a date (datetime.date, Timestamp or ISO text)",
-        )
-    return parsed.dt.strftime("%Y-%m-%d")
-
-
-def text_values(label: str, values: pd.Series) -> pd.Series:
-    present = values.notna()
-    if pd.api.types.infer_dtype(values[present]) not in ("string", "empty"):
-        reject_values(label, values, present & ~values.map(is_text), "text")
-    # COPY's CSV cannot tell '' from NULL; both dialects store an empty text as NULL.
-    return values.where(present & values.ne(""), None).astype(object)
-
-
-def is_text(value) -> bool:
-    return isinstance(value, str)
-
-
-def float_values(label: str, values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    parsed = pd.to_numeric(values, errors="coerce")
-    reject_values(label, values, values.notna() & parsed.isna(), "a number")
-    return parsed.astype("float64")
-
-
-def integer_values(label: str, numbers: pd.Series) -> pd.Series:
-    reject_values(label, numbers, numbers.notna() & (numbers % 1 != 0), "a whole number")
-    return numbers.astype("Int64")
 
 
 def check_partition(table: str, rows: pd.DataFrame, day: dt.date) -> None:
