@@ -16,9 +16,6 @@ from zquant_pipelines.tasks.action_params import (
     SyncTradingCalendarParams,
 )
 from zquant_pipelines.tasks.catalog import (
-    DEFAULT_MAX_PARALLEL,
-    MAX_CATALOG_BYTES,
-    MAX_NESTING,
     MIN_INTERVAL_SECONDS,
     TASK_TYPES,
     CatalogError,
@@ -26,6 +23,8 @@ from zquant_pipelines.tasks.catalog import (
     load_catalog,
     parse_catalog,
 )
+from zquant_pipelines.tasks.catalog_workflows import DEFAULT_MAX_PARALLEL
+from zquant_pipelines.tasks.catalog_yaml import MAX_CATALOG_BYTES, MAX_NESTING
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = os.path.dirname(sys.executable)
