@@ -15,6 +15,7 @@ folder (tasks/support.py, tasks/catalog_location.py).
 - ``synthetic_market`` and ``factor_oracle``: market panels at any size, and the factors
   computed with a loop per stock as the oracle.
 - ``operations_environment``: a DAGSTER_HOME, catalog and code location for the CLI tests.
+- ``catalog_files``: tasks.yaml text from task dicts, without anchors or aliases.
 - ``webserver_probes``: waiting for a webserver, secrets shown by name, CSRF probes.
 - ``warehouse_rows``: a table's rows as plain dicts, a ``daily`` frame of made-up bars (two
   resources/ test modules share them: here, so no test module imports another).

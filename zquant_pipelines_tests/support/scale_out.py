@@ -36,6 +36,7 @@ from zquant_pipelines.dates import parse_tushare_date
 from zquant_pipelines.executors import celery_worker_app
 from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
 from zquant_pipelines.sync.market import to_warehouse_frame
+from zquant_pipelines_tests.support import catalog_files
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 WORKFLOW = "scale_out"
@@ -71,7 +72,7 @@ def catalog_text() -> str:
             "config": {"workflow_type": "parallel", "on_failure": "continue", "tasks": members},
         }
     )
-    return yaml.safe_dump({"tasks": tasks}, sort_keys=False)
+    return catalog_files.catalog_text(tasks)
 
 
 def common(name: str, action: str, start: str, end: str) -> dict:

@@ -3,11 +3,11 @@ resources, a throw-away Dagster instance, and a catalog file for the test code l
 
 import dagster as dg
 import pytest
-import yaml
 
 from zquant_pipelines.constants import ENV_TASKS_FILE, ENV_TUSHARE_TOKEN, ENV_WAREHOUSE_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines_tests.support.catalog_files import catalog_text
 from zquant_pipelines_tests.tasks.support import dagster_home, shipped_instance_config
 
 
@@ -40,7 +40,7 @@ def use_catalog(tmp_path, monkeypatch):
 
     def write(tasks: list[dict]):
         path = tmp_path / "tasks.yaml"
-        path.write_text(yaml.safe_dump({"tasks": tasks}, sort_keys=False))
+        path.write_text(catalog_text(tasks))
         monkeypatch.setenv(ENV_TASKS_FILE, str(path))
         monkeypatch.setenv(ENV_WAREHOUSE_URL, f"sqlite:///{tmp_path / 'wh.db'}")
         monkeypatch.delenv(ENV_TUSHARE_TOKEN, raising=False)
