@@ -65,13 +65,14 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from zquant_pipelines.constants import (
     ENV_CELERY_BROKER,
+    ENV_PG_URL,
     ENV_TASKS_FILE,
     ENV_TUSHARE_TOKEN,
     ENV_WAREHOUSE_URL,
     TAG_TASK,
 )
 from zquant_pipelines.executors import celery_broker_url
-from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
+from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, WORKSPACE_FILE, location_name
 from zquant_pipelines.operations.local import QUIET_RUN_CONFIG, LocalOperations
 from zquant_pipelines.resources.definitions import build_resource_definitions

@@ -4,12 +4,24 @@ Everything here is a contract that other people rely on (see DESIGN.md): change 
 only together with the docs and tests that name it.
 """
 
+from pathlib import Path
+
+# The checkout: workspace.yaml, dagster.yaml, tasks.yaml and scripts/ are found from here.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 # Environment variables read by resources and definitions.
 ENV_TUSHARE_TOKEN = "TUSHARE_TOKEN"
 ENV_TUSHARE_API_URL = "TUSHARE_API_URL"
 ENV_WAREHOUSE_URL = "ZQUANT_WAREHOUSE_URL"
 ENV_DATA_DIR = "ZQUANT_DATA_DIR"
 ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
+# The folder run_script takes scripts from (default: scripts/ in the checkout).
+ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
+# Dagster's instance directory, and the PostgreSQL URL that moves its storage there.
+ENV_DAGSTER_HOME = "DAGSTER_HOME"
+ENV_PG_URL = "DAGSTER_PG_URL"
+# The webserver `zquant` talks to instead of the local instance.
+ENV_DAGSTER_URL = "ZQUANT_DAGSTER_URL"
 ENV_PARTITIONS_START = "ZQUANT_PARTITIONS_START"
 # Redis URL holding the tushare calls-per-minute budget shared by every worker machine
 # (unset: a file-locked budget shared by the processes of one machine).

@@ -25,7 +25,7 @@ from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
-from zquant_pipelines.constants import ENV_EXECUTOR, TABLE_KEYS
+from zquant_pipelines.constants import ENV_DAGSTER_HOME, ENV_EXECUTOR, TABLE_KEYS
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed
@@ -147,7 +147,7 @@ def print_summary(summary: dict, dagster_home: str) -> None:
 def main(trading_days: int = DEFAULT_TRADING_DAYS) -> int:
     """The demo; the exit code (1: a run failed, said on stderr)."""
     home = prepare_home()
-    os.environ.setdefault("DAGSTER_HOME", str(home))
+    os.environ.setdefault(ENV_DAGSTER_HOME, str(home))
     os.environ.setdefault(ENV_EXECUTOR, DEMO_EXECUTOR)
     with dg.DagsterInstance.get() as instance, LocalOperations(instance) as ops:
         try:

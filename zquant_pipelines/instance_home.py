@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from zquant_pipelines.constants import ENV_DAGSTER_HOME, ENV_PG_URL, REPO_ROOT
+
 DEFAULT_HOME = REPO_ROOT / ".dagster_home"
-ENV_PG_URL = "DAGSTER_PG_URL"
 
 
 def instance_config(template: Path = REPO_ROOT / "dagster.yaml") -> dict:
@@ -22,7 +22,7 @@ def instance_config(template: Path = REPO_ROOT / "dagster.yaml") -> dict:
 
 
 def prepare_home(home: Path | None = None) -> Path:
-    home = Path(home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME)
+    home = Path(home or os.environ.get(ENV_DAGSTER_HOME) or DEFAULT_HOME)
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     text = yaml.safe_dump(instance_config(), sort_keys=False)

@@ -12,9 +12,13 @@ import pytest
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
-from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
-from zquant_pipelines.instance_home import ENV_PG_URL
-from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.constants import (
+    ENV_DAGSTER_URL,
+    ENV_DATA_DIR,
+    ENV_PG_URL,
+    ENV_TASKS_FILE,
+    ENV_WAREHOUSE_URL,
+)
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors

@@ -12,6 +12,7 @@ from zquant_pipelines import demo
 from zquant_pipelines.cli import render
 from zquant_pipelines.cli.arguments import parse_config_json, since_day, sync_daily_params
 from zquant_pipelines.cli.parser import build_parser
+from zquant_pipelines.constants import ENV_DAGSTER_HOME
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.executors import celery_worker_app, worker_argv
 from zquant_pipelines.operations import (
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         # The demo creates a missing DAGSTER_HOME; it cannot use a file or a relative path.
-        if problem := dagster_home_problem(os.environ.get("DAGSTER_HOME") or "/", False):
+        if problem := dagster_home_problem(os.environ.get(ENV_DAGSTER_HOME) or "/", False):
             print(f"zquant demo: {problem}", file=sys.stderr)
             return EXIT_USAGE
         return demo.main(args.days)

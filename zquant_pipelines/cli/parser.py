@@ -8,7 +8,7 @@ import argparse
 import os
 
 from zquant_pipelines import demo
-from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.constants import ENV_DAGSTER_URL
 from zquant_pipelines.operations.base import SYNC_DAILY_TASK
 from zquant_pipelines.tasks.catalog import TASK_TYPES
 

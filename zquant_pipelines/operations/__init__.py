@@ -7,15 +7,13 @@ import os
 import dagster as dg
 import yaml
 
+from zquant_pipelines.constants import ENV_DAGSTER_HOME, ENV_DAGSTER_URL
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed, Operations, UsageProblem
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.local import LocalOperations
 
-ENV_DAGSTER_URL = "ZQUANT_DAGSTER_URL"
-
 __all__ = [
-    "ENV_DAGSTER_URL",
     "OperationFailed",
     "Operations",
     "UsageProblem",
@@ -31,9 +29,9 @@ def open_operations(url: str | None = None) -> Operations:
     url = url or os.environ.get(ENV_DAGSTER_URL)
     if url:
         return GraphQLOperations(url)
-    home = os.environ.get("DAGSTER_HOME")
+    home = os.environ.get(ENV_DAGSTER_HOME)
     if not home:
-        os.environ["DAGSTER_HOME"] = str(prepare_home())
+        os.environ[ENV_DAGSTER_HOME] = str(prepare_home())
     elif problem := dagster_home_problem(home, must_exist=True):
         raise UsageProblem(problem)
     try:

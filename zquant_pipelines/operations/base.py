@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from zquant_pipelines.constants import REPO_ROOT
 from zquant_pipelines.history.runs import HistoryPage, RunDetail
 from zquant_pipelines.history.stats import StatsReport
 from zquant_pipelines.history.store import JsonRecord
@@ -33,7 +34,7 @@ from zquant_pipelines.tasks.action_params import (
 )
 from zquant_pipelines.tasks.builders import action_of, job_name
 from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
-from zquant_pipelines.tasks.definitions import REPO_ROOT, load_task_catalog
+from zquant_pipelines.tasks.definitions import load_task_catalog
 
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 # Definitions(...) loaded as a code location form one repository of this name.

@@ -22,15 +22,14 @@ from zquant_pipelines.assets.partitions import (
     partition_date,
     partitions_start,
 )
-from zquant_pipelines.constants import CALENDAR_EXCHANGES
+from zquant_pipelines.constants import CALENDAR_EXCHANGES, ENV_SCRIPTS_DIR, REPO_ROOT
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
-ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
-DEFAULT_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+DEFAULT_SCRIPTS_DIR = REPO_ROOT / "scripts"
 # What every script gets of our environment; a task adds names with ``env:``.
 SCRIPT_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 # How often a running script's process tree is sampled.

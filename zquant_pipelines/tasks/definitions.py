@@ -5,11 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from zquant_pipelines.constants import DEFAULT_TASKS_FILE, ENV_TASKS_FILE
+from zquant_pipelines.constants import DEFAULT_TASKS_FILE, ENV_TASKS_FILE, REPO_ROOT
 from zquant_pipelines.tasks.builders import build_task_definitions
 from zquant_pipelines.tasks.catalog import Catalog, load_catalog
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def tasks_file() -> Path:

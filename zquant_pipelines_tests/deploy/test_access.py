@@ -23,14 +23,15 @@ from dagster._grpc.client import DagsterGrpcClient
 
 from zquant_pipelines import cli
 from zquant_pipelines.constants import (
+    ENV_DAGSTER_URL,
     ENV_DATA_DIR,
+    ENV_PG_URL,
     ENV_TASKS_FILE,
     ENV_TUSHARE_API_URL,
     ENV_TUSHARE_TOKEN,
     ENV_WAREHOUSE_URL,
 )
-from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
-from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port

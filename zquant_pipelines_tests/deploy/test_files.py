@@ -10,7 +10,7 @@ import yaml
 
 from zquant_pipelines import constants
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.instance_home import ENV_PG_URL
+from zquant_pipelines.constants import ENV_PG_URL
 from zquant_pipelines.operations.base import location_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,14 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_webserver.app import create_app_from_workspace_process_context
 
-from zquant_pipelines.constants import ENV_DATA_DIR, ENV_TASKS_FILE, ENV_WAREHOUSE_URL
-from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
-from zquant_pipelines.operations import ENV_DAGSTER_URL
+from zquant_pipelines.constants import (
+    ENV_DAGSTER_URL,
+    ENV_DATA_DIR,
+    ENV_PG_URL,
+    ENV_TASKS_FILE,
+    ENV_WAREHOUSE_URL,
+)
+from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import WORKSPACE_FILE
 from zquant_pipelines.operations.local import LocalOperations
 

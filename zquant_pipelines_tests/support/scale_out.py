@@ -26,6 +26,7 @@ import yaml
 from zquant_pipelines.constants import (
     ENV_CELERY_BROKER,
     ENV_DATA_DIR,
+    ENV_PG_URL,
     ENV_RATE_LIMIT_URL,
     ENV_TASKS_FILE,
     ENV_TUSHARE_API_URL,
@@ -34,7 +35,7 @@ from zquant_pipelines.constants import (
 )
 from zquant_pipelines.dates import parse_tushare_date
 from zquant_pipelines.executors import celery_worker_app
-from zquant_pipelines.instance_home import ENV_PG_URL, prepare_home
+from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.sync.market import to_warehouse_frame
 from zquant_pipelines_tests.support import catalog_files
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer

@@ -26,8 +26,8 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
+from zquant_pipelines.constants import ENV_SCRIPTS_DIR
 from zquant_pipelines.supervision import fail_runs_with_dead_workers
-from zquant_pipelines.tasks.actions import ENV_SCRIPTS_DIR
 from zquant_pipelines.tasks.builders import schedule_name
 from zquant_pipelines_tests.tasks.support import (
     DAGSTER_YAML,

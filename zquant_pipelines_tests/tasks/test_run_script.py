@@ -13,8 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from zquant_pipelines.constants import ENV_TUSHARE_TOKEN, ENV_WAREHOUSE_URL
-from zquant_pipelines.tasks.actions import ENV_SCRIPTS_DIR
+from zquant_pipelines.constants import ENV_SCRIPTS_DIR, ENV_TUSHARE_TOKEN, ENV_WAREHOUSE_URL
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines.tasks.catalog import CatalogError, parse_catalog
 from zquant_pipelines_tests.tasks.support import log_messages, task_definitions
