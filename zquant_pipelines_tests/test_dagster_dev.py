@@ -21,6 +21,7 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,
     START_TIMEOUT_SECONDS,
@@ -31,7 +32,6 @@ from zquant_pipelines_tests.support.webserver_probes import (
     get_mutation_refused,
     location_loaded,
     own_origin_post_allowed,
-    wait_until,
     websocket_handshake,
 )
 

@@ -36,6 +36,7 @@ from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
 from zquant_pipelines_tests.support.services import require_service
+from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,
     START_TIMEOUT_SECONDS,
@@ -46,7 +47,6 @@ from zquant_pipelines_tests.support.webserver_probes import (
     get_mutation_refused,
     location_loaded,
     own_origin_post_allowed,
-    wait_until,
     websocket_handshake,
 )
 

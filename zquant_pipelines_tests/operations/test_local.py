@@ -29,6 +29,7 @@ from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import operations_environment
+from zquant_pipelines_tests.support.waiting import wait_until
 
 ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
 DAGSTER_DAEMON = os.path.join(os.path.dirname(sys.executable), "dagster-daemon")
@@ -52,13 +53,8 @@ def env(tmp_path_factory):
 
 
 def wait_for(condition, what: str):
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {DEADLINE_SECONDS} s waiting for {what}")
+    """``condition``'s first truthy value, polled until the deadline."""
+    return wait_until(condition, DEADLINE_SECONDS, what, POLL_SECONDS)
 
 
 def sync_daily_argv(code: str, start: str, end: str) -> list[str]:

@@ -16,7 +16,8 @@ folder (tasks/support.py, tasks/catalog_location.py).
   computed with a loop per stock as the oracle.
 - ``operations_environment``: a DAGSTER_HOME, catalog and code location for the CLI tests.
 - ``catalog_files``: tasks.yaml text from task dicts, without anchors or aliases.
-- ``webserver_probes``: waiting for a webserver, secrets shown by name, CSRF probes.
+- ``waiting``: polling a condition with a deadline.
+- ``webserver_probes``: a webserver's code location loaded, secrets shown by name, CSRF probes.
 - ``warehouse_rows``: a table's rows as plain dicts, a ``daily`` frame of made-up bars (two
   resources/ test modules share them: here, so no test module imports another).
 """

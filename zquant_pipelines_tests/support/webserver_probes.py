@@ -7,7 +7,6 @@ mutation sent as GET, cross-origin POSTs, the UI's own POSTs, the subscription w
 import base64
 import os
 import socket
-import time
 
 import requests
 
@@ -23,17 +22,6 @@ TUSHARE_TOKEN = "tushare-token-never-shown"
 GATEWAY_PASSWORD = "gateway-password-never-shown"
 TUSHARE_API_URL = f"http://gw-user:{GATEWAY_PASSWORD}@127.0.0.1:9/tushare"
 FOREIGN_ORIGIN = "http://evil.example"
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def location_loaded(url: str) -> bool:

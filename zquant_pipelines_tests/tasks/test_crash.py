@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import textwrap
-import time
 from contextlib import contextmanager
 
 import dagster as dg
@@ -29,6 +28,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 from zquant_pipelines.constants import ENV_SCRIPTS_DIR
 from zquant_pipelines.supervision import fail_runs_with_dead_workers
 from zquant_pipelines.tasks.builders import schedule_name
+from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.tasks.support import (
     DAGSTER_YAML,
     LOCATION_MODULE,
@@ -69,14 +69,8 @@ WRITER = """
 
 
 def wait_for(condition, what: str):
-    """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {DEADLINE_SECONDS} s waiting for {what}")
+    """``condition``'s first truthy value, polled until the deadline."""
+    return wait_until(condition, DEADLINE_SECONDS, what, POLL_SECONDS)
 
 
 def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
