@@ -52,7 +52,6 @@ from pathlib import Path
 
 import celery
 import dagster as dg
-import yaml
 
 # Private modules, but they are the scheduler and run queue iterations that dagster-daemon
 # runs, and the workspace it loads: driving them is the daemon minus its sleeps.
@@ -79,6 +78,7 @@ from zquant_pipelines.resources.definitions import build_resource_definitions
 from zquant_pipelines.tasks.builders import executor_for, job_name, schedule_name
 from zquant_pipelines.tasks.catalog import Catalog, parse_catalog
 from zquant_pipelines.tasks.definitions import build_catalog_definitions
+from zquant_pipelines_tests.support import catalog_files
 
 DEFAULT_TICK_REPEATS = 3
 # One round of the workflows: each of 10 multiprocess steps imports the code location, tens
@@ -302,7 +302,7 @@ def open_bench(tasks: list[dict]) -> Iterator[tuple[Bench, Catalog]]:
     catalog = parse_catalog({"tasks": tasks}, "bench catalog")
     with tempfile.TemporaryDirectory(prefix="zq_bench_sched_") as scratch:
         catalog_file = Path(scratch) / "tasks.yaml"
-        catalog_file.write_text(yaml.safe_dump({"tasks": tasks}, sort_keys=False))
+        catalog_file.write_text(catalog_files.catalog_text(tasks))
         home = Path(scratch) / "dagster_home"
         settings = {
             "DAGSTER_HOME": str(home),

@@ -20,15 +20,17 @@ from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
+from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,
     START_TIMEOUT_SECONDS,
-    TUSHARE_API_URL,
     TUSHARE_TOKEN,
     assert_secrets_shown_by_name,
     cross_origin_post_refused,
+    gateway_url,
     get_mutation_refused,
     location_loaded,
     own_origin_post_allowed,
@@ -56,6 +58,12 @@ def make_dev_argv(port: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory):
+    # The market behind the gateway: the runs `make dev`'s daemon starts read it.
+    with TushareWireServer(SampleMarketSource(), token=TUSHARE_TOKEN) as gateway:
+        yield from serve_make_dev(tmp_path_factory, gateway_url(gateway.url))
+
+
+def serve_make_dev(tmp_path_factory, tushare_api_url: str):
     root = tmp_path_factory.mktemp("dagster_dev")
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(TEST_CATALOG)
@@ -65,7 +73,7 @@ def dagster_dev(tmp_path_factory):
         "ZQUANT_TASKS_FILE": str(tasks_file),
         "ZQUANT_DATA_DIR": str(root / "data"),
         ENV_TUSHARE_TOKEN: TUSHARE_TOKEN,
-        ENV_TUSHARE_API_URL: TUSHARE_API_URL,
+        ENV_TUSHARE_API_URL: tushare_api_url,
     }
     env.pop("ZQUANT_DAGSTER_URL", None)
     port = free_port()

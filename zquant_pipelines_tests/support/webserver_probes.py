@@ -20,8 +20,14 @@ START_TIMEOUT_SECONDS = 180
 # Secrets the server's environment holds: GraphQL (what the UI shows) must name, not show them.
 TUSHARE_TOKEN = "tushare-token-never-shown"
 GATEWAY_PASSWORD = "gateway-password-never-shown"
-TUSHARE_API_URL = f"http://gw-user:{GATEWAY_PASSWORD}@127.0.0.1:9/tushare"
+GATEWAY_CREDENTIALS = f"gw-user:{GATEWAY_PASSWORD}"
 FOREIGN_ORIGIN = "http://evil.example"
+
+
+def gateway_url(server_url: str) -> str:
+    """``server_url`` (a tushare wire server's) as a gateway URL holding credentials."""
+    scheme, rest = server_url.split("://", 1)
+    return f"{scheme}://{GATEWAY_CREDENTIALS}@{rest}"
 
 
 def location_loaded(url: str) -> bool:
@@ -79,7 +85,7 @@ def assert_secrets_shown_by_name(url: str, auth=None) -> None:
     values, text = resource_values(url, auth)
     assert values[("market_source", "token")] == ("ENV_VAR", ENV_TUSHARE_TOKEN)
     assert values[("market_source", "api_url")] == ("ENV_VAR", ENV_TUSHARE_API_URL)
-    for secret in (TUSHARE_TOKEN, GATEWAY_PASSWORD, TUSHARE_API_URL):
+    for secret in (TUSHARE_TOKEN, GATEWAY_PASSWORD, GATEWAY_CREDENTIALS):
         assert secret not in text
 
 
