@@ -156,6 +156,26 @@ def pause_command(ops: Operations, args) -> int:
     return EXIT_OK if paused == (args.command == "pause") else EXIT_FAILED
 
 
+def terminate_command(ops: Operations, args) -> int:
+    status = ops.terminate(args.run_id)
+    if args.json:
+        render.emit({"run_id": args.run_id, "status": status})
+    else:
+        render.print_terminated(args.run_id, status)
+    return EXIT_OK
+
+
+def retry_command(ops: Operations, args) -> int:
+    run_id = ops.retry(args.run_id, args.from_failure)
+    if args.json:
+        render.emit(
+            {"parent_run_id": args.run_id, "run_id": run_id, "from_failure": args.from_failure}
+        )
+    else:
+        render.print_retried(args.run_id, run_id, args.from_failure)
+    return EXIT_OK
+
+
 def history_command(ops: Operations, args) -> int:
     if args.run_id:
         detail = ops.run_detail(args.run_id)
@@ -232,6 +252,8 @@ COMMANDS = {
     "disable": trigger_state_command,
     "pause": pause_command,
     "resume": pause_command,
+    "terminate": terminate_command,
+    "retry": retry_command,
     "history": history_command,
     "stats": stats_command,
     "sync-daily": sync_daily_command,

@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         commands.add_parser(command, parents=[common], help=text).add_argument("name")
 
+    terminate = commands.add_parser(
+        "terminate", parents=[common], help="cancel a queued run or interrupt a started one"
+    )
+    terminate.add_argument("run_id")
+    retry = commands.add_parser("retry", parents=[common], help="re-execute a run (queued)")
+    retry.add_argument("run_id")
+    retry.add_argument(
+        "--from-failure",
+        action="store_true",
+        help="only the steps that failed or did not run (of a FAILURE or CANCELED run)",
+    )
+
     history = commands.add_parser("history", parents=[common], help="a task's runs, newest first")
     history.add_argument("name", nargs="?")
     history.add_argument("--run", dest="run_id", help="one run in detail")

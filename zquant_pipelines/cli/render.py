@@ -174,6 +174,20 @@ def print_queued(task: str, run_id: str) -> None:
     print(f"Follow it: zquant history --run {run_id}")
 
 
+def print_terminated(run_id: str, status: str) -> None:
+    if status == "CANCELED":
+        print(f"Run {run_id} is CANCELED.")
+    else:
+        print(f"Run {run_id} is {status}: it is being interrupted and ends CANCELED.")
+    print(f"Follow it: zquant history --run {run_id}")
+
+
+def print_retried(parent_run_id: str, run_id: str, from_failure: bool) -> None:
+    steps = "its failed and unfinished steps" if from_failure else "all its steps"
+    print(f"Run {run_id} is queued: a re-execution of run {parent_run_id} ({steps}).")
+    print(f"Follow it: zquant history --run {run_id}")
+
+
 def print_trigger_state(task: str, state) -> None:
     word = "RUNNING" if state.running else "STOPPED"
     print(f"Task {task}: {state.instigator_name} is {word}.")

@@ -46,6 +46,11 @@ DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
 # range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
 SYNC_DAILY_TASK = "repair_daily_bars"
 SYNC_DAILY_ACTION = "sync_daily_data"
+# Dagster's run statuses, as both back ends read them: a run in one of these has ended (it
+# cannot be terminated); retry from failure re-runs the steps of a run that ended in one of
+# RETRYABLE_FROM_FAILURE (Dagster refuses the others).
+FINISHED_RUN_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+RETRYABLE_FROM_FAILURE = ("FAILURE", "CANCELED")
 
 
 class UsageProblem(Exception):
@@ -206,6 +211,19 @@ class Operations(abc.ABC):
         """Run the task's job with ``config`` to its end."""
 
     @abc.abstractmethod
+    def run_status(self, run_id: str) -> str | None:
+        """The run's Dagster status (``STARTED``, ``FAILURE``, ...), None for an unknown id."""
+
+    @abc.abstractmethod
+    def request_termination(self, run_id: str) -> None:
+        """Cancel a queued run or interrupt a started one (OperationFailed if refused)."""
+
+    @abc.abstractmethod
+    def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
+        """Queue a re-execution of the run, as Dagster's Re-execute does (all steps, or from
+        failure: the steps that failed or did not run); return the new run id."""
+
+    @abc.abstractmethod
     def set_trigger_running(self, task: TaskSpec, running: bool) -> None:
         """Start or stop the task's schedule or sensor."""
 
@@ -284,6 +302,37 @@ class Operations(abc.ABC):
                 f" sync-daily needs it to run {SYNC_DAILY_ACTION!r}"
             )
         return self.execute_run(task, run_config({task.name: params}))
+
+    def terminate(self, run_id: str) -> str:
+        """Terminate a run that has not ended; its status read back afterwards."""
+        status = self.existing_run_status(run_id)
+        if status in FINISHED_RUN_STATUSES:
+            raise UsageProblem(
+                f"run {run_id} already ended {status}: there is nothing to terminate"
+                f" (run it again with `zquant retry {run_id}`)"
+            )
+        self.request_termination(run_id)
+        return self.existing_run_status(run_id)
+
+    def retry(self, run_id: str, from_failure: bool) -> str:
+        """Queue a re-execution of a run; the new run's id."""
+        status = self.existing_run_status(run_id)
+        if from_failure and status not in RETRYABLE_FROM_FAILURE:
+            raise UsageProblem(
+                f"run {run_id} is {status}: --from-failure re-runs the failed steps of a run"
+                f" that ended {' or '.join(RETRYABLE_FROM_FAILURE)}; re-run all its steps with"
+                f" `zquant retry {run_id}`"
+            )
+        return self.submit_reexecution(run_id, from_failure)
+
+    def existing_run_status(self, run_id: str) -> str:
+        status = self.run_status(run_id)
+        if status is None:
+            raise OperationFailed(
+                f"run_id: no run {run_id!r} in the run store; list a task's runs with"
+                " `zquant history NAME`"
+            )
+        return status
 
     def set_enabled(self, catalog: Catalog, name: str, enabled: bool) -> TriggerState:
         """Start or stop the task's trigger; the state read back afterwards."""

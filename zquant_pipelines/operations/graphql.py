@@ -60,6 +60,7 @@ from zquant_pipelines.operations.graphql_documents import (
     CONCURRENCY_LIMITS,
     DELETE_CONCURRENCY_LIMIT,
     LAUNCH_RUN,
+    REEXECUTE_RUN,
     RELOAD_LOCATION,
     RUN_COUNTS,
     RUN_DETAIL,
@@ -74,6 +75,7 @@ from zquant_pipelines.operations.graphql_documents import (
     STOP_SCHEDULE,
     STOP_SENSOR,
     TASK_TAG_VALUES,
+    TERMINATE_RUN,
     TRIGGER_STATES,
 )
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
@@ -322,6 +324,21 @@ class GraphQLOperations(GraphQLClient, Operations):
                 failures.append(event)
         error = innermost_error_line(failures[0]) if status == "FAILURE" and failures else None
         return RunOutcome(run_id=run_id, status=status, metadata=metadata, error=error)
+
+    def run_status(self, run_id: str) -> str | None:
+        data = self.execute(RUN_STATUS, {"runId": run_id})
+        if data["runOrError"]["__typename"] == "RunNotFoundError":
+            return None
+        return self.result(data, "runOrError", "Run")["status"]
+
+    def request_termination(self, run_id: str) -> None:
+        data = self.execute(TERMINATE_RUN, {"runId": run_id})
+        self.result(data, "terminateRun", "TerminateRunSuccess")
+
+    def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
+        strategy = "FROM_FAILURE" if from_failure else "ALL_STEPS"
+        data = self.execute(REEXECUTE_RUN, {"parentRunId": run_id, "strategy": strategy})
+        return self.result(data, "launchRunReexecution", "LaunchRunSuccess")["run"]["runId"]
 
     def set_trigger_running(self, task: TaskSpec, running: bool) -> None:
         name = instigator_name(task)

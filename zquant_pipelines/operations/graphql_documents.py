@@ -241,6 +241,27 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 }
 """
 
+TERMINATE_RUN = """
+mutation TerminateRun($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunSuccess { run { runId status } }
+    ... on TerminateRunFailure { message }
+    ... on Error { message }
+  }
+}
+"""
+
+REEXECUTE_RUN = """
+mutation ReexecuteRun($parentRunId: String!, $strategy: ReexecutionStrategy!) {
+  launchRunReexecution(reexecutionParams: { parentRunId: $parentRunId, strategy: $strategy }) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on Error { message }
+  }
+}
+"""
+
 RELOAD_LOCATION = """
 mutation ReloadLocation($repositoryLocationName: String!) {
   reloadRepositoryLocation(repositoryLocationName: $repositoryLocationName) {
@@ -279,5 +300,7 @@ DOCUMENTS = {
     "RunStatus": RUN_STATUS,
     "RunEvents": RUN_EVENTS,
     "LaunchRun": LAUNCH_RUN,
+    "TerminateRun": TERMINATE_RUN,
+    "ReexecuteRun": REEXECUTE_RUN,
     "ReloadLocation": RELOAD_LOCATION,
 }

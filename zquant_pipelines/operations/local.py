@@ -24,6 +24,7 @@ import dagster as dg
 # Private modules, but they are where Dagster's own CLI gets the workspace, the selectors
 # and the stored-state statuses it uses for `dagster job launch` and `dagster schedule`.
 from dagster._core.definitions.selector import InstigatorSelector, JobSubsetSelector
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.scheduler.instigation import InstigatorStatus, SensorInstigatorData
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -352,6 +353,48 @@ class LocalOperations(Operations):
             metadata=metadata,
             error=error_summary(self.instance, run_id) if failed else None,
         )
+
+    def run_status(self, run_id: str) -> str | None:
+        run = self.instance.get_run_by_id(run_id)
+        return run.status.value if run is not None else None
+
+    def request_termination(self, run_id: str) -> None:
+        # What the webserver's terminateRun does: the coordinator cancels a queued run and
+        # asks the run launcher to interrupt a started one.
+        if not self.instance.run_coordinator.cancel_run(run_id):
+            raise OperationFailed(
+                f"run {run_id} could not be terminated (status"
+                f" {self.run_status(run_id)}); see `zquant history --run {run_id}`"
+            )
+
+    def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
+        """As the webserver's launchRunReexecution: the parent's job from the code location,
+        Dagster's re-execution plan and tags (parent and root run ids, the parent's tags),
+        then the queue, so pause and one run per task hold the new run too."""
+        parent = self.instance.get_run_by_id(run_id)
+        context, location, repository = self._repository()
+        remote_job = location.get_job(
+            JobSubsetSelector(
+                location_name=location.name,
+                repository_name=repository.name,
+                job_name=parent.job_name,
+                op_selection=None,
+                asset_selection=parent.asset_selection,
+                asset_check_selection=parent.asset_check_selection,
+            )
+        )
+        strategy = (
+            ReexecutionStrategy.FROM_FAILURE if from_failure else ReexecutionStrategy.ALL_STEPS
+        )
+        run = self.instance.create_reexecuted_run(
+            request_context=context,
+            parent_run=parent,
+            code_location=location,
+            remote_job=remote_job,
+            strategy=strategy,
+            use_parent_run_tags=True,
+        )
+        return self.instance.submit_run(run.run_id, context).run_id
 
     def set_trigger_running(self, task: TaskSpec, running: bool) -> None:
         _, _, repository = self._repository()

@@ -96,10 +96,11 @@ class OperationsEnvironment:
 
 
 @contextlib.contextmanager
-def operations_environment(root: Path):
-    """The environment variables set for the duration, the instance and the workspace open."""
+def operations_environment(root: Path, catalog: str = TEST_CATALOG):
+    """The environment variables set for the duration, the instance and the workspace open
+    (the code location serves ``catalog``)."""
     tasks_file = root / "tasks.yaml"
-    tasks_file.write_text(TEST_CATALOG)
+    tasks_file.write_text(catalog)
     warehouse_url = f"sqlite:///{root / 'warehouse.db'}"
     with pytest.MonkeyPatch.context() as patch:
         for name in (ENV_PG_URL, ENV_DAGSTER_URL, "TUSHARE_TOKEN"):

@@ -1,0 +1,170 @@
+"""`zquant retry` and the errors of `zquant terminate` / `zquant retry`, locally and with
+--url through a webserver serving the same workspace: a real instance, the code location of
+workspace.yaml, and runs that really fail in a script.
+
+The workflow ``pair`` runs first -> flaky -> last (serial, stop on failure); flaky's script
+fails until its folder holds ``fixed``, as an operator's fix would make it pass. A retry
+from failure must re-run flaky and last only, linked to its parent and root as Dagster's
+Re-execute links them.
+"""
+
+import json
+import textwrap
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+
+from zquant_pipelines import cli
+from zquant_pipelines.constants import ENV_SCRIPTS_DIR, TAG_TASK
+from zquant_pipelines.operations.base import op_configs, run_config
+from zquant_pipelines_tests.support.operations_environment import (
+    operations_environment,
+    serving,
+)
+
+CATALOG = textwrap.dedent(
+    """
+    tasks:
+      - name: first
+        task_type: manual_task
+        max_retries: 0
+        config: {task_action: example_task, message: first}
+      - name: flaky
+        task_type: manual_task
+        max_retries: 0
+        config: {task_action: run_script, script: fails_until_fixed.py}
+      - name: last
+        task_type: manual_task
+        max_retries: 0
+        config: {task_action: example_task, message: last}
+      - name: pair
+        task_type: workflow
+        config:
+          workflow_type: serial
+          on_failure: stop
+          tasks:
+            - {name: first}
+            - {name: flaky, dependencies: [first]}
+            - {name: last, dependencies: [flaky]}
+      - name: alone
+        task_type: manual_task
+        max_retries: 0
+        executor: in_process
+        config: {task_action: example_task}
+    """
+)
+FAILS_UNTIL_FIXED = """
+import sys
+from pathlib import Path
+
+sys.exit(0 if Path("fixed").exists() else 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rerun")
+    scripts = root / "scripts"
+    scripts.mkdir()
+    (scripts / "fails_until_fixed.py").write_text(FAILS_UNTIL_FIXED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV_SCRIPTS_DIR, str(scripts))
+        with operations_environment(root, CATALOG) as environment:
+            yield environment
+
+
+@pytest.fixture(scope="module")
+def url(env):
+    with serving(env.workspace) as base_url:
+        yield base_url
+
+
+def run_task(env, name: str) -> str:
+    """A run of ``name`` carried to its end (this process takes it from the queue)."""
+    with env.local_operations() as ops:
+        catalog = ops.catalog()
+        task = catalog.tasks[name]
+        return ops.execute_run(task, run_config(op_configs(catalog, task, {}))).run_id
+
+
+def zquant(env, capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with env.local_operations() as ops:
+        code = cli.main(list(argv), operations=ops if "--url" not in argv else None)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def executed_steps(env, run_id: str) -> set[str]:
+    records = env.instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_START
+    ).records
+    return {record.event_log_entry.step_key for record in records}
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_retry_from_failure_reruns_only_the_failed_and_unfinished_steps(env, request, capsys, mode):
+    scripts = env.root / "scripts"
+    (scripts / "fixed").unlink(missing_ok=True)
+    parent = run_task(env, "pair")
+    assert env.instance.get_run_by_id(parent).status == dg.DagsterRunStatus.FAILURE
+    assert executed_steps(env, parent) == {"first", "flaky"}
+    (scripts / "fixed").write_text("the operator fixed it")
+
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    code, out, err = zquant(env, capsys, *url_args, "retry", parent, "--from-failure", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["parent_run_id"] == parent and answer["from_failure"] is True
+    retry_id = answer["run_id"]
+    queued = env.instance.get_run_by_id(retry_id)
+    # Queued like every run of the task, so pause and one run per task hold it.
+    assert queued.status == dg.DagsterRunStatus.QUEUED
+    assert queued.tags[PARENT_RUN_ID_TAG] == parent and queued.tags[ROOT_RUN_ID_TAG] == parent
+    assert queued.tags[TAG_TASK] == "pair"
+
+    with env.local_operations() as ops:
+        outcome = ops.run_to_end(retry_id)
+    assert outcome.status == "SUCCESS"
+    assert executed_steps(env, retry_id) == {"flaky", "last"}
+
+    # A retry of the retry keeps the first run as its root.
+    code, out, err = zquant(env, capsys, *url_args, "retry", retry_id, "--json")
+    assert code == 0, err
+    second = env.instance.get_run_by_id(json.loads(out)["run_id"])
+    assert second.tags[PARENT_RUN_ID_TAG] == retry_id and second.tags[ROOT_RUN_ID_TAG] == parent
+    with env.local_operations() as ops:
+        assert ops.run_to_end(second.run_id).status == "SUCCESS"
+    assert executed_steps(env, second.run_id) == {"first", "flaky", "last"}
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_refusals_name_the_run(env, request, capsys, mode):
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    done = run_task(env, "alone")
+    cases = [
+        (["terminate", "no-such-run"], 1, ["no run 'no-such-run'"]),
+        (["retry", "no-such-run"], 1, ["no run 'no-such-run'"]),
+        (["terminate", done], 2, [done, "already ended SUCCESS", f"zquant retry {done}"]),
+        (["retry", done, "--from-failure"], 2, [done, "is SUCCESS", f"zquant retry {done}"]),
+    ]
+    for argv, expected_code, named in cases:
+        code, out, err = zquant(env, capsys, *url_args, *argv)
+        assert code == expected_code, (argv, out, err)
+        assert err.startswith(f"zquant {argv[0]}: ") and all(part in err for part in named), err
+    # Nothing was re-executed or canceled by the refusals.
+    assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: done})) == []
+    assert env.instance.get_run_by_id(done).status == dg.DagsterRunStatus.SUCCESS
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_terminate_a_queued_run_cancels_it(env, request, capsys, mode):
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    with env.local_operations() as ops:
+        catalog = ops.catalog()
+        run_id = ops.trigger(catalog, "alone", {})
+    code, out, err = zquant(env, capsys, *url_args, "terminate", run_id)
+    assert code == 0, err
+    assert f"Run {run_id} is CANCELED." in out
+    assert env.instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
