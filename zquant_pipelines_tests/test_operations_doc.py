@@ -40,7 +40,6 @@ PLACEHOLDER = re.compile(r"<[^<>]+>")
 STATE_PLACEHOLDER = re.compile(r"<(scheduleState|sensorState)\.id of (\w+)>")
 REQUEST_TIMEOUT_SECONDS = 60
 # Sections where the page says there is no such replacement.
-WITHOUT_COMMANDS = {"Terminate, pause, resume an execution"}
 WITHOUT_GRAPHQL = {"The daily sync script"}
 
 
@@ -99,8 +98,7 @@ def test_every_graphql_block_is_a_marked_example():
 
 def test_every_endpoint_section_has_commands_and_a_tested_document():
     for title, body in sections().items():
-        if title not in WITHOUT_COMMANDS:
-            assert "```bash" in body, f"section {title!r} gives no command"
+        assert "```bash" in body, f"section {title!r} gives no command"
         if title not in WITHOUT_GRAPHQL:
             assert "<!-- graphql-test" in body, f"section {title!r} has no tested GraphQL"
 
