@@ -338,7 +338,11 @@ class GraphQLOperations(GraphQLClient, Operations):
     def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
         strategy = "FROM_FAILURE" if from_failure else "ALL_STEPS"
         data = self.execute(REEXECUTE_RUN, {"parentRunId": run_id, "strategy": strategy})
-        return self.result(data, "launchRunReexecution", "LaunchRunSuccess")["run"]["runId"]
+        try:
+            launched = self.result(data, "launchRunReexecution", "LaunchRunSuccess")
+        except OperationFailed as error:
+            raise OperationFailed(f"run {run_id} could not be re-executed: {error}") from None
+        return launched["run"]["runId"]
 
     def set_trigger_running(self, task: TaskSpec, running: bool) -> None:
         name = instigator_name(task)

@@ -373,6 +373,12 @@ class LocalOperations(Operations):
         then the queue, so pause and one run per task hold the new run too."""
         parent = self.instance.get_run_by_id(run_id)
         context, location, repository = self._repository()
+        if not repository.has_job(parent.job_name):
+            raise OperationFailed(
+                f"run {run_id} ran {parent.job_name}, which code location {self.location} no"
+                " longer has (or never had: a run outside the code location); trigger its"
+                " task again instead"
+            )
         remote_job = location.get_job(
             JobSubsetSelector(
                 location_name=location.name,

@@ -168,3 +168,23 @@ def test_terminate_a_queued_run_cancels_it(env, request, capsys, mode):
     assert code == 0, err
     assert f"Run {run_id} is CANCELED." in out
     assert env.instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
+
+
+@dg.op
+def ad_hoc_op():
+    return 1
+
+
+@dg.job
+def ad_hoc_job():
+    ad_hoc_op()
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_retry_of_a_run_outside_the_code_location_is_refused(env, request, capsys, mode):
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    # An in-process run (as `dagster job execute -f` makes): no job of the code location.
+    run_id = ad_hoc_job.execute_in_process(instance=env.instance).run_id
+    code, _, err = zquant(env, capsys, *url_args, "retry", run_id)
+    assert code == 1 and err.startswith(f"zquant retry: run {run_id} "), err
+    assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
