@@ -1,5 +1,6 @@
-"""`zquant terminate` as a real process against a running run_script run: the run ends
-CANCELED and no process of the script is left, also a child that left the script's session.
+"""`zquant terminate` as a real process against a running run_script run, on the instance
+and through a webserver (--url): the run ends CANCELED and no process of the script is
+left, also a child that left the script's session.
 """
 
 import json
@@ -14,7 +15,10 @@ import pytest
 
 from zquant_pipelines.constants import ENV_SCRIPTS_DIR
 from zquant_pipelines.operations.local import OwnRunDequeuer
-from zquant_pipelines_tests.support.operations_environment import operations_environment
+from zquant_pipelines_tests.support.operations_environment import (
+    operations_environment,
+    serving,
+)
 from zquant_pipelines_tests.support.waiting import wait_until
 
 VENV_BIN = os.path.dirname(sys.executable)
@@ -24,7 +28,7 @@ CATALOG = textwrap.dedent(
       - name: sleeper
         task_type: manual_task
         max_retries: 0
-        config: {task_action: run_script, script: sleeper.py, args: [pids.txt]}
+        config: {task_action: run_script, script: sleeper.py}
     """
 )
 # Starts a child that leaves its session and sleeps, writes both pids, then sleeps itself.
@@ -61,10 +65,28 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_terminate_ends_a_running_script_and_its_whole_tree(env):
-    pids_file = env.root / "scripts" / "pids.txt"
+@pytest.fixture(scope="module")
+def url(env):
+    with serving(env.workspace) as base_url:
+        yield base_url
+
+
+def zquant(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [os.path.join(VENV_BIN, "zquant"), *argv],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_terminate_ends_a_running_script_and_its_whole_tree(env, request, mode):
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    pids_file = env.root / "scripts" / f"pids-{mode}.txt"
     with env.local_operations() as ops:
-        run_id = ops.trigger(ops.catalog(), "sleeper", {})
+        run_id = ops.trigger(ops.catalog(), "sleeper", {"args": [pids_file.name]})
     # Launched as the daemon would launch it: a run worker of the code server.
     with OwnRunDequeuer(run_id) as dequeuer:
         list(dequeuer.run_iteration(env.workspace))
@@ -73,13 +95,7 @@ def test_terminate_ends_a_running_script_and_its_whole_tree(env):
     assert all(alive(pid) for pid in pids)
     assert env.instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
 
-    completed = subprocess.run(
-        [os.path.join(VENV_BIN, "zquant"), "terminate", run_id, "--json"],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    completed = zquant(*url_args, "terminate", run_id, "--json")
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["run_id"] == run_id
 
@@ -93,12 +109,6 @@ def test_terminate_ends_a_running_script_and_its_whole_tree(env):
     )
 
     # A second terminate is refused, naming the run (exit 2: nothing to terminate).
-    again = subprocess.run(
-        [os.path.join(VENV_BIN, "zquant"), "terminate", run_id],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = zquant(*url_args, "terminate", run_id)
     assert again.returncode == 2
     assert f"run {run_id} already ended CANCELED" in again.stderr

@@ -17,7 +17,7 @@ from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 
 from zquant_pipelines import cli
 from zquant_pipelines.constants import ENV_SCRIPTS_DIR, TAG_TASK
-from zquant_pipelines.operations.base import op_configs, run_config
+from zquant_pipelines.operations.base import OperationFailed, op_configs, run_config
 from zquant_pipelines_tests.support.operations_environment import (
     operations_environment,
     serving,
@@ -188,3 +188,19 @@ def test_retry_of_a_run_outside_the_code_location_is_refused(env, request, capsy
     code, _, err = zquant(env, capsys, *url_args, "retry", run_id)
     assert code == 1 and err.startswith(f"zquant retry: run {run_id} "), err
     assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
+
+
+def test_a_retry_of_a_paused_task_is_held_in_the_queue_until_resume(env, capsys):
+    done = run_task(env, "alone")
+    with env.local_operations() as ops:
+        ops.pause("alone")
+        try:
+            code, out, err = zquant(env, capsys, "retry", done, "--json")
+            assert code == 0, err
+            retry_id = json.loads(out)["run_id"]
+            with pytest.raises(OperationFailed, match=f"task alone is paused: run {retry_id}"):
+                ops.run_to_end(retry_id)
+            assert env.instance.get_run_by_id(retry_id).status == dg.DagsterRunStatus.QUEUED
+        finally:
+            ops.resume("alone")
+        assert ops.run_to_end(retry_id).status == "SUCCESS"
