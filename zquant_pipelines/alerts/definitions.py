@@ -3,7 +3,7 @@
 Both are ordinary Dagster sensors, listed and toggled in the UI like any other; they start
 RUNNING when ZQUANT_ALERT_URLS names a target and STOPPED otherwise, and read the targets at
 each tick. Each keeps a cursor in the instance (the run failure sensor Dagster's own, the
-check sensor the storage id of the last evaluation it read), so every failure is announced
+check sensor the id of the last check execution record it read), so every failure is announced
 once; on its first tick a sensor starts after the latest event instead of announcing history.
 A target that does not take a message fails the tick (run failures) or is named in the skip
 reason (checks), visible in the sensor's tick history; the event is not sent again.
@@ -13,14 +13,18 @@ Freshness deadline alerts belong here too, as a third sensor next to these two.
 
 import dagster as dg
 
-from zquant_pipelines.alerts.messages import check_failure_alert, run_failure_alert
+# Private module, but it is where Dagster names the status of a check's execution record.
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from zquant_pipelines.alerts.messages import Alert, check_failure_alert, run_failure_alert
 from zquant_pipelines.alerts.notify import alert_urls, deliver, send, ui_url
 from zquant_pipelines.constants import TAG_TASK
 
 RUN_FAILURE_SENSOR = "alert_on_run_failure"
 CHECK_FAILURE_SENSOR = "alert_on_blocking_check_failure"
-# Check evaluations read per tick; the cursor carries the rest to the next tick.
-CHECK_EVALUATIONS_PER_TICK = 200
+# Failed executions read per blocking check and tick; the cursor carries the rest on.
+CHECK_EXECUTIONS_PER_TICK = 100
+FAILED = AssetCheckExecutionRecordStatus.FAILED
 NO_TARGETS = "no alert targets: ZQUANT_ALERT_URLS is empty"
 # Dagster's tag on a failed run its run retries will start again (not its last attempt).
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -30,11 +34,17 @@ def default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if alert_urls() else dg.DefaultSensorStatus.STOPPED
 
 
-def innermost_error(error):
-    """The error a step's failure wraps (the user's exception, not Dagster's wrapper)."""
+def innermost_error_text(error) -> str | None:
+    """The message of the error a failure wraps (the user's exception, not Dagster's
+    wrapper), its class without the module path: ``Failure: ...``."""
     while error is not None and error.cause is not None:
         error = error.cause
-    return error
+    if error is None:
+        return None
+    qualified, separator, rest = error.message.partition(": ")
+    if separator and error.cls_name and qualified.endswith(error.cls_name):
+        return f"{error.cls_name}: {rest}"
+    return error.message
 
 
 def run_failure_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
@@ -55,12 +65,11 @@ def run_failure_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefinit
         step_failures = context.get_step_failure_events()
         if step_failures:
             failed_step = ", ".join(event.step_key for event in step_failures)
-            error = innermost_error(step_failures[0].event_specific_data.error)
-            error_text = error.message if error else None
+            error_text = innermost_error_text(step_failures[0].event_specific_data.error)
         else:
             failed_step = None
             run_error = getattr(context.failure_event.event_specific_data, "error", None)
-            error_text = run_error.message if run_error else context.failure_event.message
+            error_text = innermost_error_text(run_error) or context.failure_event.message
         deliver(
             run_failure_alert(
                 task=run.tags.get(TAG_TASK),
@@ -81,46 +90,65 @@ def check_failure_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefin
         name=CHECK_FAILURE_SENSOR,
         default_status=status,
         description="Sends a notification to ZQUANT_ALERT_URLS for each blocking asset check"
-        " that fails: task, run, step, check, its metadata, link.",
+        " of this code location that fails: task, run, step, check, its metadata, link.",
     )
     def alert_on_blocking_check_failure(context: dg.SensorEvaluationContext):
+        # The check execution records (one table, ids increasing across checks) rather than
+        # the event log: a global event cursor does not exist on run-sharded SQLite storage.
         storage = context.instance.event_log_storage
-        evaluations = dg.EventRecordsFilter(
-            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor) if context.cursor else None,
-        )
+        asset_graph = context.repository_def.asset_graph
+        blocking = [
+            key
+            for key in sorted(asset_graph.asset_check_keys, key=str)
+            if asset_graph.get_check_spec(key).blocking
+        ]
         if context.cursor is None:
-            latest = storage.get_event_records(evaluations, limit=1, ascending=False)
-            context.update_cursor(str(latest[0].storage_id if latest else 0))
+            latest = [
+                record.id
+                for key in blocking
+                for record in storage.get_asset_check_execution_history(key, limit=1)
+            ]
+            context.update_cursor(str(max(latest, default=0)))
             return dg.SkipReason("started: announcing check failures from now on")
-        records = storage.get_event_records(
-            evaluations, limit=CHECK_EVALUATIONS_PER_TICK, ascending=True
+        after = int(context.cursor)
+        failures = sorted(
+            (
+                record
+                for key in blocking
+                for record in storage.get_asset_check_execution_history(
+                    key, limit=CHECK_EXECUTIONS_PER_TICK, status={FAILED}
+                )
+                if record.id > after
+            ),
+            key=lambda record: record.id,
         )
         urls = alert_urls()
         undelivered = []
-        for record in records:
-            event = record.event_log_entry.dagster_event
-            evaluation = event.event_specific_data
-            if urls and evaluation.blocking and not evaluation.passed:
-                run = context.instance.get_run_by_id(record.run_id)
-                alert = check_failure_alert(
-                    task=run.tags.get(TAG_TASK) if run else None,
-                    run_id=record.run_id,
-                    asset=evaluation.asset_key.to_user_string(),
-                    check=evaluation.check_name,
-                    step=event.step_key,
-                    metadata={key: value.value for key, value in evaluation.metadata.items()},
-                    ui_url=ui_url(),
-                )
-                undelivered.extend(send(alert, urls))
-            context.update_cursor(str(record.storage_id))
+        for record in failures:
+            if urls:
+                undelivered.extend(send(check_alert(context.instance, record), urls))
+            context.update_cursor(str(record.id))
         if undelivered:
             return dg.SkipReason(f"alerts not delivered to: {', '.join(sorted(set(undelivered)))}")
-        if not urls:
-            return dg.SkipReason(NO_TARGETS)
-        return None
+        return dg.SkipReason(NO_TARGETS) if not urls else None
 
     return alert_on_blocking_check_failure
+
+
+def check_alert(instance: dg.DagsterInstance, record) -> Alert:
+    """The alert of one failed check execution record."""
+    event = record.event.dagster_event
+    evaluation = event.event_specific_data
+    run = instance.get_run_by_id(record.run_id)
+    return check_failure_alert(
+        task=run.tags.get(TAG_TASK) if run else None,
+        run_id=record.run_id,
+        asset=evaluation.asset_key.to_user_string(),
+        check=evaluation.check_name,
+        step=event.step_key,
+        metadata={key: value.value for key, value in evaluation.metadata.items()},
+        ui_url=ui_url(),
+    )
 
 
 def build_alert_definitions() -> dg.Definitions:
