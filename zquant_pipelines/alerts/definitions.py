@@ -13,8 +13,15 @@ Freshness deadline alerts belong here too, as a third sensor next to these two.
 
 import dagster as dg
 
-# Private module, but it is where Dagster names the status of a check's execution record.
+# Private modules, but they are where Dagster names the status of a check's execution record
+# and the tags it reads (WILL_RETRY_TAG: a failed run its run retries start again).
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+    WILL_RETRY_TAG,
+)
 
 from zquant_pipelines.alerts.messages import Alert, check_failure_alert, run_failure_alert
 from zquant_pipelines.alerts.notify import alert_urls, deliver, send, ui_url
@@ -26,12 +33,19 @@ CHECK_FAILURE_SENSOR = "alert_on_blocking_check_failure"
 CHECK_EXECUTIONS_PER_TICK = 100
 FAILED = AssetCheckExecutionRecordStatus.FAILED
 NO_TARGETS = "no alert targets: ZQUANT_ALERT_URLS is empty"
-# Dagster's tag on a failed run its run retries will start again (not its last attempt).
-WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if alert_urls() else dg.DefaultSensorStatus.STOPPED
+
+
+def run_partitions(run: dg.DagsterRun | None) -> str | None:
+    """The partition or partition range a run wrote, as its tags name it."""
+    tags = run.tags if run else {}
+    if partition := tags.get(PARTITION_NAME_TAG):
+        return partition
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{start}...{end}" if start and end else None
 
 
 def innermost_error_text(error) -> str | None:
@@ -78,6 +92,7 @@ def run_failure_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefinit
                 failed_step=failed_step,
                 error=error_text,
                 ui_url=ui_url(),
+                partitions=run_partitions(run),
             ),
             urls,
         )
@@ -148,6 +163,7 @@ def check_alert(instance: dg.DagsterInstance, record) -> Alert:
         step=event.step_key,
         metadata={key: value.value for key, value in evaluation.metadata.items()},
         ui_url=ui_url(),
+        partitions=run_partitions(run),
     )
 
 

@@ -48,13 +48,14 @@ def run_failure_alert(
     failed_step: str | None,
     error: str | None,
     ui_url: str,
+    partitions: str | None = None,
 ) -> Alert:
-    task = task or NO_TASK
     return _alert(
-        f"zquant: task {task} failed",
+        f"zquant: task {task} failed" if task else f"zquant: job {job} failed",
         [
-            f"Task: {task}",
+            f"Task: {task or NO_TASK}",
             f"Run: {run_id} (job {job})",
+            *([f"Partitions: {partitions}"] if partitions else []),
             f"Failed step: {failed_step or '(none: the run failed outside its steps)'}",
             f"Error: {first_line(error)}",
             f"Link: {run_link(ui_url, run_id)}",
@@ -71,14 +72,15 @@ def check_failure_alert(
     step: str | None,
     metadata: Mapping[str, object],
     ui_url: str,
+    partitions: str | None = None,
 ) -> Alert:
-    task = task or NO_TASK
     details = [f"  {key}: {_shown(value)}" for key, value in metadata.items()]
     return _alert(
         f"zquant: blocking check {asset} {check} failed",
         [
-            f"Task: {task}",
+            f"Task: {task or NO_TASK}",
             f"Run: {run_id}",
+            *([f"Partitions: {partitions}"] if partitions else []),
             f"Failed step: {step or '(unknown)'}",
             f"Error: blocking check {check} of {asset} failed",
             f"Link: {run_link(ui_url, run_id)}",

@@ -133,6 +133,7 @@ def test_a_failed_blocking_check_is_announced_once(
         assert len(texts) == len(failed_blocking)
         (daily,) = [text for text in texts if "blocking check daily row_count_vs_listed" in text]
         assert f"Run: {result.run_id}" in daily
+        assert f"Partitions: {OPEN_DAY}" in daily
         assert "Error: blocking check row_count_vs_listed of daily failed" in daily
         assert f'"{OPEN_DAY}": {{"listed": ' in daily
         assert f"Link: {UI_URL}/runs/{result.run_id}" in daily

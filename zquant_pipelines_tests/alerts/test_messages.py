@@ -33,8 +33,25 @@ def test_check_failure_alert_shows_its_metadata_redacted_and_cut():
         ui_url="http://127.0.0.1:3000",
     )
     assert "Task: (no task)" in alert.body
+    assert "Partitions" not in alert.body
     assert '"2026-11-27": {"listed": 10, "rows": 90}' in alert.body
     assert "x" * 300 + "..." in alert.body and "x" * 301 not in alert.body
+
+
+def test_a_run_without_a_task_is_named_by_its_job_and_partitions():
+    alert = run_failure_alert(
+        task=None,
+        run_id="r2",
+        job="market_data_job",
+        failed_step=None,
+        error=None,
+        ui_url="http://127.0.0.1:3000",
+        partitions="2026-11-02...2026-11-27",
+    )
+    assert alert.title == "zquant: job market_data_job failed"
+    assert "Partitions: 2026-11-02...2026-11-27" in alert.body
+    assert "Failed step: (none: the run failed outside its steps)" in alert.body
+    assert "Error: (no error message)" in alert.body
 
 
 def test_first_line_skips_blank_lines_and_has_a_placeholder():
