@@ -5,6 +5,7 @@ a local HTTP receiver and a local SMTP server."""
 import dagster as dg
 import pytest
 import yaml
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from zquant_pipelines.alerts.definitions import (
     CHECK_FAILURE_SENSOR,
@@ -152,3 +153,41 @@ def test_the_sensors_start_stopped_without_targets_and_running_with_them(monkeyp
     for name in (RUN_FAILURE_SENSOR, CHECK_FAILURE_SENSOR):
         assert stopped.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
         assert running.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_only_the_last_attempt_of_a_retried_run_is_announced(receivers, tmp_path):
+    """With Dagster's run retries on, a failed run that will be retried is not announced;
+    its last attempt is."""
+    web, _ = receivers
+    catalog = parse_catalog(yaml.safe_load(catalog_text([DOOMED_TASK])))
+    resources = {
+        "market_source": SampleMarketSource(),
+        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
+    }
+    defs = dg.Definitions.merge(
+        build_task_definitions(catalog),
+        dg.Definitions(resources=resources),
+        build_alert_definitions(),
+    )
+    job = defs.resolve_job_def(job_name("doomed"))
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(
+        temp_dir=str(tmp_path / "dagster_home"), overrides={"run_retries": {"enabled": True}}
+    ) as instance:
+        cursor = tick(defs, RUN_FAILURE_SENSOR, instance, None)
+        first = job.execute_in_process(
+            instance=instance, raise_on_error=False, tags={"dagster/max_retries": "1"}
+        )
+        assert instance.get_run_by_id(first.run_id).tags[WILL_RETRY_TAG] == "true"
+        cursor = tick(defs, RUN_FAILURE_SENSOR, instance, cursor)
+        assert web.received == []
+
+        last = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={"dagster/max_retries": "0"},  # its retries used up
+        )
+        assert instance.get_run_by_id(last.run_id).tags[WILL_RETRY_TAG] == "false"
+        tick(defs, RUN_FAILURE_SENSOR, instance, cursor)
+    (text,) = web.texts()
+    assert f"Run: {last.run_id}" in text
