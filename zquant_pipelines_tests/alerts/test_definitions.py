@@ -21,6 +21,7 @@ from zquant_pipelines.tasks.builders import build_task_definitions, job_name
 from zquant_pipelines.tasks.catalog import parse_catalog
 from zquant_pipelines_tests.support.alert_receivers import alert_receivers
 from zquant_pipelines_tests.support.catalog_files import catalog_text
+from zquant_pipelines_tests.support.operations_environment import free_port
 
 UI_URL = "http://ui.example.com:3000"
 DOOMED_TASK = {
@@ -60,18 +61,23 @@ def tick(defs: dg.Definitions, sensor_name: str, instance, cursor: str | None) -
     return data.cursor
 
 
-def test_a_failed_task_run_is_announced_once_to_every_target(receivers, instance, tmp_path):
-    web, mail = receivers
+def doomed_task_definitions(tmp_path) -> dg.Definitions:
+    """The alert sensors with a task whose every run fails (ZQUANT_ALERT_URLS read now)."""
     catalog = parse_catalog(yaml.safe_load(catalog_text([DOOMED_TASK])))
     resources = {
         "market_source": SampleMarketSource(),
         "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
     }
-    defs = dg.Definitions.merge(
+    return dg.Definitions.merge(
         build_task_definitions(catalog),
         dg.Definitions(resources=resources),
         build_alert_definitions(),
     )
+
+
+def test_a_failed_task_run_is_announced_once_to_every_target(receivers, instance, tmp_path):
+    web, mail = receivers
+    defs = doomed_task_definitions(tmp_path)
     cursor = tick(defs, RUN_FAILURE_SENSOR, instance, None)  # starts after what is stored
 
     result = defs.resolve_job_def(job_name("doomed")).execute_in_process(
@@ -159,16 +165,7 @@ def test_only_the_last_attempt_of_a_retried_run_is_announced(receivers, tmp_path
     """With Dagster's run retries on, a failed run that will be retried is not announced;
     its last attempt is."""
     web, _ = receivers
-    catalog = parse_catalog(yaml.safe_load(catalog_text([DOOMED_TASK])))
-    resources = {
-        "market_source": SampleMarketSource(),
-        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
-    }
-    defs = dg.Definitions.merge(
-        build_task_definitions(catalog),
-        dg.Definitions(resources=resources),
-        build_alert_definitions(),
-    )
+    defs = doomed_task_definitions(tmp_path)
     job = defs.resolve_job_def(job_name("doomed"))
     (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(
@@ -191,3 +188,23 @@ def test_only_the_last_attempt_of_a_retried_run_is_announced(receivers, tmp_path
         tick(defs, RUN_FAILURE_SENSOR, instance, cursor)
     (text,) = web.texts()
     assert f"Run: {last.run_id}" in text
+
+
+def test_a_dead_target_fails_the_tick_naming_it_without_its_password(
+    monkeypatch, instance, tmp_path
+):
+    dead = f"json://ops:hunter2@127.0.0.1:{free_port()}/"
+    monkeypatch.setenv(ENV_ALERT_URLS, dead)
+    defs = doomed_task_definitions(tmp_path)
+    cursor = tick(defs, RUN_FAILURE_SENSOR, instance, None)
+    defs.resolve_job_def(job_name("doomed")).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=defs.get_repository_def()
+    )
+    data = defs.resolve_sensor_def(RUN_FAILURE_SENSOR).evaluate_tick(context)
+    (reaction,) = data.dagster_run_reactions
+    error = reaction.error.to_string()
+    assert "alert not delivered to: #1 json://ops:***@127.0.0.1:" in error
+    assert "hunter2" not in error
