@@ -36,6 +36,8 @@ setup(
         "requests>=2.28,<3",
         # Run supervision: is a run worker alive, and the process trees of steps and scripts.
         "psutil>=5.9,<8",
+        # Alert delivery to Slack, DingTalk, WeCom, Feishu, e-mail, webhooks (ZQUANT_ALERT_URLS).
+        "apprise>=1.9,<2",
     ],
     extras_require={
         "dev": [
@@ -43,6 +45,8 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "ruff==0.8.6",
+            # The local SMTP server the alert tests send e-mail to.
+            "aiosmtpd>=1.4,<2",
         ],
     },
     entry_points={

@@ -31,6 +31,11 @@ ENV_EXECUTOR = "ZQUANT_EXECUTOR"
 # Celery broker and result backend (redis://... or amqp://...), read by runs and workers.
 ENV_CELERY_BROKER = "ZQUANT_CELERY_BROKER"
 ENV_CELERY_BACKEND = "ZQUANT_CELERY_BACKEND"
+# Alert targets in Apprise URL syntax, comma separated (unset: the alert sensors start stopped).
+ENV_ALERT_URLS = "ZQUANT_ALERT_URLS"
+# The UI's base URL, for the link to a run in an alert.
+ENV_UI_URL = "ZQUANT_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
 # Executors a task (tasks.yaml `executor:`) or ZQUANT_EXECUTOR may name (see executors.py).
 EXECUTOR_NAMES = ("in_process", "multiprocess", "celery")

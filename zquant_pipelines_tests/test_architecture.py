@@ -22,12 +22,13 @@ MAY_IMPORT = {
     "assets": {"constants", "dates", "executors", "history", "resources", "sync"},
     "tasks": {"assets", "constants", "dates", "executors", "process_tree", "resources", "sync"},
     "redaction": set(),
+    "alerts": {"constants", "redaction"},
     "instance_home": {"constants"},
     "operations": {"constants", "history", "instance_home", "redaction", "supervision", "tasks"},
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
-    "cli": {"constants", "dates", "demo", "executors", "history", "operations", "tasks"},
+    "cli": {"alerts", "constants", "dates", "demo", "executors", "history", "operations", "tasks"},
     "dev_server": set(),
-    "definitions": {"assets", "resources", "tasks"},
+    "definitions": {"alerts", "assets", "resources", "tasks"},
 }
 # Plain functions, tested with plain frames.
 NO_DAGSTER = ("sync", "factors")

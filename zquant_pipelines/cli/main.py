@@ -12,7 +12,7 @@ from zquant_pipelines import demo
 from zquant_pipelines.cli import render
 from zquant_pipelines.cli.arguments import parse_config_json, since_day, sync_daily_params
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.constants import ENV_DAGSTER_HOME
+from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.executors import celery_worker_app, worker_argv
 from zquant_pipelines.operations import (
@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
             print(f"zquant demo: {problem}", file=sys.stderr)
             return EXIT_USAGE
         return demo.main(args.days)
+    if args.command == "alerts":
+        return alerts_test_command()
     if args.command == "worker":
         try:
             argv = worker_argv(args.name, args.concurrency, args.loglevel)
@@ -232,6 +234,23 @@ def sync_daily_command(ops: Operations, args) -> int:
             f" see `zquant history --run {outcome.run_id}`",
             file=sys.stderr,
         )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def alerts_test_command() -> int:
+    # Apprise and its plugins load only for this command: the other commands start faster.
+    from zquant_pipelines.alerts.messages import test_alert
+    from zquant_pipelines.alerts.notify import alert_urls, send, ui_url
+
+    urls = alert_urls()
+    if not urls:
+        print(f"zquant alerts test: {ENV_ALERT_URLS} names no target", file=sys.stderr)
+        return EXIT_USAGE
+    failed = send(test_alert(ui_url()), urls)
+    print(f"test notification delivered to {len(urls) - len(failed)} of {len(urls)} targets")
+    if failed:
+        print(f"zquant alerts test: not delivered to: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {demo.DEFAULT_TRADING_DAYS})",
     )
 
+    alerts = commands.add_parser(
+        "alerts", help="the notification targets of ZQUANT_ALERT_URLS (Apprise URLs)"
+    )
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alert_commands.add_parser(
+        "test", help="send a test notification from this machine to every target"
+    )
+
     worker = commands.add_parser(
         "worker",
         help="serve steps of celery-executor runs (broker: $ZQUANT_CELERY_BROKER)",

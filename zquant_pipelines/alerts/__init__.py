@@ -1,0 +1,1 @@
+"""Alerts: notifications of failed task runs and failed blocking checks, sent through Apprise."""

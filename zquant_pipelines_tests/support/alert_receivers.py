@@ -1,0 +1,80 @@
+"""Local receivers of real alerts: an HTTP server taking Apprise's JSON webhook posts and an
+SMTP server (aiosmtpd) taking its e-mail, each keeping what it received."""
+
+import contextlib
+import email
+import email.policy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+from zquant_pipelines_tests.support.operations_environment import free_port
+
+
+class JsonReceiver:
+    """Apprise's ``json://`` target: each post's JSON document (title, message, ...)."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/"
+
+    def texts(self) -> list[str]:
+        return [f"{post['title']}\n{post['message']}" for post in self.received]
+
+
+class SmtpReceiver:
+    """Apprise's ``mailto://`` target over plain SMTP: each e-mail's subject and text."""
+
+    def __init__(self):
+        self.received: list[email.message.EmailMessage] = []
+        receiver = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                receiver.received.append(
+                    email.message_from_bytes(envelope.content, policy=email.policy.default)
+                )
+                return "250 OK"
+
+        port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        # mailto (not mailtos) with mode=insecure: plain SMTP, no TLS, no login.
+        self.url = (
+            f"mailto://127.0.0.1:{port}?from=zquant@example.com&to=ops@example.com&mode=insecure"
+        )
+
+    def texts(self) -> list[str]:
+        return [
+            f"{message['subject']}\n{message.get_body(preferencelist=('plain',)).get_content()}"
+            for message in self.received
+        ]
+
+
+@contextlib.contextmanager
+def alert_receivers():
+    """A running JsonReceiver and SmtpReceiver, stopped on exit."""
+    web, mail = JsonReceiver(), SmtpReceiver()
+    thread = threading.Thread(target=web.server.serve_forever, daemon=True)
+    thread.start()
+    mail.controller.start()
+    try:
+        yield web, mail
+    finally:
+        mail.controller.stop()
+        web.server.shutdown()
+        web.server.server_close()
