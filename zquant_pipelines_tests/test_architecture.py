@@ -26,7 +26,7 @@ MAY_IMPORT = {
     "operations": {"constants", "history", "instance_home", "redaction", "supervision", "tasks"},
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
     "cli": {"constants", "dates", "demo", "executors", "history", "operations", "tasks"},
-    "dev_server": set(),
+    "dev_server": {"constants", "instance_home"},
     "definitions": {"assets", "resources", "tasks"},
 }
 # Plain functions, tested with plain frames.
