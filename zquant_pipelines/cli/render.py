@@ -27,7 +27,7 @@ def when(moment: dt.datetime | None, missing: str = "-") -> str:
 
 
 def count(number: int, noun: str) -> str:
-    """ "1 run", "2 runs"."""
+    """A number with its noun in the right number: 1 run, 2 runs."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
