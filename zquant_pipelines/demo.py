@@ -9,7 +9,9 @@ summary.
 """
 
 import datetime as dt
+import json
 import os
+import shlex
 import sys
 
 import dagster as dg
@@ -102,6 +104,24 @@ def run_to_success(
     return run_id
 
 
+def backfill_command(before: dt.date) -> str | None:
+    """The command that backfills every partition before ``before`` in one queued run, or
+    None if there is none. One ranged run, as the assets' single-run backfill policy wants:
+    `dagster job backfill` would queue a run per day, some 1,700 since 2020."""
+    keys = trading_day_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(
+            trading_day_partitions.get_first_partition_key(), f"{before:{PARTITION_DATE_FORMAT}}"
+        )
+    )
+    if len(keys) < 2:
+        return None
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-2]}
+    return (
+        f"dagster job launch -w workspace.yaml -j {MARKET_DATA_JOB_NAME}"
+        f" --tags {shlex.quote(json.dumps(tags))}"
+    )
+
+
 def summarize(warehouse, days: list[dt.date], run_ids: list[str]) -> dict:
     window = {"start": days[0], "end": days[-1]}
     rows = {}
@@ -124,6 +144,7 @@ def summarize(warehouse, days: list[dt.date], run_ids: list[str]) -> dict:
         "warehouse": sa.make_url(str(warehouse.url)).render_as_string(hide_password=True),
         "run_ids": run_ids,
         "factor_sample": sample,
+        "backfill": backfill_command(days[0]),
     }
 
 
@@ -142,6 +163,13 @@ def print_summary(summary: dict, dagster_home: str) -> None:
     print(f"\nFactors on {summary['last_day']} (first 5 stocks):")
     print(summary["factor_sample"].to_string(index=False))
     print("\nOpen the UI with `make dev`, then http://127.0.0.1:3000")
+    if summary["backfill"]:
+        # Otherwise the asset pages show every older partition as missing, as if broken.
+        print(
+            f"The days before {summary['first_day']} are not synced: their partitions show as"
+            " missing. To backfill them, with `make dev` running (its daemon runs the backfill):"
+        )
+        print(f"  {summary['backfill']}")
 
 
 def main(trading_days: int = DEFAULT_TRADING_DAYS) -> int:

@@ -17,19 +17,32 @@ with neither Origin nor Referer (curl, `zquant --url`, DagsterGraphQLClient) pas
 own requests carry its own Origin.
 
     python -m zquant_pipelines.dev_server [dagster dev options]   # what `make dev` runs
+
+Two of `dagster dev`'s start-up warnings are wrong for `make dev` and are not shown: that the
+repo's dagster.yaml "will not be used" (instance_home copied it to DAGSTER_HOME: dropped only
+while that copy is current), and that `dev_command` is superseded by `dg dev` (dg is not
+installed; this module runs Dagster's dev command on purpose).
 """
 
 import ipaddress
+import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import dagster as dg
 import dagster._cli.dev as dagster_dev_cli
 import dagster_webserver.cli as webserver_cli
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocketClose
+
+from zquant_pipelines.constants import ENV_DAGSTER_HOME
+from zquant_pipelines.instance_home import is_prepared
 
 WEBSERVER_COMMAND = "webserver"
 # How `dagster dev` starts its two processes (dagster/_cli/dev.py); anything else means
@@ -40,6 +53,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # A websocket closed before it is accepted is answered HTTP 403 by uvicorn.
 POLICY_VIOLATION = 1008
+# dagster/_cli/dev.py warns so when the current folder holds a dagster.yaml other than
+# DAGSTER_HOME's: ours is the template instance_home copies there.
+INSTANCE_TEMPLATE_WARNING = "Found a dagster instance configuration value"
 
 
 def is_mutation(document: str | None) -> bool:
@@ -120,6 +136,22 @@ def guarded_webserver_argv(argv: Sequence[str]) -> list[str]:
     raise RuntimeError(f"dagster dev started an unknown process {argv[:3]}: update {__spec__.name}")
 
 
+class CopiedInstanceTemplateFilter(logging.Filter):
+    """Drops dagster dev's warning that the current folder's dagster.yaml goes unused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(INSTANCE_TEMPLATE_WARNING)
+
+
+def quiet_wrong_warnings() -> None:
+    home = os.environ.get(ENV_DAGSTER_HOME)
+    if home and is_prepared(Path(home)):
+        logging.getLogger("dagster").addFilter(CopiedInstanceTemplateFilter())
+    warnings.filterwarnings(
+        "ignore", message="Function `dev_command` is superseded", category=dg.SupersessionWarning
+    )
+
+
 def run_dev(options: Sequence[str]) -> None:
     start_process = dagster_dev_cli.open_ipc_subprocess
 
@@ -129,6 +161,7 @@ def run_dev(options: Sequence[str]) -> None:
     # dagster dev's own code, with the webserver swapped: its options, code servers (reload),
     # daemon and shutdown stay Dagster's.
     dagster_dev_cli.open_ipc_subprocess = start_guarded
+    quiet_wrong_warnings()
     dagster_dev_cli.dev_command.main(list(options), prog_name="make dev")
 
 

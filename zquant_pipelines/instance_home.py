@@ -21,13 +21,21 @@ def instance_config(template: Path = REPO_ROOT / "dagster.yaml") -> dict:
     return config
 
 
+def instance_text() -> str:
+    return yaml.safe_dump(instance_config(), sort_keys=False)
+
+
+def is_prepared(home: Path) -> bool:
+    """Whether ``home`` holds the dagster.yaml prepare_home writes today."""
+    target = home / "dagster.yaml"
+    return target.exists() and target.read_text() == instance_text()
+
+
 def prepare_home(home: Path | None = None) -> Path:
     home = Path(home or os.environ.get(ENV_DAGSTER_HOME) or DEFAULT_HOME)
     home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    text = yaml.safe_dump(instance_config(), sort_keys=False)
-    if not target.exists() or target.read_text() != text:
-        target.write_text(text)
+    if not is_prepared(home):
+        (home / "dagster.yaml").write_text(instance_text())
     return home
 
 

@@ -27,7 +27,7 @@ MAY_IMPORT = {
     "operations": {"constants", "history", "instance_home", "redaction", "supervision", "tasks"},
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
     "cli": {"alerts", "constants", "dates", "demo", "executors", "history", "operations", "tasks"},
-    "dev_server": set(),
+    "dev_server": {"constants", "instance_home"},
     "definitions": {"alerts", "assets", "resources", "tasks"},
 }
 # Plain functions, tested with plain frames.

@@ -57,14 +57,19 @@ def make_dev_argv(port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory):
+def make_dev_root(tmp_path_factory) -> Path:
+    """make dev's DAGSTER_HOME, tasks.yaml, data and its log (dagster_dev.log)."""
+    return tmp_path_factory.mktemp("dagster_dev")
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(make_dev_root):
     # The market behind the gateway: the runs `make dev`'s daemon starts read it.
     with TushareWireServer(SampleMarketSource(), token=TUSHARE_TOKEN) as gateway:
-        yield from serve_make_dev(tmp_path_factory, gateway_url(gateway.url))
+        yield from serve_make_dev(make_dev_root, gateway_url(gateway.url))
 
 
-def serve_make_dev(tmp_path_factory, tushare_api_url: str):
-    root = tmp_path_factory.mktemp("dagster_dev")
+def serve_make_dev(root: Path, tushare_api_url: str):
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(TEST_CATALOG)
     env = {
@@ -109,6 +114,18 @@ def serve_make_dev(tmp_path_factory, tushare_api_url: str):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+def test_make_dev_starts_without_false_warnings_or_the_community_dialog(dagster_dev, make_dev_root):
+    log = (make_dev_root / "dagster_dev.log").read_text()
+    # dagster dev's warning that the repo's dagster.yaml goes unused: instance_home copied it.
+    assert "dagster instance configuration" not in log, log[-3000:]
+    # Its advice to use `dg dev`, which is not installed.
+    assert "superseded" not in log, log[-3000:]
+    answer = requests.post(
+        f"{dagster_dev}/graphql", json={"query": "{ shouldShowNux }"}, timeout=30
+    )
+    assert answer.json() == {"data": {"shouldShowNux": False}}
 
 
 def zquant(url, capsys, *argv) -> dict:

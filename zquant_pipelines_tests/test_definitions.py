@@ -1,4 +1,5 @@
-"""The whole code location loads from workspace.yaml as the webserver loads it."""
+"""The whole code location loads from workspace.yaml as the webserver loads it, and from the
+repo root with no -m/-w (pyproject.toml's [tool.dagster]) as a new user's `dagster` loads it."""
 
 import os
 import subprocess
@@ -6,8 +7,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from dagster._cli.workspace.cli_target import _get_workspace_load_target_from_cli_opts
 from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._core.workspace.load_target import PyProjectFileTarget, WorkspaceFileTarget
+from dagster_shared.cli import WorkspaceOpts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCATION_NAME = "zquant_pipelines"
@@ -50,3 +53,51 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Validation successful" in completed.stdout + completed.stderr
+
+
+def test_dagster_with_no_target_loads_the_location_pyproject_names(monkeypatch):
+    """Dagster's own choice for a bare `dagster dev` / `dagster job list` in the repo root: the
+    [tool.dagster] block, naming the module and location workspace.yaml names."""
+    monkeypatch.chdir(REPO_ROOT)
+    target = _get_workspace_load_target_from_cli_opts(WorkspaceOpts())
+    assert isinstance(target, PyProjectFileTarget)
+    [origin] = target.create_origins()
+    [from_workspace] = WorkspaceFileTarget(paths=["workspace.yaml"]).create_origins()
+    assert origin.location_name == from_workspace.location_name == LOCATION_NAME
+    assert origin.loadable_target_origin.module_name == "zquant_pipelines.definitions"
+    assert origin.loadable_target_origin.module_name == (
+        from_workspace.loadable_target_origin.module_name
+    )
+
+
+def test_dagster_job_list_from_the_repo_root_needs_no_options(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "job", "list"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "market_data_job" in completed.stdout.split()
+
+
+def test_pyproject_leaves_the_package_to_setup_py(tmp_path):
+    """pyproject.toml has no [build-system]: pip builds with setup.py, which ships the code
+    location and its console script, and not the tests."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", ".", "--no-deps"]
+        + ["--quiet", "--target", str(tmp_path / "site")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    site = tmp_path / "site"
+    assert (site / "zquant_pipelines" / "definitions.py").exists()
+    assert (site / "bin" / "zquant").exists()
+    assert not (site / "zquant_pipelines_tests").exists()

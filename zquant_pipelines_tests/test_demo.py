@@ -4,13 +4,23 @@ code location (listed under the job in the UI, re-executable); safe to repeat; f
 equal the independent computation."""
 
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG as RANGE_END,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_START_TAG as RANGE_START,
+)
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
+from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import (
     ENV_DAGSTER_URL,
@@ -23,6 +33,7 @@ from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 TRADING_DAYS = 20
 ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
 # Two runs, each a fresh run worker process, on a busy two-core machine.
@@ -69,6 +80,30 @@ def summary_rows(stdout: str) -> dict[str, int]:
     return rows
 
 
+def backfill_queued(environ: dict, stdout: str, ranged_run: dg.DagsterRun) -> None:
+    """The backfill command the summary prints, run as printed, queues one run of
+    market_data_job over every partition from the first to the day before the demo's."""
+    [command] = [line.strip() for line in stdout.splitlines() if "dagster job launch" in line]
+    argv = [os.path.join(os.path.dirname(sys.executable), "dagster"), *shlex.split(command)[1:]]
+    completed = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(environ["DAGSTER_HOME"])) as instance:
+        [queued] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    first_demo_day = ranged_run.tags[RANGE_START]
+    wanted = trading_day_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(trading_day_partitions.get_first_partition_key(), first_demo_day)
+    )[:-1]
+    assert queued.job_name == MARKET_DATA_JOB_NAME
+    assert (queued.tags[RANGE_START], queued.tags[RANGE_END]) == (wanted[0], wanted[-1])
+
+
 @pytest.mark.slow
 def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
     first = zquant_demo(demo_env)
@@ -103,6 +138,7 @@ def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
     second = zquant_demo(demo_env)
     assert "none: every day was already done" in second
     assert summary_rows(second) == rows
+    backfill_queued(demo_env, second, ranged[0])
 
     warehouse = Warehouse(url=demo_env[ENV_WAREHOUSE_URL])
     window = {"start": first.split("trading days ")[1].split(" .. ")[0]}

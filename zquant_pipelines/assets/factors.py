@@ -8,7 +8,11 @@ first. The formulas are in ``zquant_pipelines.factors`` (see docs/factors.md).
 import dagster as dg
 
 from zquant_pipelines.assets import checks
-from zquant_pipelines.assets.partitions import partition_dates, trading_day_partitions
+from zquant_pipelines.assets.partitions import (
+    MISSING_HISTORY_NOTE,
+    partition_dates,
+    trading_day_partitions,
+)
 from zquant_pipelines.constants import TRADING_DAY_APIS
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.factors import compute_and_store_factors
@@ -18,7 +22,8 @@ from zquant_pipelines.sync.factors import compute_and_store_factors
     group_name="factors",
     kinds={"sql", "pandas"},
     description="Daily factors per stock: turnover moving averages, activity counts,"
-    " momentum and volatility on hfq prices. Formulas and units: docs/factors.md.",
+    " momentum and volatility on hfq prices. Formulas and units: docs/factors.md."
+    + MISSING_HISTORY_NOTE,
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=list(TRADING_DAY_APIS),

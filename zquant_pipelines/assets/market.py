@@ -10,6 +10,7 @@ import dagster as dg
 
 from zquant_pipelines.assets import checks
 from zquant_pipelines.assets.partitions import (
+    MISSING_HISTORY_NOTE,
     partition_date,
     partition_dates,
     partitions_start,
@@ -74,7 +75,7 @@ def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
         name=api_name,
         group_name=MARKET_GROUP,
         kinds={"sql"},
-        description=TRADING_DAY_DESCRIPTIONS[api_name],
+        description=TRADING_DAY_DESCRIPTIONS[api_name] + MISSING_HISTORY_NOTE,
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[trade_cal, stock_basic],

@@ -17,6 +17,14 @@ from zquant_pipelines.constants import (
 )
 
 PARTITION_DATE_FORMAT = "%Y-%m-%d"
+# The end of each partitioned asset's description: its page shows most partitions missing.
+MISSING_HISTORY_NOTE = (
+    " Partitions reach back to ZQUANT_PARTITIONS_START, but a day is materialized only once"
+    " something syncs it: `make run` the last 20 trading days, the after-close schedule each"
+    " new day (and the weekdays of the last 10 it missed). Older days stay missing until a"
+    " backfill: Materialize over a partition range in the UI, or the one `dagster job launch`"
+    " command (a single ranged run) `make run` prints at its end."
+)
 
 
 def partitions_start() -> str:

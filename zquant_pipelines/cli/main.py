@@ -85,7 +85,7 @@ def validate_catalog(args) -> int:
     if args.json:
         render.emit({"file": str(path), "valid": True, "tasks": len(catalog.tasks), "problems": []})
     else:
-        render.print_validation(path, len(catalog.tasks))
+        render.print_validation(path, len(catalog.tasks), args.url)
     return EXIT_OK
 
 
@@ -146,6 +146,7 @@ def trigger_state_command(ops: Operations, args) -> int:
 def pause_command(ops: Operations, args) -> int:
     catalog = ops.catalog()
     find_task(catalog, args.name)
+    was_paused = args.name in ops.paused_tasks()
     if args.command == "pause":
         ops.pause(args.name)
     else:
@@ -154,7 +155,7 @@ def pause_command(ops: Operations, args) -> int:
     if args.json:
         render.emit({"task": args.name, "paused": paused})
     else:
-        render.print_paused(args.name, paused)
+        render.print_paused(args.name, paused, was_paused)
     return EXIT_OK if paused == (args.command == "pause") else EXIT_FAILED
 
 

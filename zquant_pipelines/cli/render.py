@@ -20,9 +20,15 @@ def emit(document) -> None:
 
 
 def when(moment: dt.datetime | None, missing: str = "-") -> str:
+    """The moment on the exchanges' clock, with its UTC offset: "2026-01-05 15:30:00+08:00"."""
     if moment is None:
         return missing
-    return moment.astimezone(MARKET_ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(MARKET_ZONE).isoformat(sep=" ", timespec="seconds")
+
+
+def count(number: int, noun: str) -> str:
+    """A number with its noun in the right number: 1 run, 2 runs."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def seconds(value: float | None) -> str:
@@ -141,8 +147,13 @@ def print_run_detail(detail) -> None:
 # --- each command's report -----------------------------------------------------------------
 
 
-def print_validation(path, task_count: int) -> None:
-    print(f"{path}: {task_count} tasks OK")
+def print_validation(path, task_count: int, url: str | None) -> None:
+    print(f"{path}: {count(task_count, 'task')} OK")
+    if url:  # validate reads no server: say so to whoever expected the server's catalog
+        print(
+            f"(zquant tasks validate validates the local file {path}; the server's catalog"
+            f" is checked with `zquant --url {url} reload`)"
+        )
 
 
 def print_task_rows(rows) -> None:
@@ -193,19 +204,21 @@ def print_trigger_state(task: str, state) -> None:
     print(f"Task {task}: {state.instigator_name} is {word}.")
 
 
-def print_paused(task: str, paused: bool) -> None:
-    if paused:
+def print_paused(task: str, paused: bool, was_paused: bool) -> None:
+    if not paused and was_paused:
+        print(f"Task {task} was paused: its held runs are released.")
+    elif not paused:
+        print(f"Task {task} was not paused: queued runs start as the daemon takes them.")
+    else:
         print(
             f"Task {task} is paused: its runs wait in the queue ({PAUSED_SLOTS} slots)"
             f" until `zquant resume {task}`."
         )
-    else:
-        print(f"Task {task} is not paused: queued runs start as the daemon takes them.")
 
 
 def print_history_page(task: str, page, limit: int) -> None:
     print(
-        f"Task {task}: {page.total} runs"
+        f"Task {task}: {count(page.total, 'run')}"
         + (f" ({', '.join(page.statuses)})" if page.statuses else "")
     )
     print_runs(page.runs)

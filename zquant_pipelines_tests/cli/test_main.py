@@ -27,6 +27,7 @@ from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks import control
 from zquant_pipelines.tasks.builders import pool_name
+from zquant_pipelines_tests.support.catalog_files import catalog_text
 from zquant_pipelines_tests.support.operations_environment import (
     TASK_NAMES,
     OperationsEnvironment,
@@ -477,3 +478,58 @@ def test_console_script_trigger_queues_a_run_of_the_code_location(world):
     assert origin is not None and origin.job_name == "queued_job"
     assert origin.repository_origin.repository_name == REPOSITORY_NAME
     assert origin.repository_origin.code_location_origin.location_name == location_name()
+
+
+# --- wording -----------------------------------------------------------------------------
+
+
+def test_printed_times_carry_their_utc_offset(world, capsys):
+    code, out, _ = zquant(world, capsys, "history", "--run", world.by_hand_runs[0])
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.splitlines()[:8] if " " in line)
+    created = dt.datetime.fromisoformat(fields["created"].strip())
+    assert created.utcoffset() == dt.timedelta(hours=8), fields["created"]
+
+
+def test_counts_of_one_are_singular(world, capsys, tmp_path):
+    code, out, _ = zquant(world, capsys, "history", "by_hand", "--status", "failed")
+    assert code == 0
+    assert out.splitlines()[0].startswith("Task by_hand: 1 run "), out
+    code, out, _ = zquant(world, capsys, "history", "by_hand")
+    assert out.splitlines()[0].startswith("Task by_hand: 3 runs"), out
+
+    one_task = tmp_path / "one.yaml"
+    one_task.write_text(
+        catalog_text(
+            [
+                {
+                    "name": "only",
+                    "task_type": "manual_task",
+                    "config": {"task_action": "example_task"},
+                }
+            ]
+        )
+    )
+    code, out, _ = zquant(world, capsys, "tasks", "validate", str(one_task))
+    assert (code, out.strip()) == (0, f"{one_task}: 1 task OK")
+
+
+def test_resume_says_whether_the_task_was_paused(world, capsys):
+    zquant(world, capsys, "pause", "held")
+    code, out, _ = zquant(world, capsys, "resume", "held")
+    assert (code, out.strip()) == (0, "Task held was paused: its held runs are released.")
+    code, out, _ = zquant(world, capsys, "resume", "held")
+    assert code == 0
+    assert out.startswith("Task held was not paused"), out
+
+
+def test_validate_with_a_url_says_it_validates_the_local_file(world, capsys):
+    url = "http://127.0.0.1:3999"
+    code, out, _ = zquant(
+        world, capsys, "--url", url, "tasks", "validate", str(world.env.tasks_file)
+    )
+    assert code == 0
+    assert f"validates the local file {world.env.tasks_file}" in out
+    assert f"`zquant --url {url} reload`" in out
+    code, out, _ = zquant(world, capsys, "tasks", "validate", str(world.env.tasks_file))
+    assert "local file" not in out
