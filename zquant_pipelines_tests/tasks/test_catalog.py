@@ -116,7 +116,7 @@ def test_shipped_repair_task_names_its_stocks_as_ts_codes(shipped):
     params = shipped.tasks["repair_daily_bars"].params
 
     assert isinstance(params, SyncDailyDataParams)
-    assert params.codelist == ["600000.SH", "000001.SZ", "300750.SZ", "688981.SH", "430047.BJ"]
+    assert params.codelist == ["600082.SH", "000047.SZ", "300012.SZ", "688014.SH", "830270.BJ"]
     assert (params.start_date, params.end_date) == (dt.date(2024, 1, 2), dt.date(2024, 3, 29))
 
 
