@@ -13,7 +13,6 @@ import dagster as dg
 import psutil
 import pytest
 
-from zquant_pipelines.constants import ENV_SCRIPTS_DIR
 from zquant_pipelines.operations.local import OwnRunDequeuer
 from zquant_pipelines_tests.support.operations_environment import (
     operations_environment,
@@ -49,13 +48,8 @@ END_SECONDS = 120
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("terminate")
-    scripts = root / "scripts"
-    scripts.mkdir()
-    (scripts / "sleeper.py").write_text(SLEEPER)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(ENV_SCRIPTS_DIR, str(scripts))
-        with operations_environment(root, CATALOG) as environment:
-            yield environment
+    with operations_environment(root, CATALOG, {"sleeper.py": SLEEPER}) as environment:
+        yield environment
 
 
 def alive(pid: int) -> bool:

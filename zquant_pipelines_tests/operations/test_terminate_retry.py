@@ -16,7 +16,7 @@ import pytest
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 
 from zquant_pipelines import cli
-from zquant_pipelines.constants import ENV_SCRIPTS_DIR, TAG_TASK
+from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.operations.base import OperationFailed, op_configs, run_config
 from zquant_pipelines_tests.support.operations_environment import (
     operations_environment,
@@ -65,13 +65,9 @@ sys.exit(0 if Path("fixed").exists() else 1)
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("rerun")
-    scripts = root / "scripts"
-    scripts.mkdir()
-    (scripts / "fails_until_fixed.py").write_text(FAILS_UNTIL_FIXED)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(ENV_SCRIPTS_DIR, str(scripts))
-        with operations_environment(root, CATALOG) as environment:
-            yield environment
+    scripts = {"fails_until_fixed.py": FAILS_UNTIL_FIXED}
+    with operations_environment(root, CATALOG, scripts) as environment:
+        yield environment
 
 
 @pytest.fixture(scope="module")

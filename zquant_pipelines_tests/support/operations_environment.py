@@ -9,6 +9,7 @@ import socket
 import textwrap
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,7 @@ from zquant_pipelines.constants import (
     ENV_DAGSTER_URL,
     ENV_DATA_DIR,
     ENV_PG_URL,
+    ENV_SCRIPTS_DIR,
     ENV_TASKS_FILE,
     ENV_WAREHOUSE_URL,
 )
@@ -96,13 +98,22 @@ class OperationsEnvironment:
 
 
 @contextlib.contextmanager
-def operations_environment(root: Path, catalog: str = TEST_CATALOG):
+def operations_environment(
+    root: Path, catalog: str = TEST_CATALOG, scripts: Mapping[str, str] | None = None
+):
     """The environment variables set for the duration, the instance and the workspace open
-    (the code location serves ``catalog``)."""
+    (the code location serves ``catalog``; ``scripts``, name -> text, are run_script's
+    folder when given)."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog)
     warehouse_url = f"sqlite:///{root / 'warehouse.db'}"
     with pytest.MonkeyPatch.context() as patch:
+        if scripts is not None:
+            folder = root / "scripts"
+            folder.mkdir()
+            for name, text in scripts.items():
+                (folder / name).write_text(text)
+            patch.setenv(ENV_SCRIPTS_DIR, str(folder))
         for name in (ENV_PG_URL, ENV_DAGSTER_URL, "TUSHARE_TOKEN"):
             patch.delenv(name, raising=False)
         home = prepare_home(root / "home")
