@@ -199,6 +199,13 @@ def remove_task(
     return _edit(path, change, (name,), expected_sha256, dry_run)
 
 
+def entries_yaml(specs: Sequence[Mapping]) -> str:
+    """Task specs as the entries of tasks.yaml's list would be written."""
+    buffer = io.StringIO()
+    _round_trip().dump(_commented({"tasks": list(specs)}), buffer)
+    return buffer.getvalue()
+
+
 # --- the edit ------------------------------------------------------------------------------
 
 
