@@ -38,3 +38,30 @@ def drop_pg_database(admin_url: str, url: str) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+MARIADB_ADMIN_URL = os.environ.get(
+    "ZQUANT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+)
+
+
+def create_mariadb_database(admin_url: str, prefix: str) -> str:
+    """Create a uniquely named MariaDB/MySQL database (utf8mb4) and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    return (
+        sa.make_url(admin_url)
+        .set(database=name, query={"charset": "utf8mb4"})
+        .render_as_string(hide_password=False)
+    )
+
+
+def drop_mariadb_database(admin_url: str, url: str) -> None:
+    name = sa.make_url(url).database
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    engine.dispose()
