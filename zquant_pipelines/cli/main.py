@@ -17,13 +17,7 @@ from zquant_pipelines.cli.arguments import (
     sync_daily_params,
 )
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.constants import (
-    DEFAULT_UI_URL,
-    ENV_ALERT_URLS,
-    ENV_DAGSTER_HOME,
-    ENV_DAGSTER_URL,
-    ENV_UI_URL,
-)
+from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.executors import celery_worker_app, worker_argv
 from zquant_pipelines.operations import (
@@ -32,9 +26,9 @@ from zquant_pipelines.operations import (
     UsageProblem,
     dagster_home_problem,
     open_operations,
+    reload_where_served,
 )
 from zquant_pipelines.operations.base import find_task
-from zquant_pipelines.operations.graphql_client import webserver_answers
 from zquant_pipelines.operations.status import sort_rows
 from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
 from zquant_pipelines.tasks.definitions import tasks_file
@@ -139,26 +133,11 @@ def edit_catalog(args, operations: Operations | None) -> int:
 
 
 def reload_after_edit(args, operations: Operations | None) -> str:
-    """Reload the code location where it is served: ``operations`` (a caller's), --url or
-    ZQUANT_DAGSTER_URL, else the webserver at ZQUANT_UI_URL (default 127.0.0.1:3000) when
-    one answers there; what happened, said in one line."""
+    """Reload the code location where it is served: on ``operations`` (a caller's), else as
+    ``reload_where_served`` finds it."""
     if operations is not None:
         return operations.reload()
-    url = args.url or os.environ.get(ENV_DAGSTER_URL)
-    if url is None:
-        url = os.environ.get(ENV_UI_URL) or DEFAULT_UI_URL
-        if not webserver_answers(url):
-            return (
-                f"no webserver answered at {url}: a webserver reads the new catalog when it"
-                " starts or reloads (`zquant --url URL reload`)"
-            )
-    try:
-        with open_operations(url) as opened:
-            return opened.reload()
-    except (OperationFailed, UsageProblem) as error:
-        raise OperationFailed(
-            f"{tasks_file()} was written, but the reload failed: {error}"
-        ) from None
+    return reload_where_served(args.url)
 
 
 def tasks_command(ops: Operations, args) -> int:
