@@ -342,7 +342,9 @@ def import_zquant_command(path, args):
     if not imported.specs:
         raise zquant_import.ZquantImportError(["zquant's task table holds no task"])
     result = editor.add_tasks(path, imported.specs, dry_run=args.dry_run)
-    if args.dry_run:
+    if args.dry_run and args.json:
+        render.emit({"tasks": imported.specs, "notes": imported.notes})
+    elif args.dry_run:
         print(editor.entries_yaml(imported.specs), end="")
     return result, imported.notes
 

@@ -148,6 +148,9 @@ def test_dry_run_prints_the_entries_and_writes_nothing(zquant_url, tasks_file, c
     assert code == 0, err
     printed = yaml.safe_load(out)["tasks"]
     assert [task["name"] for task in printed] == IMPORTED_NAMES
+    code, out, err = zquant(capsys, "tasks", "import-zquant", zquant_url, "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["tasks"] == printed
     assert tasks_file.read_bytes() == before
 
 
