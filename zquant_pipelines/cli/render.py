@@ -154,6 +154,12 @@ def print_validation(path, task_count: int, url: str | None) -> None:
         )
 
 
+def print_edit(command: str, result, reloaded: str) -> None:
+    verb = {"add": "added", "update": "updated", "remove": "removed"}.get(command, "imported")
+    print(f"{verb} {', '.join(result.names)} in {result.path} (the old file: {result.backup})")
+    print(reloaded)
+
+
 def print_task_rows(rows) -> None:
     print(
         table(

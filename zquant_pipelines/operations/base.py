@@ -242,14 +242,17 @@ class Operations(abc.ABC):
         paused = self.paused_tasks()
         runs = self.run_states([task.name for task in tasks])
         return [
-            task_row(task, triggers.get(task.name), task.name in paused, runs[task.name], now)
-            for task in tasks
+            task_row(
+                number, task, triggers.get(task.name), task.name in paused, runs[task.name], now
+            )
+            for number, task in enumerate(tasks, start=1)
         ]
 
     def task_detail(self, catalog: Catalog, name: str, now: dt.datetime) -> TaskDetail:
         task = find_task(catalog, name)
         runs = self.run_states([name])[name]
         row = task_row(
+            list(catalog.tasks).index(name) + 1,
             task,
             self.trigger_states([task]).get(name),
             name in self.paused_tasks(),
