@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
 from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
+from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
 
 FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
 
@@ -38,21 +39,32 @@ def read_factor_inputs(
 
 
 def compute_and_store_factors(
-    warehouse, trade_dates: Iterable[dt.date], ts_codes: Sequence[str] | None = None
+    warehouse,
+    trade_dates: Iterable[dt.date],
+    ts_codes: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+    written_through: dt.date | None = None,
 ) -> SyncResult:
     """Factors of ``trade_dates`` (all stocks, or ``ts_codes``) into ``factor_daily``.
 
     With all stocks each day is replaced atomically; for a subset the rows are upserted so
     other stocks' factors stay. Stocks whose window reaches before the stored history get
     NULL for that factor (the window is not full), never a value from a shorter window.
+    ``progress`` hears of each day stored; open days up to ``written_through`` (stored by
+    an earlier attempt) are not computed again.
     """
     days = sorted(set(trade_dates))
     result = SyncResult(table="factor_daily")
     if not days:
         return result
     is_open = open_days(warehouse, days[0], days[-1])
-    targets = [day for day in days if is_open[day]]
+    counter = DayCounter(
+        "factor_daily", [day for day in days if is_open[day]], progress, written_through
+    )
+    targets = counter.pending
     result.closed_dates = [day for day in days if not is_open[day]]
+    result.resumed_dates = list(counter.resumed)
+    result.trade_dates = list(counter.resumed)
     if not targets:
         return result
     start = lookback_start(warehouse, targets[0], FACTOR_LOOKBACK_TRADING_DAYS)
@@ -64,13 +76,15 @@ def compute_and_store_factors(
     for day in targets:
         frame = by_day.get(day, factors.iloc[0:0])
         if ts_codes:
-            result.rows += warehouse.upsert("factor_daily", frame)
+            rows = warehouse.upsert("factor_daily", frame)
         elif frame.empty:
             raise ValueError(
                 f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
                 " sync its daily, adj_factor and daily_basic first (stored factors kept)"
             )
         else:
-            result.rows += warehouse.replace_partition("factor_daily", frame, day)
+            rows = warehouse.replace_partition("factor_daily", frame, day)
+        result.rows += rows
         result.trade_dates.append(day)
+        counter.written(day, rows)
     return result
