@@ -38,6 +38,8 @@ setup(
         "psutil>=5.9,<8",
         # Alert delivery to Slack, DingTalk, WeCom, Feishu, e-mail, webhooks (ZQUANT_ALERT_URLS).
         "apprise>=1.9,<2",
+        # The live progress bar of `zquant trigger --wait` and `zquant sync-daily`.
+        "rich>=13,<16",
     ],
     extras_require={
         "dev": [
