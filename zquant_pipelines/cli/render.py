@@ -365,3 +365,5 @@ class RunFollower:
             completed=progress.processed_items or 0,
             end=f"end {when(end)}" if end else "",
         )
+        # Drawn now rather than at rich's next timed refresh: each look shows its figures.
+        self.bar.refresh()
