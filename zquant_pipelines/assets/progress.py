@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-# Private module, but it is where Dagster names the tag of a re-execution from failure.
-from dagster._core.storage.tags import RESUME_RETRY_TAG
+# Private module, but it is where Dagster names the tags of a re-execution (from failure).
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG
+from sqlalchemy.exc import SQLAlchemyError
 
 from zquant_pipelines.history.progress import StepProgress, progress_tag
 from zquant_pipelines.sync.progress import DayProgress, remaining_seconds
@@ -37,7 +38,7 @@ class StepProgressReporter:
         days: Sequence[dt.date],
     ):
         self.context = context
-        self.run_id = context.run_id
+        self.run_id = context.run.run_id
         self.step_key = context.get_step_execution_context().step.key
         self.tag = progress_tag(self.step_key)
         self.tables = list(tables)
@@ -51,8 +52,9 @@ class StepProgressReporter:
         instance = self.context.instance
         run = instance.get_run_by_id(self.run_id)
         records = []
-        if run.tags.get(RESUME_RETRY_TAG) == "true" and run.parent_run_id:
-            parent = instance.get_run_by_id(run.parent_run_id)
+        parent_run_id = run.tags.get(PARENT_RUN_ID_TAG)
+        if run.tags.get(RESUME_RETRY_TAG) == "true" and parent_run_id:
+            parent = instance.get_run_by_id(parent_run_id)
             if parent is not None and self.tag in parent.tags:
                 records.append(StepProgress.from_tag(self.step_key, parent.tags[self.tag]))
         own = StepProgress.from_tag(self.step_key, run.tags.get(self.tag, ""))
@@ -100,4 +102,9 @@ class StepProgressReporter:
             days=self.days,
             written_through=dict(self.written),
         )
-        self.context.instance.add_run_tags(self.run_id, {self.tag: record.tag_value()})
+        try:
+            self.context.instance.add_run_tags(self.run_id, {self.tag: record.tag_value()})
+        except SQLAlchemyError as error:
+            # The run store busy past its timeout: the figures wait for the next day's update
+            # (a retry refetches at most the days since); the data step goes on.
+            self.context.log.warning(f"progress tag {self.tag} not updated: {error}")
