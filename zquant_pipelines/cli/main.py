@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from zquant_pipelines.cli import render
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
+from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME, SYNC_DAILY_TASK
 from zquant_pipelines.dates import market_today
 
 if TYPE_CHECKING:
