@@ -1,6 +1,6 @@
 """Parsed `zquant` arguments turned into what the operations take: the --config JSON, the
-sync-daily params (codes with their exchange suffix, dates no later than today) and the
---since day.
+sync-daily params (codes with their exchange suffix, dates no later than today), the
+--since day and the day of `zquant screen`.
 
 Bad input raises ``UsageProblem`` naming the option as typed and its value (exit 2).
 """
@@ -87,3 +87,15 @@ def since_day(text: str | None) -> dt.datetime | None:
     except ValueError:
         raise UsageProblem(f"--since {text!r} is not a date YYYY-MM-DD") from None
     return dt.datetime.combine(day, dt.time(), MARKET_ZONE)
+
+
+def screen_date(text: str | None) -> dt.date | None:
+    """--date of `zquant screen`: YYYY-MM-DD or YYYYMMDD."""
+    if not text:
+        return None
+    for form in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(text, form).date()
+        except ValueError:
+            continue
+    raise UsageProblem(f"--date {text!r} is not a date YYYY-MM-DD (or YYYYMMDD)")

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ from zquant_pipelines.screening.expressions import (
     evaluate,
 )
 from zquant_pipelines.screening.screens import SCREEN_INPUT_TABLES, Screen, screen_catalog
-from zquant_pipelines.sync.market import SyncResult, open_days
+from zquant_pipelines.sync.market import SyncResult, latest_open_day, open_days
 
 # The table whose rows are the day's stocks: those that traded.
 BASE_TABLE = "daily"
@@ -160,3 +161,51 @@ def screen_days(warehouse, screens: Sequence[Screen], days: Iterable[dt.date]) -
         )
         result.trade_dates.append(day)
     return result
+
+
+LISTED_FIRST = ("ts_code", "name")
+
+
+class NotATradingDayError(ValueError):
+    """A day the exchanges were closed: it has no list."""
+
+
+@dataclass(frozen=True)
+class ScreenList:
+    """One screen's stocks on one day, as `zquant screen` prints them."""
+
+    screen: str
+    trade_date: dt.date
+    columns: list[str]  # the values that decided, as the conditions name them
+    stocks: list[dict]  # ts_code, name, then each column's value
+
+    def to_dict(self) -> dict:
+        return {
+            "screen": self.screen,
+            "trade_date": self.trade_date.isoformat(),
+            "columns": self.columns,
+            "stocks": self.stocks,
+        }
+
+
+def screen_list(warehouse, screen: Screen, day: dt.date | None, today: dt.date) -> ScreenList:
+    """``screen``'s stocks on ``day`` (default: the latest trading day up to ``today``),
+    computed from the warehouse as the stock_screen asset computes them."""
+    if day is None:
+        day = latest_open_day(warehouse, today)
+    elif not open_days(warehouse, day, day)[day]:
+        raise NotATradingDayError(
+            f"{day:%Y-%m-%d} is not a trading day (the exchanges were closed)"
+        )
+    rows = screen_day(warehouse, [screen], day)
+    names = warehouse.read_frame("SELECT ts_code, name FROM stock_basic")
+    stock_names = dict(zip(names["ts_code"], names["name"], strict=True))
+    stocks = [
+        {"ts_code": ts_code, "name": stock_names.get(ts_code), **json.loads(values)}
+        for ts_code, values in zip(rows["ts_code"], rows["screen_values"], strict=True)
+    ]
+    catalog = screen_catalog()
+    shown = [display_name(column, catalog) for column in screen.columns]
+    # Every line starts with the stock's code and name; a condition on them adds nothing.
+    columns = [name for name in shown if name not in LISTED_FIRST]
+    return ScreenList(screen.name, day, columns, stocks)
