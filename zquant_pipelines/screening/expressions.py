@@ -38,6 +38,9 @@ COMPARISONS = {
 # A condition is one line of a YAML file; a longer one is a mistake (or an attack on the
 # recursive parser), refused before it is read.
 MAX_CONDITION_CHARS = 2000
+# Each level of not or parentheses is a few frames of the parser, the checker and the
+# evaluator: far fewer than Python's recursion limit, far more than a screen needs.
+MAX_NESTING = 50
 
 TOKEN_PATTERN = re.compile(
     r"""
@@ -173,6 +176,7 @@ class Parser:
     def __init__(self, text: str):
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -222,13 +226,23 @@ class Parser:
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
     def conjunct(self):
-        if self.accept("keyword", "not"):
-            return Not(self.conjunct())
-        if self.accept("punctuation", "("):
+        token = self.current
+        if token.kind not in ("keyword", "punctuation") or token.value not in ("not", "("):
+            return self.predicate()
+        self.take()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ConditionError(
+                f"nested deeper than {MAX_NESTING} levels of not and parentheses at position"
+                f" {token.position}"
+            )
+        if token.value == "not":
+            inner = Not(self.conjunct())
+        else:
             inner = self.condition()
             self.expect("punctuation", ")", "')'")
-            return inner
-        return self.predicate()
+        self.depth -= 1
+        return inner
 
     def predicate(self):
         left = self.operand()
@@ -415,28 +429,32 @@ def date_constant(text: str, column: str) -> pd.Timestamp:
     )
 
 
+def children(node) -> tuple:
+    """The nodes directly under ``node``."""
+    if isinstance(node, BoolOp):
+        return node.parts
+    if isinstance(node, Not):
+        return (node.part,)
+    if isinstance(node, Compare):
+        return (node.left, node.right)
+    if isinstance(node, Between):
+        return (node.operand, node.low, node.high)
+    if isinstance(node, InList):
+        return (node.operand, *node.values)
+    if isinstance(node, Like | IsNull):
+        return (node.operand,)
+    return ()
+
+
 def columns_of(tree) -> list[str]:
     """The qualified columns a checked tree reads, in order of first appearance."""
     found: dict[str, None] = {}
-
-    def walk(node):
+    pending = [tree]
+    while pending:
+        node = pending.pop()
         if isinstance(node, Column):
             found[node.qualified] = None
-        elif isinstance(node, BoolOp | InList):
-            for part in node.parts if isinstance(node, BoolOp) else (node.operand, *node.values):
-                walk(part)
-        elif isinstance(node, Compare):
-            walk(node.left)
-            walk(node.right)
-        elif isinstance(node, Between):
-            for part in (node.operand, node.low, node.high):
-                walk(part)
-        elif isinstance(node, Not):
-            walk(node.part)
-        elif isinstance(node, Like | IsNull):
-            walk(node.operand)
-
-    walk(tree)
+        pending.extend(reversed(children(node)))
     return list(found)
 
 

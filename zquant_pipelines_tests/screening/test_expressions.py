@@ -168,6 +168,8 @@ def test_condition_selects_what_pandas_selects(frame, condition, oracle):
         ("1 < 2", "< compares two constants: name a column", None),
         ("pe in (1, pb)", "an in list holds constants only", "pe"),
         ("", "is empty", None),
+        ("(" * 51 + "pe > 1" + ")" * 51, "nested deeper than 50 levels", None),
+        ("not " * 60 + "pe > 1", "nested deeper than 50 levels", None),
         ("pe > 1 and " * 300 + "pe > 1", "characters long, over 2,000", None),
     ],
 )
