@@ -90,6 +90,5 @@ def compute_table_statistics(warehouse, days: Iterable[dt.date]) -> tuple[SyncRe
         return result, frame
     frame = statistics_frame(warehouse, targets)
     for day, rows in frame.groupby("trade_date", sort=True):
-        result.rows += warehouse.replace_partition(STATISTICS_TABLE, rows, day)
-        result.trade_dates.append(day)
+        result.add_day(day, warehouse.replace_partition(STATISTICS_TABLE, rows, day), api_calls=0)
     return result, frame

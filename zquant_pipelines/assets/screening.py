@@ -2,8 +2,8 @@
 
 ``stock_screen`` runs the screens of the screens file (ZQUANT_SCREENS_FILE, default
 screens.yaml) over the day's market data and factors; ``table_statistics`` counts the rows,
-stocks and NULLs of each trading-day table. Both report numbers per screen and per table as
-metadata, which the UI plots over the materializations (the asset's Plots tab).
+stocks and NULLs of each trading-day table. Each partition's materialization carries its
+own day's numbers per screen and per table, which the UI plots (the asset's Plots tab).
 """
 
 import dagster as dg
@@ -13,6 +13,7 @@ from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic
 from zquant_pipelines.assets.partitions import (
     MISSING_HISTORY_NOTE,
+    add_partition_figures,
     partition_dates,
     trading_day_partitions,
 )
@@ -25,22 +26,19 @@ from zquant_pipelines.table_statistics import compute_table_statistics
 ANALYSIS_GROUP = "analysis"
 
 
-def screen_metadata(warehouse: Warehouse, result) -> dict:
-    """Rows written, and each screen's stock count on the last day written (plotted)."""
-    metadata: dict = {"rows": result.rows, "open_days": len(result.trade_dates)}
-    if result.trade_dates:
-        last = max(result.trade_dates)
-        counts = warehouse.read_frame(
-            "SELECT screen, COUNT(*) AS stocks FROM stock_screen WHERE trade_date = :day"
-            " GROUP BY screen",
-            {"day": last},
-        )
-        metadata["day"] = f"{last:%Y-%m-%d}"
-        metadata |= {
-            f"{screen}_stocks": int(stocks)
-            for screen, stocks in zip(counts["screen"], counts["stocks"], strict=True)
-        }
-    return metadata
+def screen_counts(warehouse: Warehouse, result) -> dict:
+    """Per day written, each screen's stock count (``<screen>_stocks``, plotted)."""
+    if not result.trade_dates:
+        return {}
+    counts = warehouse.read_frame(
+        "SELECT trade_date, screen, COUNT(*) AS stocks FROM stock_screen"
+        " WHERE trade_date BETWEEN :start AND :end GROUP BY trade_date, screen",
+        {"start": min(result.trade_dates), "end": max(result.trade_dates)},
+    )
+    by_day: dict = {}
+    for row in counts.itertuples(index=False):
+        by_day.setdefault(row.trade_date, {})[f"{row.screen}_stocks"] = int(row.stocks)
+    return by_day
 
 
 def load_screens_or_fail():
@@ -66,22 +64,20 @@ def stock_screen(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
     screens = load_screens_or_fail()
     context.log.info(f"{len(screens)} screen(s) from {screens_file()}")
     result = screen_days(warehouse, screens, partition_dates(context))
-    return dg.MaterializeResult(metadata=screen_metadata(warehouse, result))
+    add_partition_figures(context, result, screen_counts(warehouse, result))
+    return dg.MaterializeResult()
 
 
-def statistics_metadata(result, frame) -> dict:
-    """Rows written, and per table its numbers on the last day written (plotted)."""
-    metadata: dict = {"rows": result.rows, "open_days": len(result.trade_dates)}
-    if frame.empty:
-        return metadata
-    last = frame[frame["trade_date"] == frame["trade_date"].max()]
-    metadata["day"] = f"{last['trade_date'].iloc[0]:%Y-%m-%d}"
-    for row in last.itertuples(index=False):
-        metadata[f"{row.table_name}_rows"] = int(row.row_count)
-        metadata[f"{row.table_name}_null_cells"] = int(row.null_cells)
+def table_numbers(frame: pd.DataFrame) -> dict:
+    """Per day, each table's rows, NULLs and coverage (``<table>_rows``, ..., plotted)."""
+    by_day: dict = {}
+    for row in frame.itertuples(index=False):
+        numbers = by_day.setdefault(row.trade_date, {})
+        numbers[f"{row.table_name}_rows"] = int(row.row_count)
+        numbers[f"{row.table_name}_null_cells"] = int(row.null_cells)
         if pd.notna(row.coverage):
-            metadata[f"{row.table_name}_coverage"] = dg.MetadataValue.float(float(row.coverage))
-    return metadata
+            numbers[f"{row.table_name}_coverage"] = dg.MetadataValue.float(float(row.coverage))
+    return by_day
 
 
 @dg.asset(
@@ -99,7 +95,8 @@ def table_statistics(
 ) -> dg.MaterializeResult:
     result, frame = compute_table_statistics(warehouse, partition_dates(context))
     context.log.info(f"table_statistics: {result.rows} rows over {len(result.trade_dates)} day(s)")
-    return dg.MaterializeResult(metadata=statistics_metadata(result, frame))
+    add_partition_figures(context, result, table_numbers(frame))
+    return dg.MaterializeResult()
 
 
 screening_assets = [stock_screen, table_statistics]

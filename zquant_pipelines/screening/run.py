@@ -156,10 +156,8 @@ def screen_days(warehouse, screens: Sequence[Screen], days: Iterable[dt.date]) -
             continue
         rows = screen_day(warehouse, screens, day)
         # A day where no stock passes any screen is a genuine answer, not a missing one.
-        result.rows += warehouse.replace_partition(
-            SCREEN_TABLE, rows, day, empty_day_is_genuine=True
-        )
-        result.trade_dates.append(day)
+        written = warehouse.replace_partition(SCREEN_TABLE, rows, day, empty_day_is_genuine=True)
+        result.add_day(day, written, api_calls=0)
     return result
 
 

@@ -240,21 +240,30 @@ def test_table_statistics_equal_independent_counts(synced, materialized):
     assert stored.loc[stored["table_name"] == "factor_daily", "null_cells"].min() > 0
 
 
-def test_metadata_holds_numbers_the_ui_plots(synced, materialized):
-    day = RANGE_DAYS[-1]
-    metadata = materializations(materialized, "table_statistics")[-1].metadata
-    assert metadata["day"].value == f"{day:%Y-%m-%d}"
-    assert metadata["daily_rows"] == dg.IntMetadataValue(
-        synced.warehouse.count_rows("daily", trade_date=day)
-    )
-    assert isinstance(metadata["daily_coverage"], dg.FloatMetadataValue)
-    screens = materializations(materialized, "stock_screen")[-1]
-    active = count(
-        synced.warehouse,
-        "SELECT COUNT(*) FROM stock_screen WHERE trade_date = :d AND screen = 'active'",
-        day,
-    )
-    assert screens.metadata["active_stocks"] == dg.IntMetadataValue(active)
+def test_each_partition_carries_its_own_days_numbers_the_ui_plots(synced, materialized):
+    warehouse = synced.warehouse
+    statistics = {
+        e.partition: e.metadata for e in materializations(materialized, "table_statistics")
+    }
+    screens = {e.partition: e.metadata for e in materializations(materialized, "stock_screen")}
+    for day in RANGE_DAYS:
+        key = f"{day:%Y-%m-%d}"
+        assert statistics[key]["daily_rows"] == dg.IntMetadataValue(
+            warehouse.count_rows("daily", trade_date=day)
+        )
+        assert isinstance(statistics[key]["daily_coverage"], dg.FloatMetadataValue)
+        assert statistics[key]["rows"] == dg.IntMetadataValue(len(STATISTICS_TABLES))
+        active = count(
+            warehouse,
+            "SELECT COUNT(*) FROM stock_screen WHERE trade_date = :d AND screen = 'active'",
+            day,
+        )
+        assert screens[key]["active_stocks"] == dg.IntMetadataValue(active)
+        assert screens[key]["rows"] == dg.IntMetadataValue(
+            warehouse.count_rows("stock_screen", trade_date=day)
+        )
+    # The two days differ, so each partition shows its own day, not the run's totals.
+    assert len({screens[f"{day:%Y-%m-%d}"]["rows"].value for day in RANGE_DAYS}) == 2
 
 
 def test_a_holiday_writes_nothing_and_an_unsynced_day_is_refused_naming_the_table(synced):
