@@ -15,6 +15,8 @@ ENV_TUSHARE_API_URL = "TUSHARE_API_URL"
 ENV_WAREHOUSE_URL = "ZQUANT_WAREHOUSE_URL"
 ENV_DATA_DIR = "ZQUANT_DATA_DIR"
 ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
+# The stock screens file (default: screens.yaml in the checkout).
+ENV_SCREENS_FILE = "ZQUANT_SCREENS_FILE"
 # The folder run_script takes scripts from (default: scripts/ in the checkout).
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
 # Dagster's instance directory, and the PostgreSQL URL that moves its storage there.
@@ -43,6 +45,7 @@ DEFAULT_EXECUTOR = "multiprocess"
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TASKS_FILE = "tasks.yaml"
+DEFAULT_SCREENS_FILE = "screens.yaml"
 # Trading-day partitions reach back at least five years; override with ZQUANT_PARTITIONS_START.
 DEFAULT_PARTITIONS_START = "2020-01-02"
 MARKET_TIMEZONE = "Asia/Shanghai"
@@ -142,6 +145,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "adj_factor": ("ts_code", "trade_date"),
     "daily_basic": ("ts_code", "trade_date"),
     "factor_daily": ("ts_code", "trade_date"),
+    "stock_screen": ("trade_date", "screen", "ts_code"),
+    "table_statistics": ("trade_date", "table_name"),
 }
 
 # Columns holding dates: YYYYMMDD text on the wire, SQL DATE in the warehouse.

@@ -27,6 +27,7 @@ from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
+from zquant_pipelines.assets.screening import screening_assets
 from zquant_pipelines.constants import (
     DEMO_TRADING_DAYS,
     ENV_DAGSTER_HOME,
@@ -82,7 +83,11 @@ def run_demo(ops: LocalOperations, trading_days: int = DEMO_TRADING_DAYS) -> dic
             # Reference data is fresh (synced above or earlier today): only the days.
             days_run = run_to_success(
                 ops,
-                [*(a.key for a in trading_day_assets), factor_daily.key],
+                [
+                    *(a.key for a in trading_day_assets),
+                    factor_daily.key,
+                    *(a.key for a in screening_assets),
+                ],
                 tags={
                     ASSET_PARTITION_RANGE_START_TAG: first,
                     ASSET_PARTITION_RANGE_END_TAG: last,
@@ -159,7 +164,7 @@ def print_summary(summary: dict, dagster_home: str) -> None:
     )
     print("Rows per table (trading-day tables: within those days):")
     for table, count in summary["rows"].items():
-        print(f"  {table:<12} {count:>9,}")
+        print(f"  {table:<16} {count:>9,}")
     print(f"Warehouse: {summary['warehouse']}")
     print(f"Dagster instance: {dagster_home}")
     runs = ", ".join(summary["run_ids"]) or "none: every day was already done"

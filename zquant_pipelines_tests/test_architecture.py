@@ -19,19 +19,51 @@ MAY_IMPORT = {
     "step_watchdog": {"process_tree"},
     "supervision": {"process_tree"},
     "executors": {"constants", "step_watchdog"},
-    "assets": {"constants", "dates", "executors", "history", "resources", "sync"},
-    "tasks": {"assets", "constants", "dates", "executors", "process_tree", "resources", "sync"},
+    "screening": {"constants", "dates", "resources", "sync"},
+    "table_statistics": {"constants", "resources", "sync"},
+    "assets": {
+        "constants",
+        "dates",
+        "executors",
+        "history",
+        "resources",
+        "screening",
+        "sync",
+        "table_statistics",
+    },
+    "tasks": {
+        "assets",
+        "constants",
+        "dates",
+        "executors",
+        "process_tree",
+        "resources",
+        "screening",
+        "sync",
+        "table_statistics",
+    },
     "redaction": set(),
     "alerts": {"constants", "redaction"},
     "instance_home": {"constants"},
     "operations": {"constants", "history", "instance_home", "redaction", "supervision", "tasks"},
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
-    "cli": {"alerts", "constants", "dates", "demo", "executors", "history", "operations", "tasks"},
+    "cli": {
+        "alerts",
+        "constants",
+        "dates",
+        "demo",
+        "executors",
+        "history",
+        "operations",
+        "resources",
+        "screening",
+        "tasks",
+    },
     "dev_server": {"constants", "instance_home"},
     "definitions": {"alerts", "assets", "resources", "tasks"},
 }
 # Plain functions, tested with plain frames.
-NO_DAGSTER = ("sync", "factors")
+NO_DAGSTER = ("sync", "factors", "screening", "table_statistics")
 
 
 def imports_of(path: Path) -> set[str]:

@@ -7,6 +7,7 @@ after-close schedule can fill today's partition.
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -50,8 +51,15 @@ def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
     return [partition_date(key) for key in context.partition_keys]
 
 
-def add_partition_figures(context: dg.AssetExecutionContext, result: SyncResult) -> None:
-    """Give each partition of the run its own day's figures: a ranged run materializes every
-    partition in it, and metadata of the whole run would show its totals on each day."""
+def add_partition_figures(
+    context: dg.AssetExecutionContext,
+    result: SyncResult,
+    more: Mapping[dt.date, dict] | None = None,
+) -> None:
+    """Give each partition of the run its own day's figures (and ``more`` of that day): a
+    ranged run materializes every partition in it, and metadata of the whole run would show
+    its totals on each day."""
     for key in context.partition_keys:
-        context.add_asset_metadata(result.day_figures(partition_date(key)), partition_key=key)
+        day = partition_date(key)
+        figures = result.day_figures(day) | (more or {}).get(day, {})
+        context.add_asset_metadata(figures, partition_key=key)

@@ -6,7 +6,8 @@ asks, at every tick, for each recent trading-day partition that is not done: som
 the day (the market tables and factor_daily) was never materialized, or the latest blocking
 check that covered the day failed on it (a short day, stored before the stock list caught
 up). A day tushare had not published when its run came fails that run and is never
-materialized, so the next tick asks for it again.
+materialized, so the next tick asks for it again. The job also runs the stock screens and
+table statistics of those days.
 """
 
 import dagster as dg
@@ -15,6 +16,7 @@ from zquant_pipelines.assets.checks import BLOCKING_CHECKS, CHECKED_FROM, CHECKE
 from zquant_pipelines.assets.factors import factor_assets
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.partitions import trading_day_partitions
+from zquant_pipelines.assets.screening import screening_assets
 from zquant_pipelines.constants import MARKET_TIMEZONE, TRADING_DAY_APIS
 from zquant_pipelines.executors import executor_definition
 
@@ -32,9 +34,10 @@ CHECK_HISTORY_LIMIT = 100
 
 market_data_job = dg.define_asset_job(
     name=MARKET_DATA_JOB_NAME,
-    selection=dg.AssetSelection.assets(*market_assets, *factor_assets),
+    selection=dg.AssetSelection.assets(*market_assets, *factor_assets, *screening_assets),
     description="Reference data, then the trading-day market tables and factors of the"
-    " chosen day(s). A partition range runs as one run.",
+    " chosen day(s), their stock screens and table statistics. A partition range runs as"
+    " one run.",
     # ZQUANT_EXECUTOR: multiprocess by default, celery to spread the steps over workers.
     executor_def=executor_definition(),
 )

@@ -1,6 +1,6 @@
 """Parsed `zquant` arguments turned into what the operations take: the --config JSON, the
-sync-daily params (codes with their exchange suffix, dates no later than today) and the
---since day.
+sync-daily params (codes with their exchange suffix, dates no later than today), the
+--since day and the day of `zquant screen`.
 
 Bad input raises ``UsageProblem`` naming the option as typed and its value (exit 2).
 """
@@ -107,3 +107,15 @@ def spec_text(file_argument: str) -> tuple[str, str]:
         return read_catalog_text(file_argument, f"--file {file_argument}"), file_argument
     except CatalogFileError as error:
         raise UsageProblem(str(error)) from None
+
+
+def screen_date(text: str | None) -> dt.date | None:
+    """--date of `zquant screen`: YYYY-MM-DD or YYYYMMDD."""
+    if not text:
+        return None
+    for form in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(text, form).date()
+        except ValueError:
+            continue
+    raise UsageProblem(f"--date {text!r} is not a date YYYY-MM-DD (or YYYYMMDD)")

@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
         return demo.main(args.days)
     if args.command == "alerts":
         return alerts_test_command()
+    if args.command == "screen":
+        return screen_command(args)
     if args.command == "worker":
         from zquant_pipelines.executors import celery_worker_app, worker_argv
 
@@ -339,6 +341,46 @@ def alerts_test_command() -> int:
     if failed:
         print(f"zquant alerts test: not delivered to: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def screen_command(args) -> int:
+    """One screen's list of a day, computed from the warehouse of this machine's settings
+    (ZQUANT_WAREHOUSE_URL, ZQUANT_SCREENS_FILE); no run, so no --url."""
+    # pandas and SQLAlchemy load only for this command: the other commands start faster.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from zquant_pipelines.cli.arguments import screen_date
+    from zquant_pipelines.operations import UsageProblem
+    from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_url
+    from zquant_pipelines.screening.run import NotATradingDayError, screen_list
+    from zquant_pipelines.screening.screens import ScreensError, find_screen, load_screens
+
+    try:
+        day = screen_date(args.date)
+        screen = find_screen(load_screens(), args.name)
+    except (UsageProblem, ScreensError) as error:
+        print(f"zquant screen: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as error:
+        print(f"zquant screen: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    warehouse = Warehouse(url=default_warehouse_url())
+    try:
+        listing = screen_list(warehouse, screen, day, market_today())
+    except NotATradingDayError as error:
+        print(f"zquant screen: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, SQLAlchemyError) as error:
+        # Inputs missing that day, a calendar not synced, a warehouse out of reach.
+        print(f"zquant screen: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        warehouse.dispose()
+    if args.json:
+        render.emit(listing.to_dict())
+    else:
+        render.print_screen_list(listing)
     return EXIT_OK
 
 

@@ -183,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
         "reload", parents=[common], help="reload the code location (check it, locally)"
     )
 
+    screen = commands.add_parser(
+        "screen",
+        help="the stocks a screen of the screens file selects on a day (from the warehouse)",
+    )
+    screen.add_argument("name", help="a screen's name in the screens file (ZQUANT_SCREENS_FILE)")
+    screen.add_argument("--date", help="YYYY-MM-DD or YYYYMMDD (default: the latest trading day)")
+    screen.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
+
     demo_parser = commands.add_parser(
         "demo", help="sync the most recent trading days into embedded storage (make run)"
     )

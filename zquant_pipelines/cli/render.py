@@ -372,3 +372,19 @@ class RunFollower:
         )
         # Drawn now rather than at rich's next timed refresh: each look shows its figures.
         self.bar.refresh()
+
+
+def print_screen_list(listing) -> None:
+    """A screen's stocks of one day, with the values its conditions read."""
+    print(
+        f"{listing.screen} on {listing.trade_date:%Y-%m-%d}: {count(len(listing.stocks), 'stock')}"
+    )
+    if listing.stocks:
+        headers = ("ts_code", "name", *listing.columns)
+        print(table(headers, [[cell(stock[h]) for h in headers] for stock in listing.stocks]))
+
+
+def cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,4 +1,5 @@
-"""The warehouse tables: one per tushare API plus ``factor_daily``, as SQLAlchemy Core.
+"""The warehouse tables: one per tushare API plus ``factor_daily``, ``stock_screen`` and
+``table_statistics``, as SQLAlchemy Core.
 
 Tables and columns keep tushare's names (``constants.API_FIELDS``), keys are
 ``constants.TABLE_KEYS``, date columns are SQL DATE (ISO text in SQLite). Units stay as
@@ -26,10 +27,32 @@ FACTOR_COLUMNS = (
     "volatility_20",
 )
 
+SCREEN_TABLE = "stock_screen"
+# stock_screen: the stocks each screen of screens.yaml selects on a trading day.
+SCREEN_COLUMNS = ("trade_date", "screen", "ts_code", "screen_values")
+STATISTICS_TABLE = "table_statistics"
+# table_statistics: per trading-day table and day, its rows, stocks and NULLs.
+STATISTICS_COLUMNS = (
+    "trade_date",
+    "table_name",
+    "row_count",
+    "distinct_stocks",
+    "listed_stocks",
+    "coverage",
+    "null_cells",
+    "null_counts",
+)
+
 # Text columns are stock_basic's non-date fields (ts_code and exchange are the text keys
-# of the other tables too).
-TEXT_COLUMNS = frozenset(API_FIELDS["stock_basic"]) - DATE_COLUMNS
+# of the other tables too) and the derived tables' names and JSON documents.
+TEXT_COLUMNS = frozenset(API_FIELDS["stock_basic"]) - DATE_COLUMNS | {
+    "screen",
+    "screen_values",
+    "table_name",
+    "null_counts",
+}
 SMALL_INTEGER_COLUMNS = frozenset({"is_open"})
+INTEGER_COLUMNS = frozenset({"row_count", "distinct_stocks", "listed_stocks", "null_cells"})
 
 COLUMN_COMMENTS = {
     "ts_code": "tushare stock code, e.g. 000001.SZ",
@@ -83,6 +106,15 @@ COLUMN_COMMENTS = {
         for days in (5, 20, 60)
     },
     "volatility_20": "volatility over the last 20 trading days (see docs/factors.md)",
+    "screen": "screen name, as in screens.yaml",
+    "screen_values": "JSON object: the values of the columns the screen's conditions name",
+    "table_name": "warehouse table",
+    "row_count": "rows of the table that day",
+    "distinct_stocks": "distinct ts_code that day",
+    "listed_stocks": "stocks listed that day (stock_basic)",
+    "coverage": "distinct_stocks / listed_stocks (NULL when none is listed)",
+    "null_cells": "NULL values that day over all non-key columns",
+    "null_counts": "JSON object: NULL values that day per non-key column",
 }
 
 metadata = sa.MetaData()
@@ -95,6 +127,8 @@ def column_type(name: str) -> sa.types.TypeEngine:
         return sa.String()
     if name in SMALL_INTEGER_COLUMNS:
         return sa.SmallInteger()
+    if name in INTEGER_COLUMNS:
+        return sa.Integer()
     return sa.Double()
 
 
@@ -123,6 +157,8 @@ def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     **API_FIELDS,
     FACTOR_TABLE: ("ts_code", "trade_date", *FACTOR_COLUMNS),
+    SCREEN_TABLE: SCREEN_COLUMNS,
+    STATISTICS_TABLE: STATISTICS_COLUMNS,
 }
 TABLES: dict[str, sa.Table] = {
     name: define_table(name, columns) for name, columns in TABLE_COLUMNS.items()

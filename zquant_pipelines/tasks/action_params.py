@@ -210,6 +210,12 @@ class CalculateFactorParams(DateRangeParams):
     codes: CodeList | None = None
 
 
+class BatchStockFilterParams(DateRangeParams):
+    """Every screen of the screens file (ZQUANT_SCREENS_FILE) over the range; bounds default
+    to the latest trading day. zquant's ``strategy_id`` is not taken: a day's screens are
+    written together, so the day's stock_screen rows always match the file."""
+
+
 class RunScriptParams(ActionParams):
     """A script inside the scripts folder, run with an argv list (no shell) and a timeout.
 
@@ -239,6 +245,8 @@ ACTION_PARAMS: dict[str, type[ActionParams]] = {
     "sync_all_daily_data": SyncAllDailyDataParams,
     "sync_daily_basic_data": DateRangeParams,
     "calculate_factor": CalculateFactorParams,
+    "batch_stock_filter": BatchStockFilterParams,
+    "statistics_table_data": DateRangeParams,
     "run_script": RunScriptParams,
     "example_task": ExampleTaskParams,
 }

@@ -23,11 +23,14 @@ from zquant_pipelines.assets.partitions import (
     partitions_start,
 )
 from zquant_pipelines.assets.progress import StepProgressReporter
+from zquant_pipelines.assets.screening import load_screens_or_fail
 from zquant_pipelines.constants import CALENDAR_EXCHANGES, ENV_SCRIPTS_DIR, REPO_ROOT
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
+from zquant_pipelines.screening.run import screen_days
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors
+from zquant_pipelines.table_statistics import compute_table_statistics
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
 DEFAULT_SCRIPTS_DIR = REPO_ROOT / "scripts"
@@ -206,6 +209,22 @@ def calculate_factor(context, params) -> dict:
     return report(context, result, repair_codes=codes or None)
 
 
+def batch_stock_filter(context, params) -> dict:
+    """Every screen of the screens file over the range (default: the latest trading day)."""
+    start, end = resolve_range(params, context.resources.warehouse)
+    screens = load_screens_or_fail()
+    return report(
+        context, screen_days(context.resources.warehouse, screens, days_between(start, end))
+    )
+
+
+def statistics_table_data(context, params) -> dict:
+    """Table statistics of each open day of the range (default: the latest trading day)."""
+    start, end = resolve_range(params, context.resources.warehouse)
+    result, _ = compute_table_statistics(context.resources.warehouse, days_between(start, end))
+    return report(context, result)
+
+
 def scripts_dir() -> Path:
     return Path(os.environ.get(ENV_SCRIPTS_DIR, DEFAULT_SCRIPTS_DIR)).resolve()
 
@@ -305,6 +324,8 @@ ACTIONS: dict[str, ActionFn] = {
     "sync_all_daily_data": sync_daily_bars,
     "sync_daily_basic_data": sync_daily_basic_data,
     "calculate_factor": calculate_factor,
+    "batch_stock_filter": batch_stock_filter,
+    "statistics_table_data": statistics_table_data,
     "run_script": run_script,
     "example_task": example_task,
 }

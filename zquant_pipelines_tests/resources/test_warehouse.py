@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from zquant_pipelines.constants import DATE_COLUMNS, ENV_DATA_DIR, ENV_WAREHOUSE_URL, TABLE_KEYS
 from zquant_pipelines.resources import warehouse as warehouse_module
 from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_url
-from zquant_pipelines.resources.warehouse_schema import FACTOR_COLUMNS, TABLE_COLUMNS, TABLES
+from zquant_pipelines.resources.warehouse_schema import (
+    FACTOR_COLUMNS,
+    INTEGER_COLUMNS,
+    TABLE_COLUMNS,
+    TABLES,
+    TEXT_COLUMNS,
+)
 from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
 
 FIRST_DAY = dt.date(2026, 2, 26)
@@ -34,6 +40,8 @@ def sample_value(table: str, column: str, row: int, position: int):
         return ("SSE", "SZSE")[row % 2]
     if column == "cal_date":
         return FIRST_DAY + dt.timedelta(days=row // 2)
+    if column in TABLE_KEYS[table]:
+        return f"{column}{row}"  # stock_screen.screen, table_statistics.table_name
     if row % 3 == 1:
         return None
     if column in DATE_COLUMNS:
@@ -44,6 +52,10 @@ def sample_value(table: str, column: str, row: int, position: int):
         return AWKWARD_TEXT if row == 0 else f"{column}{row}"
     if column in ("list_status", "is_hs"):
         return "LNP"[row % 3]
+    if column in TEXT_COLUMNS:
+        return f'{{"{column}": {row}}}'  # the JSON documents of the derived tables
+    if column in INTEGER_COLUMNS:
+        return row * 1000 + position
     # Fractions like 1/7 need every digit to survive the CSV round trip.
     return row * 10.5 + position / 7
 

@@ -8,7 +8,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
+from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -20,6 +20,8 @@ WEEK_PARTITIONS = [f"2026-11-0{day}" for day in range(2, 7)]
 # Two stocks of the sample market, as bare codes: the action adds the exchange suffix.
 REPAIR_SYMBOLS = ["000047", "000107"]
 REPAIR_CODES = ["000047.SZ", "000107.SZ"]
+# batch_stock_filter's screens: one that selects some stocks of the sample market each day.
+SCREENS = "screens:\n  - name: busy\n    conditions: [turnover_rate > 2]\n"
 
 
 def manual(name: str, action: str, **params) -> dict:
@@ -37,6 +39,8 @@ TASKS = [
     manual("bars", "sync_all_daily_data", **WEEK),
     manual("basics", "sync_daily_basic_data", **WEEK),
     manual("factors", "calculate_factor", **WEEK),
+    manual("screen", "batch_stock_filter", **WEEK),
+    manual("statistics", "statistics_table_data", **WEEK),
     manual("repair", "sync_daily_data", codelist=REPAIR_SYMBOLS, **WEEK),
     manual("repair_one", "sync_daily_data", symbol="000047", **WEEK),
     manual("factor_repair", "calculate_factor", codes=REPAIR_SYMBOLS, **WEEK),
@@ -71,7 +75,13 @@ def runs(tmp_path_factory):
     resources = {"market_source": SampleMarketSource(), "warehouse": warehouse}
     home = folder / "dagster_home"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    screens = folder / "screens.yaml"
+    screens.write_text(SCREENS, encoding="utf-8")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        dg.instance_for_test(temp_dir=str(home)) as instance,
+    ):
+        patch.setenv(ENV_SCREENS_FILE, str(screens))
         yield Runs(instance, warehouse, task_definitions(TASKS, resources))
     warehouse.dispose()
 
@@ -137,6 +147,36 @@ def test_calculate_factor_materializes_each_day_of_factor_daily(runs):
         "factor_daily", WEEK_PARTITIONS
     )
     assert runs.warehouse.count_rows("factor_daily", dt.date(2026, 11, 2)) > 0
+
+
+def step_output_metadata(runs, task_name: str) -> dict:
+    result = runs.results[task_name]
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    return output.event_specific_data.metadata
+
+
+def test_batch_stock_filter_screens_and_materializes_each_day(runs):
+    assert runs.asset_events("screen", "ASSET_MATERIALIZATION") == materialized(
+        "stock_screen", WEEK_PARTITIONS
+    )
+    stored = runs.warehouse.read_frame(
+        "SELECT trade_date, COUNT(*) AS n FROM stock_screen WHERE screen = 'busy' GROUP BY 1"
+    )
+    assert len(stored) == len(WEEK_PARTITIONS) and stored["n"].min() > 0
+    assert step_output_metadata(runs, "screen")["stock_screen_rows"].value == stored["n"].sum()
+
+
+def test_statistics_table_data_counts_each_day_of_each_table(runs):
+    assert runs.asset_events("statistics", "ASSET_MATERIALIZATION") == materialized(
+        "table_statistics", WEEK_PARTITIONS
+    )
+    day = dt.date(2026, 11, 6)
+    stored = runs.warehouse.read_table("table_statistics", where={"trade_date": day})
+    rows = dict(zip(stored["table_name"], stored["row_count"], strict=True))
+    assert rows == {
+        table: runs.warehouse.count_rows(table, day)
+        for table in ("daily", "adj_factor", "daily_basic", "factor_daily")
+    }
 
 
 def test_repairs_observe_the_days_they_touched_without_materializing_them(runs):
