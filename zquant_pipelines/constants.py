@@ -15,6 +15,8 @@ ENV_TUSHARE_API_URL = "TUSHARE_API_URL"
 ENV_WAREHOUSE_URL = "ZQUANT_WAREHOUSE_URL"
 ENV_DATA_DIR = "ZQUANT_DATA_DIR"
 ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
+# A module of project-specific factors (FACTORS: Factor/Family declarations).
+ENV_FACTORS_MODULE = "ZQUANT_FACTORS_MODULE"
 # The folder run_script takes scripts from (default: scripts/ in the checkout).
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
 # Dagster's instance directory, and the PostgreSQL URL that moves its storage there.

@@ -227,3 +227,50 @@ def lag(matrix: np.ndarray, periods: int) -> np.ndarray:
     if periods < matrix.shape[1]:
         result[:, periods:] = matrix[:, : matrix.shape[1] - periods]
     return result
+
+
+def calendar_window_starts(day_numbers: np.ndarray, calendar_days: int) -> np.ndarray:
+    """Per cell, the first ordinal of the stock on or after its day minus ``calendar_days``.
+
+    ``day_numbers`` is a (stock x ordinal) matrix of each row's date as a day number (NaN
+    padded), rising along each stock's row. One ``searchsorted`` over the whole market:
+    each stock's days are shifted into a band of their own so the flattened keys are sorted.
+    """
+    n_stocks, width = day_numbers.shape
+    if not day_numbers.size or np.isnan(day_numbers).all():
+        return np.zeros(day_numbers.shape, dtype=np.int64)
+    first = int(np.nanmin(day_numbers))
+    band = int(np.nanmax(day_numbers)) - first + calendar_days + 2
+    bands = np.arange(n_stocks, dtype=np.int64)[:, None] * band
+    # Padding sorts after every real day of its stock and before the next stock's band.
+    days = np.where(np.isnan(day_numbers), band - 1, day_numbers - first).astype(np.int64)
+    keys = (days + bands).ravel()
+    wanted = np.maximum(days - calendar_days, 0) + bands
+    flat = np.searchsorted(keys, wanted.ravel(), side="left").reshape(day_numbers.shape)
+    return flat - np.arange(n_stocks, dtype=np.int64)[:, None] * width
+
+
+def window_records(
+    values: np.ndarray, is_record: np.ndarray, starts: np.ndarray, last: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of ``values`` over a stock's records in [starts, t], at most the ``last`` ones.
+
+    ``is_record`` marks the cells that are records; the window of cell t holds the records
+    among ordinals ``starts[t]``..t, only the latest ``last`` of them when given. Returns
+    (sums, records in the window). A record whose value is NaN (unknown) makes its window's
+    sum NaN. Records are packed to the left of each row first, so "the last N records" is
+    a difference of cumulative sums whatever the gaps between them.
+    """
+    cells = _cumulative(is_record)
+    rows = np.arange(values.shape[0])[:, None]
+    ends = cells[:, 1:]
+    available = ends - cells[rows, starts]
+    taken = available if last is None else np.minimum(available, last)
+    order = np.argsort(~is_record, axis=1, kind="stable")
+    packed = np.take_along_axis(np.where(is_record, values, 0.0), order, axis=1)
+    unknown = np.isnan(packed)
+    value_sums = _cumulative(np.where(unknown, 0.0, packed))
+    unknown_counts = _cumulative(unknown)
+    sums = value_sums[rows, ends] - value_sums[rows, ends - taken]
+    has_unknown = unknown_counts[rows, ends] != unknown_counts[rows, ends - taken]
+    return np.where(has_unknown, np.nan, sums), available

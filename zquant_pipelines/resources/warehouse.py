@@ -208,6 +208,7 @@ class Warehouse(dg.ConfigurableResource):
                 if self.db_schema is not None:
                     conn.execute(sa.schema.CreateSchema(self.db_schema, if_not_exists=True))
             metadata.create_all(conn)
+            add_missing_columns(conn)
         _schema_ready.add(key)
 
     @contextmanager
@@ -317,6 +318,26 @@ class Warehouse(dg.ConfigurableResource):
                 result.fetchall(), columns=list(result.keys()), coerce_float=True
             )
         return with_date_objects(frame)
+
+
+def add_missing_columns(conn: sa.Connection) -> None:
+    """Add the columns a table made by an earlier version lacks (new factors of factor_daily).
+
+    Only additions: every value column is nullable, so ALTER TABLE .. ADD COLUMN upgrades a
+    table in place and its stored rows read NULL there until recomputed.
+    """
+    inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        stored = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in stored:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                    )
+                )
 
 
 def table_named(table: str) -> sa.Table:
