@@ -44,7 +44,7 @@ from zquant_pipelines.resources.warehouse_frames import (
     to_date,
     with_date_objects,
 )
-from zquant_pipelines.resources.warehouse_schema import TABLES, metadata
+from zquant_pipelines.resources.warehouse_schema import TABLES, add_value_columns, metadata
 from zquant_pipelines.resources.warehouse_timeouts import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     TIMEOUTS_OPTION,
@@ -210,6 +210,14 @@ class Warehouse(dg.ConfigurableResource):
             metadata.create_all(conn)
             add_missing_columns(conn)
         _schema_ready.add(key)
+
+    def add_columns(self, table: str, columns: list[str]) -> None:
+        """Add nullable DOUBLE value columns to ``table`` here and in the database (a factor
+        asked for with a window factor_daily does not hold); existing columns are kept."""
+        table_named(table)
+        if add_value_columns(table, columns):
+            _schema_ready.discard((self.url, self.db_schema))
+        self.ensure_schema()
 
     @contextmanager
     def _write_transaction(self, subject: str) -> Iterator[sa.Connection]:

@@ -103,6 +103,16 @@ def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
     return table
 
 
+def add_value_columns(table: str, columns: list[str]) -> list[str]:
+    """Add nullable DOUBLE columns to a table's definition (a factor with a window the
+    registry does not hold); returns those that were new."""
+    target = TABLES[table]
+    new = [column for column in columns if column not in target.c]
+    for column in new:
+        target.append_column(sa.Column(column, sa.Double(), comment="factor (docs/factors.md)"))
+    return new
+
+
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     **API_FIELDS,
     FACTOR_TABLE: ("ts_code", "trade_date", *FACTOR_COLUMNS),
