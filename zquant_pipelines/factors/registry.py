@@ -188,9 +188,9 @@ class Registry:
                 return [family.make(window)]
         ids = ", ".join(f"{i} ({name})" for i, name in sorted(self.zquant_factor_ids.items()))
         raise ValueError(
-            f"factor {item!r} is not known: name a factor_daily column ({', '.join(self.factors)}),"
-            f" a column with another window ({', '.join(f.pattern for f in self.families)}),"
-            f" or a zquant factor by name or id ({ids})"
+            f"factor {item!r} is not known: name a factor_daily column (docs/factors.md), one"
+            f" with another window ({', '.join(f.pattern for f in self.families)}), or a"
+            f" zquant factor by name or id ({ids})"
         )
 
 

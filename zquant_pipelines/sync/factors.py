@@ -19,6 +19,11 @@ from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
 FACTOR_TABLE = "factor_daily"
 
 
+def select_factors(selection: Sequence[str | int] | None = None) -> list[Factor]:
+    """The registered factors a selection names (see ``Registry.select``; None: all)."""
+    return REGISTRY.select(selection)
+
+
 def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
     """The open day ``trading_days`` market days before ``first_day`` (or the first known)."""
     days = recent_open_days(warehouse, first_day, trading_days + 1)

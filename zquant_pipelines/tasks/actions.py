@@ -26,7 +26,7 @@ from zquant_pipelines.constants import CALENDAR_EXCHANGES, ENV_SCRIPTS_DIR, REPO
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.sync import market as sync
-from zquant_pipelines.sync.factors import compute_and_store_factors
+from zquant_pipelines.sync.factors import compute_and_store_factors, select_factors
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
 DEFAULT_SCRIPTS_DIR = REPO_ROOT / "scripts"
@@ -181,7 +181,13 @@ def sync_daily_basic_data(context, params) -> dict:
 def calculate_factor(context, params) -> dict:
     start, end = resolve_range(params, context.resources.warehouse)
     codes = list(params.codes or [])
-    result = compute_and_store_factors(context.resources.warehouse, days_between(start, end), codes)
+    result = compute_and_store_factors(
+        context.resources.warehouse,
+        days_between(start, end),
+        codes,
+        factors=select_factors(params.selection),
+        zquant_literal=params.zquant_literal,
+    )
     return report(context, result, repair_codes=codes or None)
 
 
