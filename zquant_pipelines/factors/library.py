@@ -36,6 +36,7 @@ from zquant_pipelines.factors.registry import (
     DAILY_TABLE,
     Factor,
     FactorData,
+    FactorModuleError,
     Family,
     Registry,
     load_factor_module,
@@ -249,10 +250,16 @@ BUILT_IN = [
 
 def build_registry(factors_module: str | None = None) -> Registry:
     """The built-in factors, zquant's, then those of ``factors_module`` (if named)."""
-    declarations = [*BUILT_IN, *zquant.DECLARATIONS]
+    registry = Registry([*BUILT_IN, *zquant.DECLARATIONS], zquant.ZQUANT_FACTOR_IDS)
     if factors_module:
-        declarations += load_factor_module(factors_module)
-    return Registry(declarations, zquant.ZQUANT_FACTOR_IDS)
+        for declaration in load_factor_module(factors_module):
+            try:
+                registry.add(declaration)
+            except ValueError as error:
+                raise FactorModuleError(
+                    f"{ENV_FACTORS_MODULE}={factors_module!r}: {error}"
+                ) from error
+    return registry
 
 
 # Built when the code location loads, so a bad ZQUANT_FACTORS_MODULE fails it, naming the module.
