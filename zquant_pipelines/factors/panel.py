@@ -250,27 +250,45 @@ def calendar_window_starts(day_numbers: np.ndarray, calendar_days: int) -> np.nd
     return flat - np.arange(n_stocks, dtype=np.int64)[:, None] * width
 
 
-def window_records(
-    values: np.ndarray, is_record: np.ndarray, starts: np.ndarray, last: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of ``values`` over a stock's records in [starts, t], at most the ``last`` ones.
+class RecordWindows:
+    """Each cell's window of a stock's records: ordinals ``starts[t]``..t, cells marked by
+    ``is_record``.
 
-    ``is_record`` marks the cells that are records; the window of cell t holds the records
-    among ordinals ``starts[t]``..t, only the latest ``last`` of them when given. Returns
-    (sums, records in the window). A record whose value is NaN (unknown) makes its window's
-    sum NaN. Records are packed to the left of each row first, so "the last N records" is
-    a difference of cumulative sums whatever the gaps between them.
+    ``available`` is the number of records in each window; ``sums(values, last)`` sums
+    ``values`` over them, only the latest ``last`` records when given. Records are packed
+    to the left of each stock's row once, so "the last N records" is a difference of
+    cumulative sums whatever the gaps between them; the packed sums of a values matrix are
+    kept for the next window (the 5..90-day counts of one flag share them).
     """
-    cells = _cumulative(is_record)
-    rows = np.arange(values.shape[0])[:, None]
-    ends = cells[:, 1:]
-    available = ends - cells[rows, starts]
-    taken = available if last is None else np.minimum(available, last)
-    order = np.argsort(~is_record, axis=1, kind="stable")
-    packed = np.take_along_axis(np.where(is_record, values, 0.0), order, axis=1)
-    unknown = np.isnan(packed)
-    value_sums = _cumulative(np.where(unknown, 0.0, packed))
-    unknown_counts = _cumulative(unknown)
-    sums = value_sums[rows, ends] - value_sums[rows, ends - taken]
-    has_unknown = unknown_counts[rows, ends] != unknown_counts[rows, ends - taken]
-    return np.where(has_unknown, np.nan, sums), available
+
+    def __init__(self, is_record: np.ndarray, starts: np.ndarray):
+        self.is_record = is_record
+        n_stocks, width = is_record.shape
+        cells = _cumulative(is_record)
+        self._offsets = (np.arange(n_stocks, dtype=np.int64) * (width + 1))[:, None]
+        self._ends = cells[:, 1:] + self._offsets
+        self.available = cells[:, 1:] - np.take(cells, starts + self._offsets)
+        self._order = np.argsort(~is_record, axis=1, kind="stable")
+        self._packed: dict[int, tuple] = {}
+
+    def _prefix(self, values: np.ndarray) -> tuple:
+        key = id(values)
+        if key not in self._packed or self._packed[key][0] is not values:
+            packed = np.take_along_axis(np.where(self.is_record, values, 0.0), self._order, axis=1)
+            unknown = np.isnan(packed)
+            unknown_counts = _cumulative(unknown).ravel() if unknown.any() else None
+            value_sums = _cumulative(np.where(unknown, 0.0, packed)).ravel()
+            self._packed[key] = (values, value_sums, unknown_counts)
+        return self._packed[key][1:]
+
+    def sums(self, values: np.ndarray, last: int | None = None) -> np.ndarray:
+        """Sum of ``values`` over each window's records (the latest ``last`` of them); NaN
+        when a record's value in it is NaN (unknown)."""
+        value_sums, unknown_counts = self._prefix(values)
+        taken = self.available if last is None else np.minimum(self.available, last)
+        starts = self._ends - taken
+        sums = np.take(value_sums, self._ends) - np.take(value_sums, starts)
+        if unknown_counts is None:
+            return sums
+        has_unknown = np.take(unknown_counts, self._ends) != np.take(unknown_counts, starts)
+        return np.where(has_unknown, np.nan, sums)

@@ -22,7 +22,7 @@ input is a manual import zquant reads from its own table).
 
 import numpy as np
 
-from zquant_pipelines.factors.panel import window_records
+from zquant_pipelines.factors.panel import RecordWindows
 from zquant_pipelines.factors.registry import Factor, FactorData, Family
 
 TURNOVER = "daily_basic.turnover_rate"
@@ -60,12 +60,8 @@ XCROSS_BODY_MAX_PCT = 1.0
 PCT_TOLERANCE = 1e-7
 
 
-def _half_year(data: FactorData) -> np.ndarray:
-    return data.calendar_starts(HALF_YEAR_CALENDAR_DAYS)
-
-
 def _turnover_records(data: FactorData) -> np.ndarray:
-    return ~np.isnan(data[TURNOVER])
+    return data.cached("turnover_records", lambda: ~np.isnan(data[TURNOVER]))
 
 
 def _xcross_records(data: FactorData) -> np.ndarray:
@@ -74,18 +70,28 @@ def _xcross_records(data: FactorData) -> np.ndarray:
     )
 
 
+def _half_year(data: FactorData, records: str) -> RecordWindows:
+    """The half-year windows of one kind of record: turnover, xcross or every daily row."""
+    kinds = {
+        "turnover": _turnover_records,
+        "xcross": _xcross_records,
+        "rows": lambda data: ~np.isnan(data.day_numbers),
+    }
+    return data.cached(
+        ("half_year", records),
+        lambda: RecordWindows(kinds[records](data), data.calendar_starts(HALF_YEAR_CALENDAR_DAYS)),
+    )
+
+
 def _zquant_stores_no_row(data: FactorData) -> np.ndarray:
     """Where zquant's hyper_activity returns None: no turnover_rate or no complete daily row
     in [D - 180, D]."""
 
-    def make():
-        empty = np.zeros(data[TURNOVER].shape, dtype=bool)
-        for records in (_turnover_records(data), _xcross_records(data)):
-            _, available = window_records(np.ones(records.shape), records, _half_year(data), None)
-            empty |= available == 0
-        return empty
-
-    return data.cached("zquant_no_row", make)
+    return data.cached(
+        "zquant_no_row",
+        lambda: (_half_year(data, "turnover").available == 0)
+        | (_half_year(data, "xcross").available == 0),
+    )
 
 
 def _hyper(data: FactorData, values: np.ndarray) -> np.ndarray:
@@ -93,13 +99,14 @@ def _hyper(data: FactorData, values: np.ndarray) -> np.ndarray:
     return np.where(_zquant_stores_no_row(data), np.nan, values) if data.zquant_literal else values
 
 
-def _count(data: FactorData, flags: np.ndarray, records: np.ndarray, window: int) -> np.ndarray:
+def _count(data: FactorData, flags: np.ndarray, records: str, window: int) -> np.ndarray:
     """Flags among the last ``window`` records in the half year: intent NULL unless there are
     ``window`` of them; literal counts the records there are (zquant's ``[-days:]``)."""
-    sums, available = window_records(flags, records, _half_year(data), window)
+    windows = _half_year(data, records)
+    sums = windows.sums(flags, window)
     if data.zquant_literal:
         return _hyper(data, sums)
-    return np.where(available >= window, sums, np.nan)
+    return np.where(windows.available >= window, sums, np.nan)
 
 
 def _the_day(data: FactorData, flags: np.ndarray, records: np.ndarray) -> np.ndarray:
@@ -110,10 +117,9 @@ def _the_day(data: FactorData, flags: np.ndarray, records: np.ndarray) -> np.nda
 
 
 def ma_tr(data: FactorData, window: int) -> np.ndarray:
-    sums, available = window_records(
-        data[TURNOVER], _turnover_records(data), _half_year(data), window
-    )
-    full = available >= window
+    windows = _half_year(data, "turnover")
+    sums = windows.sums(data[TURNOVER], window)
+    full = windows.available >= window
     if data.zquant_literal:
         return _hyper(data, np.where(full, np.round(sums / window, MA_DECIMALS), 0.0))
     return np.where(full, sums / window, np.nan)
@@ -138,7 +144,7 @@ def theday_turnover_volume(data: FactorData) -> np.ndarray:
 
 
 def total_turnover_volume(data: FactorData, window: int) -> np.ndarray:
-    return _count(data, _turnover_volume_flags(data), _turnover_records(data), window)
+    return _count(data, _turnover_volume_flags(data), "turnover", window)
 
 
 def _xcross_flags(data: FactorData) -> np.ndarray:
@@ -168,7 +174,7 @@ def theday_xcross(data: FactorData) -> np.ndarray:
 
 
 def total_xcross(data: FactorData, window: int) -> np.ndarray:
-    return _count(data, _xcross_flags(data), _xcross_records(data), window)
+    return _count(data, _xcross_flags(data), "xcross", window)
 
 
 def halfyear_active_times(data: FactorData) -> np.ndarray:
@@ -182,9 +188,7 @@ def halfyear_active_times(data: FactorData) -> np.ndarray:
         & (data[TURNOVER] >= ACTIVE_TURNOVER_RATE_MIN_PCT)
         & (((total_mv >= low) & (total_mv <= high)) | ((circ_mv >= low) & (circ_mv <= high)))
     )
-    rows = ~np.isnan(data.day_numbers)
-    counts, _ = window_records(active.astype(np.float64), rows, _half_year(data), None)
-    return _hyper(data, counts)
+    return _hyper(data, _half_year(data, "rows").sums(active.astype(np.float64)))
 
 
 def turnover_rate(data: FactorData) -> np.ndarray:
@@ -192,11 +196,11 @@ def turnover_rate(data: FactorData) -> np.ndarray:
 
 
 def turnover_rate_model_ma(data: FactorData, window: int) -> np.ndarray:
-    sums, available = window_records(
-        data[TURNOVER], _turnover_records(data), data.calendar_starts(2 * window), window
-    )
+    windows = RecordWindows(_turnover_records(data), data.calendar_starts(2 * window))
     short = MODEL_MA_INVALID if data.zquant_literal else np.nan
-    return np.where(available >= window, sums / window, short)
+    return np.where(
+        windows.available >= window, windows.sums(data[TURNOVER], window) / window, short
+    )
 
 
 def _hyper_factor(name: str, function, inputs, unit, null_rule, description, **parameters):

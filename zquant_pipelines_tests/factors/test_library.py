@@ -16,7 +16,11 @@ from zquant_pipelines.factors.library import (
     compute_factor_daily,
 )
 from zquant_pipelines.resources import warehouse_schema
-from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
+from zquant_pipelines_tests.support.factor_oracle import (
+    assert_matches_loop,
+    loop_factors,
+    zquant_factors,
+)
 from zquant_pipelines_tests.support.synthetic_market import synthetic_market, weekdays
 
 DATES = weekdays(dt.date(2025, 1, 2), 140)
@@ -128,6 +132,17 @@ def test_every_factor_matches_the_per_stock_loop(panel, factors):
         assert factors[column].notna().any() and factors[column].isna().any(), column
     assert factors["active_days_120"].max() > 0
     assert factors["small_cross_days_120"].max() > 0
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["intent", "zquant_literal"])
+def test_zquant_s_factors_match_their_oracle_on_the_hand_panel(panel, literal):
+    daily, _, basic = panel
+    selection = REGISTRY.select(["turnover_rate", "hyper_activity"])
+    result = compute_factor_daily(*panel, factors=selection, zquant_literal=literal)
+    rounded = {f.name: 1.01e-5 for f in selection if literal and f.name.endswith("_tr")}
+    assert_matches_loop(result, zquant_factors(daily, basic, literal=literal), rounded)
+    assert result["halfyear_active_times"].max() > 0
+    assert result["total90_turnover_volume"].max() > 0
 
 
 def test_factors_match_the_loop_on_a_random_market():

@@ -95,6 +95,9 @@ def one_stock(days: int, **columns) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         ({"amount": 1_000_000.0}, 0.0, 1.0),
         ({"amount": 500_000.0}, 0.0, 1.0),
         ({"amount": 1_000_000.01}, 1.0, 1.0),
+        # zquant's code: amount > 100,000 千元, strictly.
+        ({"amount": 100_000.0}, 0.0, 0.0),
+        ({"amount": 100_000.01}, 0.0, 1.0),
     ],
 )
 def test_half_year_amount_limit(columns, intent, literal):
