@@ -159,16 +159,8 @@ def _require_positive(values: np.ndarray, panel: DailyPanel, field: str) -> None
 
 
 def _trading_factor(name, function, inputs, unit, null_rule, description, rows, **parameters):
-    return Factor(
-        name=name,
-        function=function,
-        inputs=tuple(inputs),
-        unit=unit,
-        null_rule=null_rule,
-        description=description,
-        parameters=parameters,
-        lookback_trading_days=rows + SUSPENSION_MARGIN_DAYS,
-    )
+    fields = (name, function, tuple(inputs), unit, null_rule, description, parameters)
+    return Factor(*fields, lookback_trading_days=rows + SUSPENSION_MARGIN_DAYS)
 
 
 BUILT_IN = [

@@ -206,17 +206,10 @@ def turnover_rate_model_ma(data: FactorData, window: int) -> np.ndarray:
 def _hyper_factor(name: str, function, inputs, unit, null_rule, description, **parameters):
     # Literal mode blanks the days zquant stores no row for, which takes turnover_rate and
     # the prices whatever the column reads itself.
-    inputs = dict.fromkeys([*inputs, TURNOVER, *PRICES])
+    inputs = tuple(dict.fromkeys([*inputs, TURNOVER, *PRICES]))
+    fields = (name, function, inputs, unit, null_rule, description, parameters)
     return Factor(
-        name=name,
-        function=function,
-        inputs=tuple(inputs),
-        unit=unit,
-        null_rule=null_rule,
-        description=description,
-        parameters=parameters,
-        lookback_calendar_days=HALF_YEAR_CALENDAR_DAYS,
-        zquant_factor=HYPER_ACTIVITY,
+        *fields, lookback_calendar_days=HALF_YEAR_CALENDAR_DAYS, zquant_factor=HYPER_ACTIVITY
     )
 
 
