@@ -211,13 +211,16 @@ class Warehouse(dg.ConfigurableResource):
             add_missing_columns(conn)
         _schema_ready.add(key)
 
-    def add_columns(self, table: str, columns: list[str]) -> None:
+    def add_columns(self, table: str, columns: list[str]) -> list[str]:
         """Add nullable DOUBLE value columns to ``table`` here and in the database (a factor
-        asked for with a window factor_daily does not hold); existing columns are kept."""
-        table_named(table)
+        asked for with a window factor_daily does not hold); existing columns are kept.
+        Returns every column of the table, the ones added earlier in this process included
+        (a write must give them all)."""
+        target = table_named(table)
         if add_value_columns(table, columns):
             _schema_ready.discard((self.url, self.db_schema))
         self.ensure_schema()
+        return list(target.c.keys())
 
     @contextmanager
     def _write_transaction(self, subject: str) -> Iterator[sa.Connection]:

@@ -96,9 +96,8 @@ def compute_and_store_factors(
     inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes, required_inputs(factors))
     computed = compute_factors(inputs, factors, trade_dates=targets, zquant_literal=zquant_literal)
     new_columns = [f.name for f in factors if f.name not in FACTOR_COLUMNS]
-    if new_columns:
-        warehouse.add_columns(FACTOR_TABLE, new_columns)
-    factors = with_stored_columns(warehouse, computed, targets)
+    table_columns = warehouse.add_columns(FACTOR_TABLE, new_columns)
+    factors = with_stored_columns(warehouse, computed, targets, table_columns)
     by_day = dict(tuple(factors.groupby("trade_date", sort=True)))
     for day in targets:
         frame = by_day.get(day, factors.iloc[0:0])
@@ -115,10 +114,12 @@ def compute_and_store_factors(
     return result
 
 
-def with_stored_columns(warehouse, computed: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
-    """``computed`` with every factor_daily column: those it lacks as stored for its rows
+def with_stored_columns(
+    warehouse, computed: pd.DataFrame, days: list[dt.date], table_columns: list[str]
+) -> pd.DataFrame:
+    """``computed`` with every column of factor_daily: those it lacks as stored for its rows
     (NULL for rows not stored yet), so writing it changes only the computed columns."""
-    missing = [column for column in FACTOR_COLUMNS if column not in computed.columns]
+    missing = [column for column in table_columns if column not in computed.columns]
     if not missing or computed.empty:
         return computed.reindex(columns=[*computed.columns, *missing])
     stored = warehouse.read_frame(

@@ -80,19 +80,28 @@ def test_another_window_gets_a_column_of_its_own(warehouse):
     day = sorted(set(market[0]["trade_date"]))[-1]
     wanted = REGISTRY.select(["ma120_tr", "momentum_250"])
 
+    def stored_with_added_columns() -> pd.DataFrame:
+        return warehouse.read_frame(
+            "SELECT * FROM factor_daily WHERE trade_date = :day ORDER BY ts_code", {"day": day}
+        )
+
     with restored_table_definition("factor_daily"):
         compute_and_store_factors(warehouse, [day], factors=wanted)
+        rows = stored_with_added_columns()
+        # A later run of every registered factor in the same process keeps them.
+        compute_and_store_factors(warehouse, [day])
+        after = stored_with_added_columns()
 
-    # The definition is back to the declared columns: read the added ones with SQL.
-    rows = warehouse.read_frame(
-        "SELECT * FROM factor_daily WHERE trade_date = :day ORDER BY ts_code", {"day": day}
-    )
     expected = expected_rows(market, day, wanted)
     pd.testing.assert_frame_equal(
         rows[["ts_code", "ma120_tr", "momentum_250"]], expected, check_dtype=False
     )
     assert rows["ma120_tr"].notna().any() and rows["momentum_250"].notna().any()
     assert rows[list(REGISTRY.columns)].isna().all().all()  # nothing else computed yet
+    pd.testing.assert_frame_equal(
+        after[["ma120_tr", "momentum_250"]], rows[["ma120_tr", "momentum_250"]]
+    )
+    assert after["ma5_tr"].notna().any()
 
 
 @pytest.mark.parametrize("selection", [["no_such_factor"], ["ma0_tr"], [7]])
