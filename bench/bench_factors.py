@@ -33,7 +33,6 @@ from zquant_pipelines.factors.library import (
     ACTIVE_TURNOVER_RATE_MIN_PCT,
     ACTIVITY_WINDOW,
     CNY_PER_AMOUNT_UNIT,
-    FACTOR_COLUMNS,
     FACTOR_LOOKBACK_TRADING_DAYS,
     MOMENTUM_PERIODS,
     RATIO_TOLERANCE,
@@ -133,7 +132,7 @@ def differences(vectorised: pd.DataFrame, looped: pd.DataFrame, stocks: list[str
     if not mine[KEYS].equals(theirs[KEYS]):
         return [f"row keys differ: {len(mine)} vectorised rows, {len(theirs)} loop rows"]
     problems = []
-    for column in FACTOR_COLUMNS:
+    for column in [column for column in looped.columns if column not in KEYS]:
         a, b = mine[column].to_numpy(), theirs[column].to_numpy(dtype=float)
         if not np.array_equal(np.isnan(a), np.isnan(b)):
             problems.append(f"{column}: NULLs differ")

@@ -17,6 +17,8 @@ ENV_DATA_DIR = "ZQUANT_DATA_DIR"
 ENV_TASKS_FILE = "ZQUANT_TASKS_FILE"
 # The stock screens file (default: screens.yaml in the checkout).
 ENV_SCREENS_FILE = "ZQUANT_SCREENS_FILE"
+# A module of project-specific factors (FACTORS: Factor/Family declarations).
+ENV_FACTORS_MODULE = "ZQUANT_FACTORS_MODULE"
 # The folder run_script takes scripts from (default: scripts/ in the checkout).
 ENV_SCRIPTS_DIR = "ZQUANT_SCRIPTS_DIR"
 # Dagster's instance directory, and the PostgreSQL URL that moves its storage there.

@@ -11,7 +11,7 @@ MAY_IMPORT = {
     "constants": set(),
     "dates": {"constants"},
     "sample_market": {"constants", "dates"},
-    "resources": {"constants", "dates", "sample_market"},
+    "resources": {"constants", "dates", "factors", "sample_market"},
     "factors": {"constants", "dates"},
     "sync": {"constants", "dates", "factors"},
     "history": {"constants"},

@@ -17,26 +17,54 @@ from zquant_pipelines.assets.partitions import (
 from zquant_pipelines.assets.progress import StepProgressReporter
 from zquant_pipelines.constants import TRADING_DAY_APIS
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.factors import compute_and_store_factors
+from zquant_pipelines.sync.factors import compute_and_store_factors, select_factors
+
+
+class FactorConfig(dg.Config):
+    zquant_literal: bool = False  # zquant v0.4's literal behaviour (docs/factors.md)
+
+
+def factor_column_schema() -> dg.TableSchema:
+    """factor_daily's columns as the UI shows them, from the factor registry."""
+    keys = [
+        dg.TableColumn("ts_code", "text", "tushare stock code, e.g. 000001.SZ"),
+        dg.TableColumn("trade_date", "date", "trading day"),
+    ]
+    return dg.TableSchema(
+        columns=keys
+        + [
+            dg.TableColumn(
+                factor.name,
+                "double",
+                f"{factor.description}. Unit: {factor.unit}. NULL: {factor.null_rule}.",
+            )
+            for factor in select_factors()
+        ]
+    )
 
 
 @dg.asset(
     group_name="factors",
     kinds={"sql", "pandas"},
     description="Daily factors per stock: turnover moving averages, activity counts,"
-    " momentum and volatility on hfq prices. Formulas and units: docs/factors.md."
-    + MISSING_HISTORY_NOTE,
+    " momentum and volatility on hfq prices, and zquant's turnover_rate and hyper_activity"
+    " columns. Formulas and units: docs/factors.md (run config zquant_literal: zquant's"
+    " literal behaviour)." + MISSING_HISTORY_NOTE,
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=list(TRADING_DAY_APIS),
     check_specs=checks.check_specs_for("factor_daily"),
+    metadata={"dagster/column_schema": factor_column_schema()},
 )
-def factor_daily(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+def factor_daily(
+    context: dg.AssetExecutionContext, config: FactorConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
     days = partition_dates(context)
     progress = StepProgressReporter(context, ["factor_daily"], days)
     result = compute_and_store_factors(
         warehouse,
         days,
+        zquant_literal=config.zquant_literal,
         progress=progress,
         written_through=progress.written_through("factor_daily"),
     )

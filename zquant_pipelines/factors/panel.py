@@ -227,3 +227,68 @@ def lag(matrix: np.ndarray, periods: int) -> np.ndarray:
     if periods < matrix.shape[1]:
         result[:, periods:] = matrix[:, : matrix.shape[1] - periods]
     return result
+
+
+def calendar_window_starts(day_numbers: np.ndarray, calendar_days: int) -> np.ndarray:
+    """Per cell, the first ordinal of the stock on or after its day minus ``calendar_days``.
+
+    ``day_numbers`` is a (stock x ordinal) matrix of each row's date as a day number (NaN
+    padded), rising along each stock's row. One ``searchsorted`` over the whole market:
+    each stock's days are shifted into a band of their own so the flattened keys are sorted.
+    """
+    n_stocks, width = day_numbers.shape
+    if not day_numbers.size or np.isnan(day_numbers).all():
+        return np.zeros(day_numbers.shape, dtype=np.int64)
+    first = int(np.nanmin(day_numbers))
+    band = int(np.nanmax(day_numbers)) - first + calendar_days + 2
+    bands = np.arange(n_stocks, dtype=np.int64)[:, None] * band
+    # Padding sorts after every real day of its stock and before the next stock's band.
+    days = np.where(np.isnan(day_numbers), band - 1, day_numbers - first).astype(np.int64)
+    keys = (days + bands).ravel()
+    wanted = np.maximum(days - calendar_days, 0) + bands
+    flat = np.searchsorted(keys, wanted.ravel(), side="left").reshape(day_numbers.shape)
+    return flat - np.arange(n_stocks, dtype=np.int64)[:, None] * width
+
+
+class RecordWindows:
+    """Each cell's window of a stock's records: ordinals ``starts[t]``..t, cells marked by
+    ``is_record``.
+
+    ``available`` is the number of records in each window; ``sums(values, last)`` sums
+    ``values`` over them, only the latest ``last`` records when given. Records are packed
+    to the left of each stock's row once, so "the last N records" is a difference of
+    cumulative sums whatever the gaps between them; the packed sums of a values matrix are
+    kept for the next window (the 5..90-day counts of one flag share them).
+    """
+
+    def __init__(self, is_record: np.ndarray, starts: np.ndarray):
+        self.is_record = is_record
+        n_stocks, width = is_record.shape
+        cells = _cumulative(is_record)
+        self._offsets = (np.arange(n_stocks, dtype=np.int64) * (width + 1))[:, None]
+        self._ends = cells[:, 1:] + self._offsets
+        self.available = cells[:, 1:] - np.take(cells, starts + self._offsets)
+        self._order = np.argsort(~is_record, axis=1, kind="stable")
+        self._packed: dict[int, tuple] = {}
+
+    def _prefix(self, values: np.ndarray) -> tuple:
+        key = id(values)
+        if key not in self._packed or self._packed[key][0] is not values:
+            packed = np.take_along_axis(np.where(self.is_record, values, 0.0), self._order, axis=1)
+            unknown = np.isnan(packed)
+            unknown_counts = _cumulative(unknown).ravel() if unknown.any() else None
+            value_sums = _cumulative(np.where(unknown, 0.0, packed)).ravel()
+            self._packed[key] = (values, value_sums, unknown_counts)
+        return self._packed[key][1:]
+
+    def sums(self, values: np.ndarray, last: int | None = None) -> np.ndarray:
+        """Sum of ``values`` over each window's records (the latest ``last`` of them); NaN
+        when a record's value in it is NaN (unknown)."""
+        value_sums, unknown_counts = self._prefix(values)
+        taken = self.available if last is None else np.minimum(self.available, last)
+        starts = self._ends - taken
+        sums = np.take(value_sums, self._ends) - np.take(value_sums, starts)
+        if unknown_counts is None:
+            return sums
+        has_unknown = np.take(unknown_counts, self._ends) != np.take(unknown_counts, starts)
+        return np.where(has_unknown, np.nan, sums)

@@ -44,7 +44,7 @@ from zquant_pipelines.resources.warehouse_frames import (
     to_date,
     with_date_objects,
 )
-from zquant_pipelines.resources.warehouse_schema import TABLES, metadata
+from zquant_pipelines.resources.warehouse_schema import TABLES, add_value_columns, metadata
 from zquant_pipelines.resources.warehouse_timeouts import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     TIMEOUTS_OPTION,
@@ -208,7 +208,19 @@ class Warehouse(dg.ConfigurableResource):
                 if self.db_schema is not None:
                     conn.execute(sa.schema.CreateSchema(self.db_schema, if_not_exists=True))
             metadata.create_all(conn)
+            add_missing_columns(conn)
         _schema_ready.add(key)
+
+    def add_columns(self, table: str, columns: list[str]) -> list[str]:
+        """Add nullable DOUBLE value columns to ``table`` here and in the database (a factor
+        asked for with a window factor_daily does not hold); existing columns are kept.
+        Returns every column of the table, the ones added earlier in this process included
+        (a write must give them all)."""
+        target = table_named(table)
+        if add_value_columns(table, columns):
+            _schema_ready.discard((self.url, self.db_schema))
+        self.ensure_schema()
+        return list(target.c.keys())
 
     @contextmanager
     def _write_transaction(self, subject: str) -> Iterator[sa.Connection]:
@@ -317,6 +329,26 @@ class Warehouse(dg.ConfigurableResource):
                 result.fetchall(), columns=list(result.keys()), coerce_float=True
             )
         return with_date_objects(frame)
+
+
+def add_missing_columns(conn: sa.Connection) -> None:
+    """Add the columns a table made by an earlier version lacks (new factors of factor_daily).
+
+    Only additions: every value column is nullable, so ALTER TABLE .. ADD COLUMN upgrades a
+    table in place and its stored rows read NULL there until recomputed.
+    """
+    inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        stored = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in stored:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                    )
+                )
 
 
 def table_named(table: str) -> sa.Table:

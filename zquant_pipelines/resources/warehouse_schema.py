@@ -1,6 +1,8 @@
 """The warehouse tables: one per tushare API plus ``factor_daily``, ``stock_screen`` and
 ``table_statistics``, as SQLAlchemy Core.
 
+factor_daily's value columns and their comments come from the factor registry.
+
 Tables and columns keep tushare's names (``constants.API_FIELDS``), keys are
 ``constants.TABLE_KEYS``, date columns are SQL DATE (ISO text in SQLite). Units stay as
 tushare sends them; the column comments say which.
@@ -9,23 +11,11 @@ tushare sends them; the column comments say which.
 import sqlalchemy as sa
 
 from zquant_pipelines.constants import API_FIELDS, DATE_COLUMNS, TABLE_KEYS
+from zquant_pipelines.factors.library import REGISTRY
 
 FACTOR_TABLE = "factor_daily"
-# factor_daily's value columns, in table order (after ts_code, trade_date).
-FACTOR_COLUMNS = (
-    "turnover_rate_ma_5",
-    "turnover_rate_ma_10",
-    "turnover_rate_ma_20",
-    "turnover_rate_ma_30",
-    "turnover_rate_ma_60",
-    "turnover_rate_ma_90",
-    "active_days_120",
-    "small_cross_days_120",
-    "momentum_5",
-    "momentum_20",
-    "momentum_60",
-    "volatility_20",
-)
+# factor_daily's value columns, in table order (after ts_code, trade_date): the registry's.
+FACTOR_COLUMNS = REGISTRY.columns
 
 SCREEN_TABLE = "stock_screen"
 # stock_screen: the stocks each screen of screens.yaml selects on a trading day.
@@ -96,16 +86,9 @@ COLUMN_COMMENTS = {
     "total_mv": "total market value, 10k CNY (万元)",
     "circ_mv": "float market value, 10k CNY (万元)",
     **{
-        f"turnover_rate_ma_{days}": f"mean turnover_rate over the last {days} trading days, %"
-        for days in (5, 10, 20, 30, 60, 90)
+        factor.name: f"{factor.description}; {factor.unit} (docs/factors.md)"
+        for factor in REGISTRY.factors.values()
     },
-    "active_days_120": "active days among the last 120 trading days (see docs/factors.md)",
-    "small_cross_days_120": "small-cross days among the last 120 trading days (docs/factors.md)",
-    **{
-        f"momentum_{days}": f"momentum over the last {days} trading days (see docs/factors.md)"
-        for days in (5, 20, 60)
-    },
-    "volatility_20": "volatility over the last 20 trading days (see docs/factors.md)",
     "screen": "screen name, as in screens.yaml",
     "screen_values": "JSON object: the values of the columns the screen's conditions name",
     "table_name": "warehouse table",
@@ -152,6 +135,16 @@ def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
         # The primary key leads with ts_code; day-wide reads and deletes need their own index.
         sa.Index(f"ix_{name}_trade_date", table.c.trade_date)
     return table
+
+
+def add_value_columns(table: str, columns: list[str]) -> list[str]:
+    """Add nullable DOUBLE columns to a table's definition (a factor with a window the
+    registry does not hold); returns those that were new."""
+    target = TABLES[table]
+    new = [column for column in columns if column not in target.c]
+    for column in new:
+        target.append_column(sa.Column(column, sa.Double(), comment="factor (docs/factors.md)"))
+    return new
 
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -1,17 +1,28 @@
 """The factor_daily table: read the look-back window from the warehouse, compute, store per day.
 
-Plain functions (no Dagster). The factor formulas live in ``zquant_pipelines.factors``; this
-module only moves their inputs and outputs.
+Plain functions (no Dagster). The factor formulas and the registry live in
+``zquant_pipelines.factors``; this module moves their inputs and outputs: it reads only the
+columns the chosen factors need (``required_inputs``), over their look-back, and writes their
+columns. A selection of some factors keeps the other stored columns of the rows it writes.
 """
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
+import pandas as pd
+
+from zquant_pipelines.factors.library import FACTOR_COLUMNS, REGISTRY, compute_factors
+from zquant_pipelines.factors.panel import KEY_COLUMNS
+from zquant_pipelines.factors.registry import Factor, lookback, required_inputs
 from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
 from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
 
-FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
+FACTOR_TABLE = "factor_daily"
+
+
+def select_factors(selection: Sequence[str | int] | None = None) -> list[Factor]:
+    """The registered factors a selection names (see ``Registry.select``; None: all)."""
+    return REGISTRY.select(selection)
 
 
 def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
@@ -21,45 +32,64 @@ def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
 
 
 def read_factor_inputs(
-    warehouse, start: dt.date, end: dt.date, ts_codes: Sequence[str] | None = None
+    warehouse,
+    start: dt.date,
+    end: dt.date,
+    ts_codes: Sequence[str] | None = None,
+    columns: dict[str, list[str]] | None = None,
 ) -> dict:
-    """The three input tables over [start, end], optionally for some stocks only."""
+    """The input tables over [start, end], ``columns`` of each ({table: [columns]}, from
+    ``required_inputs``; default: every factor's), optionally for some stocks only."""
     params: dict = {"start": start, "end": end}
     code_filter = ""
     if ts_codes:
         names = [f"c{i}" for i in range(len(ts_codes))]
         code_filter = f" AND ts_code IN ({', '.join(':' + n for n in names)})"
         params.update(zip(names, ts_codes, strict=True))
+    columns = columns or required_inputs(REGISTRY.factors.values())
     return {
         table: warehouse.read_frame(
-            f"SELECT * FROM {table} WHERE trade_date BETWEEN :start AND :end{code_filter}", params
+            f"SELECT {', '.join(quoted(c) for c in selected)} FROM {table}"
+            f" WHERE trade_date BETWEEN :start AND :end{code_filter}",
+            params,
         )
-        for table in FACTOR_INPUT_TABLES
+        for table, selected in columns.items()
     }
+
+
+def quoted(column: str) -> str:
+    """A column name as SQL (tushare's ``open``, ``change`` are keywords to some dialects)."""
+    return f'"{column}"'
 
 
 def compute_and_store_factors(
     warehouse,
     trade_dates: Iterable[dt.date],
     ts_codes: Sequence[str] | None = None,
+    factors: Sequence[Factor] | None = None,
+    zquant_literal: bool = False,
     progress: ProgressCallback | None = None,
     written_through: dt.date | None = None,
 ) -> SyncResult:
     """Factors of ``trade_dates`` (all stocks, or ``ts_codes``) into ``factor_daily``.
 
-    With all stocks each day is replaced atomically; for a subset the rows are upserted so
-    other stocks' factors stay. Stocks whose window reaches before the stored history get
-    NULL for that factor (the window is not full), never a value from a shorter window.
-    ``progress`` hears of each day stored; open days up to ``written_through`` (stored by
-    an earlier attempt) are not computed again.
+    ``factors`` (default: every registered one) are computed and written; the other stored
+    columns of those rows stay. A factor with a window factor_daily lacks a column for
+    (``ma120_tr``) gets one. ``zquant_literal`` stores zquant's literal behaviour
+    (docs/factors.md). With all stocks each day is replaced atomically; for a subset the
+    rows are upserted so other stocks' factors stay. Stocks whose window reaches before the
+    stored history get NULL for that factor (the window is not full), never a value from a
+    shorter window. ``progress`` hears of each day stored; open days up to
+    ``written_through`` (stored by an earlier attempt) are not computed again.
     """
+    factors = list(REGISTRY.factors.values()) if factors is None else list(factors)
     days = sorted(set(trade_dates))
-    result = SyncResult(table="factor_daily")
+    result = SyncResult(table=FACTOR_TABLE)
     if not days:
         return result
     is_open = open_days(warehouse, days[0], days[-1])
     counter = DayCounter(
-        "factor_daily", [day for day in days if is_open[day]], progress, written_through
+        FACTOR_TABLE, [day for day in days if is_open[day]], progress, written_through
     )
     targets = counter.pending
     result.closed_dates = [day for day in days if not is_open[day]]
@@ -67,23 +97,44 @@ def compute_and_store_factors(
     result.trade_dates = list(counter.resumed)
     if not targets:
         return result
-    start = lookback_start(warehouse, targets[0], FACTOR_LOOKBACK_TRADING_DAYS)
-    inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes)
-    factors = compute_factor_daily(
-        inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=targets
+    trading_days, calendar_days = lookback(factors)
+    start = min(
+        lookback_start(warehouse, targets[0], trading_days),
+        targets[0] - dt.timedelta(days=calendar_days),
     )
+    inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes, required_inputs(factors))
+    computed = compute_factors(inputs, factors, trade_dates=targets, zquant_literal=zquant_literal)
+    new_columns = [f.name for f in factors if f.name not in FACTOR_COLUMNS]
+    table_columns = warehouse.add_columns(FACTOR_TABLE, new_columns)
+    factors = with_stored_columns(warehouse, computed, targets, table_columns)
     by_day = dict(tuple(factors.groupby("trade_date", sort=True)))
     for day in targets:
         frame = by_day.get(day, factors.iloc[0:0])
         if ts_codes:
-            rows = warehouse.upsert("factor_daily", frame)
+            rows = warehouse.upsert(FACTOR_TABLE, frame)
         elif frame.empty:
             raise ValueError(
                 f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
                 " sync its daily, adj_factor and daily_basic first (stored factors kept)"
             )
         else:
-            rows = warehouse.replace_partition("factor_daily", frame, day)
+            rows = warehouse.replace_partition(FACTOR_TABLE, frame, day)
         result.add_day(day, rows, api_calls=0)
         counter.written(day, rows)
     return result
+
+
+def with_stored_columns(
+    warehouse, computed: pd.DataFrame, days: list[dt.date], table_columns: list[str]
+) -> pd.DataFrame:
+    """``computed`` with every column of factor_daily: those it lacks as stored for its rows
+    (NULL for rows not stored yet), so writing it changes only the computed columns."""
+    missing = [column for column in table_columns if column not in computed.columns]
+    if not missing or computed.empty:
+        return computed.reindex(columns=[*computed.columns, *missing])
+    stored = warehouse.read_frame(
+        f"SELECT {', '.join(quoted(c) for c in (*KEY_COLUMNS, *missing))} FROM {FACTOR_TABLE}"
+        " WHERE trade_date BETWEEN :start AND :end",
+        {"start": min(days), "end": max(days)},
+    )
+    return computed.merge(stored, on=list(KEY_COLUMNS), how="left")

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
+from zquant_pipelines.sync.factors import select_factors
 
 TS_CODE_PATTERN = re.compile(r"[0-9]{6}\.(SH|SZ|BJ)")
 SYMBOL_PATTERN = re.compile(r"[0-9]{6}")
@@ -202,12 +203,38 @@ class SyncAllDailyDataParams(DateRangeParams):
     codelist: CodeList | None = None
 
 
+def _known_factor(item: int | str | None) -> int | str | None:
+    if item is not None:
+        select_factors([item])  # raises naming the factor when no factor has that name
+    return item
+
+
 class CalculateFactorParams(DateRangeParams):
-    """Every factor of factor_daily over the range (bounds default to the latest trading
-    day), for ``codes`` or every stock. zquant's ``factor_id`` is not taken: the factors are
-    computed together in one pass over the panel, so one alone would cost the same."""
+    """The chosen factors over the range (bounds default to the latest trading day), for
+    ``codes`` or every stock.
+
+    ``factor_id`` (zquant's: 1 turnover_rate, 2 hyper_activity) or ``factors``: zquant's
+    factor ids or names, factor_daily columns, or a column with another window
+    (``ma120_tr``); neither: every factor_daily column. ``zquant_literal`` stores zquant
+    v0.4's literal behaviour instead of its documented intent (docs/factors.md)."""
 
     codes: CodeList | None = None
+    factor_id: Annotated[int | None, AfterValidator(_known_factor)] = None
+    factors: list[Annotated[int | str, AfterValidator(_known_factor)]] | None = Field(
+        default=None, min_length=1
+    )
+    zquant_literal: bool = False
+
+    @model_validator(mode="after")
+    def _one_selection(self):
+        if self.factor_id is not None and self.factors:
+            raise ValueError("give factor_id or factors, not both")
+        return self
+
+    @property
+    def selection(self) -> list[int | str] | None:
+        """The factor selection as ``select_factors`` takes it (None: every factor)."""
+        return [self.factor_id] if self.factor_id is not None else self.factors
 
 
 class BatchStockFilterParams(DateRangeParams):

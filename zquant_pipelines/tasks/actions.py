@@ -29,7 +29,7 @@ from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.screening.run import screen_days
 from zquant_pipelines.sync import market as sync
-from zquant_pipelines.sync.factors import compute_and_store_factors
+from zquant_pipelines.sync.factors import compute_and_store_factors, select_factors
 from zquant_pipelines.table_statistics import compute_table_statistics
 from zquant_pipelines.tasks.action_params import normalize_ts_code
 
@@ -205,6 +205,8 @@ def calculate_factor(context, params) -> dict:
         codes,
         progress=progress,
         written_through=progress.written_through("factor_daily"),
+        factors=select_factors(params.selection),
+        zquant_literal=params.zquant_literal,
     )
     return report(context, result, repair_codes=codes or None)
 

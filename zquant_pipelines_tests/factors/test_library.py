@@ -12,10 +12,15 @@ from zquant_pipelines.factors.library import (
     FACTOR_COLUMNS,
     FACTOR_DAILY_COLUMNS,
     FACTOR_LOOKBACK_TRADING_DAYS,
+    REGISTRY,
     compute_factor_daily,
 )
 from zquant_pipelines.resources import warehouse_schema
-from zquant_pipelines_tests.support.factor_oracle import assert_matches_loop, loop_factors
+from zquant_pipelines_tests.support.factor_oracle import (
+    assert_matches_loop,
+    loop_factors,
+    zquant_factors,
+)
 from zquant_pipelines_tests.support.synthetic_market import synthetic_market, weekdays
 
 DATES = weekdays(dt.date(2025, 1, 2), 140)
@@ -74,12 +79,35 @@ def hand_panel() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             )
             if (code, day) != NO_BASIC_ROW:
                 turnover = 12.5 if day % 7 == 0 else rng.uniform(0.5, 8.0)
-                basic.append({"ts_code": code, "trade_date": DATES[day], "turnover_rate": turnover})
+                # Market values (10k CNY) inside 50..200亿, above it, or inside by circ_mv only.
+                total_mv = (1.2e6, 2.5e6, 3.0e6)[day % 3]
+                circ_mv = None if day % 3 == 1 else (8e5, 9e5, 1.8e6)[day % 3]
+                basic.append(
+                    {
+                        "ts_code": code,
+                        "trade_date": DATES[day],
+                        "turnover_rate": turnover,
+                        "total_mv": total_mv,
+                        "circ_mv": circ_mv,
+                    }
+                )
             previous = (close, factor)
     for day in range(0, len(DATES), 10):
         adj.append({"ts_code": UNTRADED, "trade_date": DATES[day], "adj_factor": 1.0})
-        basic.append({"ts_code": UNTRADED, "trade_date": DATES[day], "turnover_rate": 50.0})
+        basic.append(
+            {
+                "ts_code": UNTRADED,
+                "trade_date": DATES[day],
+                "turnover_rate": 50.0,
+                "total_mv": 1e6,
+                "circ_mv": 1e6,
+            }
+        )
     return pd.DataFrame(daily), pd.DataFrame(adj), pd.DataFrame(basic)
+
+
+# The factors whose windows count trading days (not zquant's calendar windows).
+TRADING_DAY_COLUMNS = [f.name for f in REGISTRY.factors.values() if f.lookback_trading_days]
 
 
 def rows_of(result: pd.DataFrame, code: str) -> pd.DataFrame:
@@ -100,10 +128,21 @@ def test_every_factor_matches_the_per_stock_loop(panel, factors):
     expected = loop_factors(*panel)
     assert_matches_loop(factors, expected)
     # The panel exercises every factor: each column has values and NULLs.
-    for column in FACTOR_COLUMNS:
+    for column in next(iter(expected.values())):
         assert factors[column].notna().any() and factors[column].isna().any(), column
     assert factors["active_days_120"].max() > 0
     assert factors["small_cross_days_120"].max() > 0
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["intent", "zquant_literal"])
+def test_zquant_s_factors_match_their_oracle_on_the_hand_panel(panel, literal):
+    daily, _, basic = panel
+    selection = REGISTRY.select(["turnover_rate", "hyper_activity"])
+    result = compute_factor_daily(*panel, factors=selection, zquant_literal=literal)
+    rounded = {f.name: 1.01e-5 for f in selection if literal and f.name.endswith("_tr")}
+    assert_matches_loop(result, zquant_factors(daily, basic, literal=literal), rounded)
+    assert result["halfyear_active_times"].max() > 0
+    assert result["total90_turnover_volume"].max() > 0
 
 
 def test_factors_match_the_loop_on_a_random_market():
@@ -132,7 +171,7 @@ def test_windows_that_are_not_full_are_null(factors):
     # 70 trading days: no 90-day mean and no 120-day counts, NULL rather than 0.
     for column in ("turnover_rate_ma_90", "active_days_120", "small_cross_days_120"):
         assert listed[column].isna().all(), column
-    assert rows_of(factors, NEW)[list(FACTOR_COLUMNS)].isna().all().all()
+    assert rows_of(factors, NEW)[TRADING_DAY_COLUMNS].isna().all().all()
     assert not (factors[[f"momentum_{n}" for n in (5, 20, 60)]] == -1).any().any()
 
 
@@ -195,7 +234,7 @@ def limit_panel(high: float, amount_kcny: float) -> tuple:
     ]
     daily = pd.DataFrame(rows)
     adj = daily[["ts_code", "trade_date"]].assign(adj_factor=1.0)
-    basic = daily[["ts_code", "trade_date"]].assign(turnover_rate=10.0)
+    basic = daily[["ts_code", "trade_date"]].assign(turnover_rate=10.0, total_mv=5e5, circ_mv=None)
     return daily, adj, basic
 
 

@@ -144,6 +144,39 @@ def test_creates_every_table_with_date_columns(warehouse):
     assert list(TABLE_COLUMNS["factor_daily"][2:]) == list(FACTOR_COLUMNS)
 
 
+def test_a_factor_table_of_an_earlier_version_gains_the_new_factor_columns(warehouse):
+    """factor_daily as the first release made it (12 factors, rows stored) is upgraded in
+    place: the registry's newer columns are added, stored values stay, new rows fit."""
+    old_columns = FACTOR_COLUMNS[:12]
+    with warehouse.engine.begin() as conn:
+        if warehouse.db_schema is not None:
+            conn.execute(sa.schema.CreateSchema(warehouse.db_schema))
+        sa.Table(
+            "factor_daily",
+            sa.MetaData(),
+            sa.Column("ts_code", sa.String, primary_key=True),
+            sa.Column("trade_date", sa.Date, primary_key=True),
+            *(sa.Column(name, sa.Double) for name in old_columns),
+        ).create(conn)
+        conn.execute(
+            sa.text(
+                "INSERT INTO factor_daily (ts_code, trade_date, momentum_5)"
+                " VALUES ('000001.SZ', :day, 0.25)"
+            ),
+            {"day": FIRST_DAY},
+        )
+
+    warehouse.ensure_schema()
+
+    described = [c["name"] for c in sa.inspect(warehouse.engine).get_columns("factor_daily")]
+    assert described == list(TABLE_COLUMNS["factor_daily"])
+    stored = warehouse.read_table("factor_daily")
+    assert stored["momentum_5"].tolist() == [0.25]
+    assert stored["ma5_tr"].isna().all()
+    frame = sample_frame("factor_daily")
+    assert warehouse.upsert("factor_daily", frame) == len(frame)
+
+
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
 def test_round_trip_keeps_values_dates_and_nulls(warehouse, table):
     expected = sample_frame(table)

@@ -2,8 +2,8 @@
 
 ``synthetic_market`` returns ``daily``, ``adj_factor`` and ``daily_basic`` frames as the
 warehouse holds them (tushare columns, ``trade_date`` as ``datetime.date``) with what the
-factors must cope with: suspensions (no ``daily`` row), stocks listed part-way, ex-dividend
-days (raw close falls, adj_factor rises, pre_close is the ex-rights reference price),
+factors must cope with: suspensions (no ``daily`` row), stocks listed or delisted part-way,
+ex-dividend days (raw close falls, adj_factor rises, pre_close is the ex-rights reference price),
 ``adj_factor`` rows on suspended days, calm days that make small crosses, and busy days
 that make active days.
 """
@@ -33,6 +33,7 @@ def synthetic_market(
     first_code: int = 1,
     start: dt.date = dt.date(2024, 1, 2),
     late_listing_share: float = 0.1,
+    delisting_share: float = 0.0,
     suspension_rate: float = 0.01,
     dividend_rate: float = 0.004,
     missing_basic_rate: float = 0.0,
@@ -41,7 +42,8 @@ def synthetic_market(
 
     Codes are ``{first_code + i:06d}.SZ``. ``suspension_rate`` is the daily chance that a
     suspension of 1..8 days starts; ``dividend_rate`` the daily chance of an ex-date;
-    ``missing_basic_rate`` the chance that a traded day lacks its ``daily_basic`` row.
+    ``missing_basic_rate`` the chance that a traded day lacks its ``daily_basic`` row;
+    ``delisting_share`` the share of stocks whose rows stop for good part-way.
     """
     rng = np.random.default_rng(seed)
     shape = (n_stocks, n_days)
@@ -51,6 +53,11 @@ def synthetic_market(
         rng.random(n_stocks) < late_listing_share, rng.integers(0, n_days, n_stocks), 0
     )
     listed = day_index[None, :] >= listed_from[:, None]
+    if delisting_share:  # drawn only when asked, so other markets keep their numbers
+        delisted_from = np.where(
+            rng.random(n_stocks) < delisting_share, rng.integers(0, n_days, n_stocks), n_days
+        )
+        listed &= day_index[None, :] < delisted_from[:, None]
     starts = rng.random(shape) < suspension_rate
     lengths = rng.integers(1, LONGEST_SUSPENSION + 1, shape)
     suspended = np.zeros(shape, dtype=bool)
@@ -107,12 +114,19 @@ def synthetic_market(
     )
     has_basic = traded & (rng.random(shape) >= missing_basic_rate)
     basic_day, basic_stock = np.nonzero(has_basic.T)
+    # Drawn last so the other columns keep their numbers. Market values in 10k CNY (万元)
+    # around 100亿, so some stocks cross the 50..200亿 bounds of zquant's half-year activity
+    # count as their price moves.
+    total_mv = np.round(rng.lognormal(np.log(1e6), 0.6, (n_stocks, 1)) * hfq_close / 10.0, 2)
+    circ_mv = np.round(total_mv * rng.uniform(0.3, 1.0, (n_stocks, 1)), 2)
     daily_basic = pd.DataFrame(
         {
             "ts_code": codes[basic_stock],
             "trade_date": dates[basic_day],
             "close": close[basic_stock, basic_day],
             "turnover_rate": turnover_rate[basic_stock, basic_day],
+            "total_mv": total_mv[basic_stock, basic_day],
+            "circ_mv": circ_mv[basic_stock, basic_day],
         }
     )
     adj_day, adj_stock = np.nonzero(listed.T)

@@ -274,10 +274,7 @@ def test_params_are_read_only():
         (
             "calculate_factor",
             {"factor_id": "alpha"},
-            [
-                "config.factor_id: calculate_factor has no parameter of that name"
-                " (it takes: start_date, end_date, codes)"
-            ],
+            ["config.factor_id 'alpha': Input should be a valid integer"],
         ),
         ("run_script", {}, ["config.script is required by run_script"]),
         (
@@ -361,3 +358,28 @@ def test_the_models_validate_op_config_directly():
     params = RunScriptParams.model_validate({"script": "hello_pipes.py", "args": ["-v"]})
 
     assert (params.script, params.args) == ("hello_pipes.py", ["-v"])
+
+
+def test_calculate_factor_takes_zquant_s_factor_selection():
+    by_id = parse_action_params("calculate_factor", {"factor_id": 2})
+    by_names = parse_action_params(
+        "calculate_factor", {"factors": ["turnover_rate", "ma120_tr"], "zquant_literal": True}
+    )
+
+    assert by_id.selection == [2] and not by_id.zquant_literal
+    assert by_names.selection == ["turnover_rate", "ma120_tr"] and by_names.zquant_literal
+    assert parse_action_params("calculate_factor", {}).selection is None
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"factors": ["ma5_tr", "hsl"]}, r"factors.*factor 'hsl' is not known"),
+        ({"factor_id": 9}, r"factor 9 is not known.*1 \(turnover_rate\), 2 \(hyper_activity\)"),
+        ({"factor_id": 1, "factors": ["ma5_tr"]}, "give factor_id or factors, not both"),
+        ({"factors": ["turnover_rate_model_ma90"]}, "window 90 is outside zquant's 1..60"),
+    ],
+)
+def test_calculate_factor_names_a_bad_factor_selection(params, message):
+    with pytest.raises(ActionParamsError, match=message):
+        parse_action_params("calculate_factor", params)

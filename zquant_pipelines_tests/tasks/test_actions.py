@@ -6,12 +6,15 @@ market days, observations for a repair of a few stocks), and every run carries t
 import datetime as dt
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
+from zquant_pipelines.factors.library import compute_factor_daily
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.factors import select_factors
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.tasks.support import task_definitions
 
@@ -44,6 +47,16 @@ TASKS = [
     manual("repair", "sync_daily_data", codelist=REPAIR_SYMBOLS, **WEEK),
     manual("repair_one", "sync_daily_data", symbol="000047", **WEEK),
     manual("factor_repair", "calculate_factor", codes=REPAIR_SYMBOLS, **WEEK),
+    # zquant's factor selection: hyper_activity (id 2) alone, as zquant's code computes it.
+    manual(
+        "zquant_factor",
+        "calculate_factor",
+        factor_id=2,
+        zquant_literal=True,
+        codes=REPAIR_SYMBOLS,
+        start_date="20261106",
+        end_date="20261106",
+    ),
     manual("demo", "example_task", message="hello from the demo"),
 ]
 
@@ -177,6 +190,28 @@ def test_statistics_table_data_counts_each_day_of_each_table(runs):
         table: runs.warehouse.count_rows(table, day)
         for table in ("daily", "adj_factor", "daily_basic", "factor_daily")
     }
+
+
+def test_calculate_factor_computes_only_the_chosen_factors(runs):
+    day = dt.date(2026, 11, 6)
+    stored = runs.warehouse.read_table("factor_daily", {"trade_date": day}).set_index("ts_code")
+    inputs = {
+        table: runs.warehouse.read_table(table) for table in ("daily", "adj_factor", "daily_basic")
+    }
+    hyper = select_factors([2])
+    expected = compute_factor_daily(
+        **inputs, trade_dates=[day], factors=hyper, zquant_literal=True
+    ).set_index("ts_code")
+    columns = [factor.name for factor in hyper]
+    pd.testing.assert_frame_equal(
+        stored.loc[REPAIR_CODES, columns], expected.loc[REPAIR_CODES, columns], check_dtype=False
+    )
+    # zquant's literal 0.0 for a short window (the warehouse holds one week), not NULL.
+    assert (stored.loc[REPAIR_CODES, "ma90_tr"] == 0.0).all()
+    others = stored.drop(index=REPAIR_CODES)
+    assert others["ma90_tr"].isna().all()  # the whole-market run's intent: NULL
+    # The columns not chosen keep what the whole-market run stored.
+    assert stored.loc[REPAIR_CODES, "turnover_rate_ma_5"].notna().all()
 
 
 def test_repairs_observe_the_days_they_touched_without_materializing_them(runs):
