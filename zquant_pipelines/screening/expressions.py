@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from zquant_pipelines.resources.warehouse_schema import FACTOR_TABLE
+
 NUMBER, TEXT, DATE = "number", "text", "date"
 KEYWORDS = frozenset({"and", "or", "not", "between", "in", "like", "is", "null"})
 COMPARISONS = {
@@ -316,7 +318,7 @@ def parse(text: str):
 class ColumnCatalog:
     """The columns a condition may name: ``kinds`` by table.column, and each bare name's
     tables in order (a bare name shared by tables is ambiguous unless it is a key that
-    means the same in each)."""
+    means the same in each, or factor_daily's copy of one market table's field)."""
 
     kinds: Mapping[str, str]
     tables_of: Mapping[str, tuple[str, ...]]
@@ -335,6 +337,11 @@ class ColumnCatalog:
         if not tables:
             raise ConditionError(f"unknown column {name!r}{suggest(name, self.tables_of)}", name)
         if len(tables) > 1 and name not in self.shared_keys:
+            market_tables = [table for table in tables if table != FACTOR_TABLE]
+            if len(market_tables) == 1:
+                # factor_daily's column of a market field's name is zquant's factor that
+                # copies it (turnover_rate): the bare name reads the market table.
+                return f"{market_tables[0]}.{name}"
             options = " or ".join(f"{table}.{name}" for table in tables)
             raise ConditionError(
                 f"column {name!r} is in {', '.join(tables)}: write {options}", name

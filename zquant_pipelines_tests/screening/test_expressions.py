@@ -184,3 +184,12 @@ def test_bad_condition_is_refused_naming_what_is_wrong(condition, message, colum
 def test_python_is_never_evaluated():
     with pytest.raises(ConditionError, match="unexpected character"):
         compile_condition("__import__('os').system('true') > 1", screen_catalog())
+
+
+def test_a_market_field_that_factor_daily_copies_reads_the_market_table():
+    # zquant's turnover_rate factor (factor_daily) copies daily_basic.turnover_rate.
+    bare = compile_condition("turnover_rate > 5", screen_catalog())
+    qualified = compile_condition("factor_daily.turnover_rate > 5", screen_catalog())
+
+    assert bare.left.qualified == "daily_basic.turnover_rate"
+    assert qualified.left.qualified == "factor_daily.turnover_rate"
