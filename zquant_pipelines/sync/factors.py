@@ -1,16 +1,28 @@
-"""The factor_daily table: read the look-back window from the warehouse, compute, store per day.
+"""The factor_daily table: read the look-back window from the warehouse, compute, store.
 
 Plain functions (no Dagster). The factor formulas live in ``zquant_pipelines.factors``; this
-module only moves their inputs and outputs.
+module only moves their inputs and outputs, in bulk: it reads only the input columns the
+factors need (``FACTOR_INPUT_COLUMNS``; COPY into Arrow on PostgreSQL) and writes every day
+in one transaction (COPY straight into the table when none of the days is stored yet).
 """
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
+from zquant_pipelines.factors.library import (
+    DAILY_INPUT_COLUMNS,
+    FACTOR_LOOKBACK_TRADING_DAYS,
+    compute_factor_daily,
+)
 from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
 
-FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
+# The columns compute_factor_daily reads from each input table, keys first: the only ones
+# fetched. (The factor registry will derive them from the chosen factors' declared inputs.)
+FACTOR_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "daily": ("ts_code", "trade_date", *DAILY_INPUT_COLUMNS),
+    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
+    "daily_basic": ("ts_code", "trade_date", "turnover_rate"),
+}
 
 
 def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
@@ -22,18 +34,10 @@ def lookback_start(warehouse, first_day: dt.date, trading_days: int) -> dt.date:
 def read_factor_inputs(
     warehouse, start: dt.date, end: dt.date, ts_codes: Sequence[str] | None = None
 ) -> dict:
-    """The three input tables over [start, end], optionally for some stocks only."""
-    params: dict = {"start": start, "end": end}
-    code_filter = ""
-    if ts_codes:
-        names = [f"c{i}" for i in range(len(ts_codes))]
-        code_filter = f" AND ts_code IN ({', '.join(':' + n for n in names)})"
-        params.update(zip(names, ts_codes, strict=True))
+    """The factors' input columns of the three tables over [start, end] (of some stocks)."""
     return {
-        table: warehouse.read_frame(
-            f"SELECT * FROM {table} WHERE trade_date BETWEEN :start AND :end{code_filter}", params
-        )
-        for table in FACTOR_INPUT_TABLES
+        table: warehouse.read_columns(table, columns, start, end, ts_codes or None)
+        for table, columns in FACTOR_INPUT_COLUMNS.items()
     }
 
 
@@ -42,9 +46,11 @@ def compute_and_store_factors(
 ) -> SyncResult:
     """Factors of ``trade_dates`` (all stocks, or ``ts_codes``) into ``factor_daily``.
 
-    With all stocks each day is replaced atomically; for a subset the rows are upserted so
-    other stocks' factors stay. Stocks whose window reaches before the stored history get
-    NULL for that factor (the window is not full), never a value from a shorter window.
+    With all stocks the days are replaced in one transaction (all or none; a day without
+    any factor row is refused before anything is written); for a subset the rows are
+    upserted so other stocks' factors stay. Stocks whose window reaches before the stored
+    history get NULL for that factor (the window is not full), never a value from a shorter
+    window.
     """
     days = sorted(set(trade_dates))
     result = SyncResult(table="factor_daily")
@@ -60,17 +66,16 @@ def compute_and_store_factors(
     factors = compute_factor_daily(
         inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=targets
     )
-    by_day = dict(tuple(factors.groupby("trade_date", sort=True)))
-    for day in targets:
-        frame = by_day.get(day, factors.iloc[0:0])
-        if ts_codes:
-            result.rows += warehouse.upsert("factor_daily", frame)
-        elif frame.empty:
+    if ts_codes:
+        result.rows = warehouse.upsert("factor_daily", factors)
+    else:
+        computed = set(factors["trade_date"])
+        empty = [day for day in targets if day not in computed]
+        if empty:
             raise ValueError(
-                f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
+                f"factor_daily for {empty[0]:%Y-%m-%d}: no stock has market data that open day;"
                 " sync its daily, adj_factor and daily_basic first (stored factors kept)"
             )
-        else:
-            result.rows += warehouse.replace_partition("factor_daily", frame, day)
-        result.trade_dates.append(day)
+        result.rows = warehouse.replace_partitions("factor_daily", factors, targets)
+    result.trade_dates = list(targets)
     return result
