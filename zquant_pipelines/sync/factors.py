@@ -63,8 +63,12 @@ def compute_and_store_factors(
         return result
     start = lookback_start(warehouse, targets[0], FACTOR_LOOKBACK_TRADING_DAYS)
     inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes)
+    # Popped so the input frames are freed once computed, before the write builds its CSV.
     factors = compute_factor_daily(
-        inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=targets
+        inputs.pop("daily"),
+        inputs.pop("adj_factor"),
+        inputs.pop("daily_basic"),
+        trade_dates=targets,
     )
     if ts_codes:
         result.rows = warehouse.upsert("factor_daily", factors)
