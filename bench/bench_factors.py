@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg2
-import pyarrow as pa
 import sqlalchemy as sa
 from pyarrow import csv
 
@@ -64,7 +63,7 @@ from zquant_pipelines.factors.library import (
     VOLATILITY_WINDOW,
     compute_factor_daily,
 )
-from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
 from zquant_pipelines.sync.factors import (
     FACTOR_INPUT_COLUMNS,
     compute_and_store_factors,
@@ -358,7 +357,8 @@ def ours_once(market: StoredMarket, days: list | None = None) -> float:
 
 def floor_once(market: StoredMarket, days: list | None = None) -> float:
     """The least the job can cost: COPY-read of the needed columns into Arrow, the compute,
-    COPY of the result into an empty indexed table; bare psycopg2 and pyarrow, no checks."""
+    COPY of the result into an empty indexed table (Arrow's CSV, as the warehouse writes
+    it); bare psycopg2 and pyarrow, no checks."""
     days = days or market.days
     start = lookback_start(market.warehouse, days[0], FACTOR_LOOKBACK_TRADING_DAYS)
 
@@ -379,14 +379,9 @@ def floor_once(market: StoredMarket, days: list | None = None) -> float:
             factors = compute_factor_daily(
                 inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=days
             )
-            out = io.BytesIO()
-            csv.write_csv(
-                pa.Table.from_pandas(factors, preserve_index=False),
-                out,
-                write_options=csv.WriteOptions(include_header=False),
+            cursor.copy_expert(
+                f"COPY {FLOOR_TABLE} FROM STDIN WITH (FORMAT csv)", copy_csv(factors)
             )
-            out.seek(0)
-            cursor.copy_expert(f"COPY {FLOOR_TABLE} FROM STDIN WITH (FORMAT csv)", out)
         conn.close()
 
     return seconds_of(market, job)
