@@ -341,8 +341,10 @@ class Warehouse(dg.ConfigurableResource):
         target = table_named(table)
         if PARTITION_COLUMN not in target.c:
             raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to read by")
+        if not columns:
+            raise ValueError(f"read_columns of table {table!r}: name at least one column")
         unknown = [name for name in columns if name not in target.c]
-        if unknown or not columns:
+        if unknown:
             raise ValueError(
                 f"table {table!r} has no columns {unknown}; columns: {list(target.c.keys())}"
             )

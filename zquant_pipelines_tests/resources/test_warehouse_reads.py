@@ -87,5 +87,7 @@ def test_read_columns_of_an_empty_range_is_an_empty_frame_with_the_columns(wareh
 def test_read_columns_names_a_column_the_table_lacks(warehouse):
     with pytest.raises(ValueError, match=r"table 'daily' has no columns \['turnover_rate'\]"):
         warehouse.read_columns("daily", ["ts_code", "turnover_rate"], DAYS[0], DAYS[1])
+    with pytest.raises(ValueError, match="read_columns of table 'daily': name at least one"):
+        warehouse.read_columns("daily", [], DAYS[0], DAYS[1])
     with pytest.raises(ValueError, match="unknown warehouse table 'dayly'"):
         warehouse.read_columns("dayly", ["ts_code"], DAYS[0], DAYS[1])
