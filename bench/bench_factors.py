@@ -321,14 +321,20 @@ def store_bench_market(stocks: int, days: int, seed: int) -> StoredMarket:
     """A fresh database holding the market (the caller drops it with ``drop_market``)."""
     url = create_pg_database(PG_ADMIN_URL, "zquant_bench_factors")
     warehouse = Warehouse(url=url)
-    daily, adj_factor, daily_basic, trade_dates = build_market(stocks, days, seed)
-    store_market(warehouse, daily, adj_factor, daily_basic)
-    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
-        for table in (FLOOR_TABLE, PANDAS_TABLE, ZQUANT_TABLE):
-            cursor.execute(f"CREATE TABLE {table} (LIKE factor_daily INCLUDING ALL)")
-        cursor.execute("ANALYZE")
-    conn.close()
-    return StoredMarket(url, warehouse, trade_dates, sorted(set(daily["ts_code"])))
+    market = StoredMarket(url, warehouse, [], [])
+    try:
+        daily, adj_factor, daily_basic, market.days = build_market(stocks, days, seed)
+        market.codes = sorted(set(daily["ts_code"]))
+        store_market(warehouse, daily, adj_factor, daily_basic)
+        with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+            for table in (FLOOR_TABLE, PANDAS_TABLE, ZQUANT_TABLE):
+                cursor.execute(f"CREATE TABLE {table} (LIKE factor_daily INCLUDING ALL)")
+            cursor.execute("ANALYZE")
+        conn.close()
+    except BaseException:
+        drop_market(market)
+        raise
+    return market
 
 
 def drop_market(market: StoredMarket) -> None:
