@@ -501,8 +501,7 @@ def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
     names = [column.name for column in columns]
     schema = pa.schema([(column.name, arrow_type(column)) for column in columns])
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'")
-    conn.exec_driver_sql("SET LOCAL extra_float_digits = 3")
+    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3")
     buffer = io.BytesIO()
     with conn.connection.dbapi_connection.cursor() as cursor:
         query = cursor.mogrify(str(compiled), compiled.params).decode()

@@ -22,6 +22,8 @@ def is_plain_date(value) -> bool:
 
 def to_date(value, label: str) -> dt.date:
     """One date from a datetime.date, a Timestamp or ISO text, or a ValueError naming it."""
+    if is_plain_date(value):
+        return value
     if value is None or (not isinstance(value, str | dt.date) and pd.isna(value)):
         raise ValueError(f"{label} is missing: give a date")
     return dt.date.fromisoformat(iso_dates(label, pd.Series([value], dtype=object)).iloc[0])
