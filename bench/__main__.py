@@ -271,12 +271,18 @@ def sync_figures(result: dict) -> list[Figure]:
 
 
 def run_factors(sizes: Sizes) -> dict:
-    return bench_factors.run(
+    result = bench_factors.run(
         stocks=sizes.factor_stocks,
         days=sizes.factor_days,
         repeats=sizes.repeats,
         loop_budget_seconds=sizes.factor_loop_budget_seconds,
     )
+    result["end_to_end"] = bench_factors.run_end_to_end(
+        stocks=min(sizes.factor_stocks, bench_factors.E2E_DEFAULT_STOCKS),
+        days=sizes.factor_days,
+        repeats=sizes.repeats,
+    )
+    return result
 
 
 def factor_figures(result: dict) -> list[Figure]:
@@ -310,7 +316,44 @@ def factor_figures(result: dict) -> list[Figure]:
                 f" {result['compute_traced_peak_mib']:.0f} MiB"
             ),
         ),
+        *end_to_end_figures(result["end_to_end"]),
     ]
+
+
+def end_to_end_figures(result: dict) -> list[Figure]:
+    size = f"{result['stocks']} stocks x {result['trading_days']} days on PostgreSQL"
+    figures = [
+        Figure(
+            "factors",
+            f"{figure['id']}, {size}",
+            figure["ours"],
+            "s",
+            baseline=figure["baseline"],
+            baseline_name=figure["baseline_name"],
+            higher_is_better=False,
+            target_ratio=figure["target"],
+            note=(
+                f"median of {figure['repeats']}, IQR {figure['iqr']:.2f} s"
+                + (
+                    f"; measured on {result['zquant_stocks']} stocks, scaled"
+                    if figure["projected"]
+                    else ""
+                )
+            ),
+        )
+        for figure in result["figures"]
+    ]
+    figures.append(
+        Figure(
+            "factors",
+            f"peak RSS of the factor job, {size}",
+            result["job_peak_rss_mib"],
+            "MiB",
+            target_max=2048,
+            note="fresh process, interpreter and imports included",
+        )
+    )
+    return figures
 
 
 def run_history(sizes: Sizes) -> dict:

@@ -13,20 +13,39 @@ Peak memory of ``compute_factor_daily`` is measured in a fresh subprocess (Linux
 tracemalloc peak of the call (numpy and pandas buffers included), the RSS holding the input
 frames, and the peak RSS while the call runs (frames plus call).
 
-Run: ``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]``
+The factor job end to end (``run_end_to_end``; read, compute, write on PostgreSQL, in a
+database of its own) is timed against three baselines in the same run: its floor (bare
+COPY-read of the needed columns into Arrow, the compute, COPY of the result into an empty
+indexed table), a competent pandas job (read_sql, long-form groupby/rolling, to_sql) and
+zquant's way (per stock: its queries, a Python loop over the days, one INSERT per row;
+measured on a few stocks and scaled, flagged ``projected``); also a one-day run with its
+look-back against the floor of that day, and the job's peak RSS in a fresh process.
+``end_to_end_sides`` gives each side as "run once, return seconds" and ``E2E_FIGURES`` the
+figures, for the harness.
+
+Run: ``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]``,
+``.venv/bin/python -m bench.bench_factors --end-to-end [--stocks N] [--days D]
+[--repeats R] [--zquant-stocks S]``
 """
 
 import argparse
+import io
 import json
+import math
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg2
+import sqlalchemy as sa
+from pyarrow import csv
 
 from zquant_pipelines.factors.library import (
     ACTIVE_AMOUNT_MIN_CNY,
@@ -36,6 +55,7 @@ from zquant_pipelines.factors.library import (
     FACTOR_LOOKBACK_TRADING_DAYS,
     MOMENTUM_PERIODS,
     RATIO_TOLERANCE,
+    REGISTRY,
     SMALL_CROSS_AMPLITUDE_MAX,
     SMALL_CROSS_BODY_MAX,
     SMALL_CROSS_PCT_CHG_MAX,
@@ -43,7 +63,16 @@ from zquant_pipelines.factors.library import (
     VOLATILITY_WINDOW,
     compute_factor_daily,
 )
-from zquant_pipelines_tests.support.synthetic_market import synthetic_market
+from zquant_pipelines.factors.registry import required_inputs
+from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
+from zquant_pipelines.sync.factors import compute_and_store_factors, lookback_start
+from zquant_pipelines.sync.market import recent_open_days
+from zquant_pipelines_tests.support.services import (
+    PG_ADMIN_URL,
+    create_pg_database,
+    drop_pg_database,
+)
+from zquant_pipelines_tests.support.synthetic_market import store_market, synthetic_market
 
 DEFAULT_STOCKS = 5_000
 DEFAULT_DAYS = 250
@@ -52,6 +81,13 @@ LOOP_BUDGET_SECONDS = 120.0
 LOOP_PROBE_STOCKS = 100
 KEYS = ["ts_code", "trade_date"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The inputs the shipped job and its floor read: every registered factor's.
+FACTOR_INPUT_COLUMNS = required_inputs(REGISTRY.factors.values())
+# The project's own factors: the columns the pandas job and zquant's per-stock loop compute
+# (zquant's columns are held to an independent oracle by the tests, not timed here), so the
+# baselines do less work than the job they are compared with.
+LOOP_COLUMNS = [factor.name for factor in REGISTRY.factors.values() if factor.zquant_factor is None]
 
 
 def build_market(stocks: int, days: int, seed: int):
@@ -255,6 +291,446 @@ def print_table(result: dict) -> None:
         print(f"  {name:<{width}}  {value:>10}")
 
 
+# -- The factor job end to end (read, compute, write) on PostgreSQL ------------------------
+#
+# A market of N stocks over D trading days plus the look-back is stored in a PostgreSQL
+# database of the bench's own; each side below runs the whole job for the D days once and
+# returns its seconds (the harness repeats and interleaves them). Every side starts from an
+# empty factor table (untimed), as a first run of those days does.
+
+E2E_DEFAULT_STOCKS = 1_000
+E2E_DEFAULT_DAYS = 250
+ZQUANT_PROBE_STOCKS = 20
+FLOOR_TABLE = "floor_factor_daily"
+PANDAS_TABLE = "pandas_factor_daily"
+ZQUANT_TABLE = "zquant_factor_daily"
+E2E_TABLES = ("factor_daily", FLOOR_TABLE, PANDAS_TABLE, ZQUANT_TABLE)
+
+
+@dataclass
+class StoredMarket:
+    """The bench database: its URL, the Warehouse on it, the wanted days and the stocks."""
+
+    url: str
+    warehouse: Warehouse
+    days: list
+    codes: list
+
+    @property
+    def start(self):
+        return lookback_start(self.warehouse, self.days[0], FACTOR_LOOKBACK_TRADING_DAYS)
+
+
+def store_bench_market(stocks: int, days: int, seed: int) -> StoredMarket:
+    """A fresh database holding the market (the caller drops it with ``drop_market``)."""
+    url = create_pg_database(PG_ADMIN_URL, "zquant_bench_factors")
+    warehouse = Warehouse(url=url)
+    market = StoredMarket(url, warehouse, [], [])
+    try:
+        daily, adj_factor, daily_basic, market.days = build_market(stocks, days, seed)
+        market.codes = sorted(set(daily["ts_code"]))
+        store_market(warehouse, daily, adj_factor, daily_basic)
+        with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+            for table in (FLOOR_TABLE, PANDAS_TABLE, ZQUANT_TABLE):
+                cursor.execute(f"CREATE TABLE {table} (LIKE factor_daily INCLUDING ALL)")
+            cursor.execute("ANALYZE")
+        conn.close()
+    except BaseException:
+        drop_market(market)
+        raise
+    return market
+
+
+def drop_market(market: StoredMarket) -> None:
+    market.warehouse.dispose()
+    drop_pg_database(PG_ADMIN_URL, market.url)
+
+
+def empty_tables(market: StoredMarket) -> None:
+    with psycopg2.connect(market.url) as conn, conn.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(E2E_TABLES)}")
+    conn.close()
+
+
+def seconds_of(market: StoredMarket, job) -> float:
+    empty_tables(market)
+    started = time.perf_counter()
+    job()
+    return time.perf_counter() - started
+
+
+def ours_once(market: StoredMarket, days: list | None = None) -> float:
+    """The shipped job: ``compute_and_store_factors`` over the days (default: all D)."""
+    days = days or market.days
+    return seconds_of(market, lambda: compute_and_store_factors(market.warehouse, days))
+
+
+def floor_once(market: StoredMarket, days: list | None = None) -> float:
+    """The least the job can cost: COPY-read of the needed columns into Arrow, the compute,
+    COPY of the result into an empty indexed table (Arrow's CSV, as the warehouse writes
+    it); bare psycopg2 and pyarrow, no checks."""
+    days = days or market.days
+    start = lookback_start(market.warehouse, days[0], FACTOR_LOOKBACK_TRADING_DAYS)
+
+    def job():
+        with psycopg2.connect(market.url) as conn, conn.cursor() as cursor:
+            inputs = {}
+            for table, columns in FACTOR_INPUT_COLUMNS.items():
+                stream = io.BytesIO()
+                cursor.copy_expert(
+                    f"COPY (SELECT {', '.join(columns)} FROM {table} WHERE trade_date"
+                    f" BETWEEN '{start}' AND '{days[-1]}') TO STDOUT WITH (FORMAT csv)",
+                    stream,
+                )
+                stream.seek(0)
+                inputs[table] = csv.read_csv(
+                    stream, read_options=csv.ReadOptions(column_names=list(columns))
+                ).to_pandas()
+            factors = compute_factor_daily(
+                inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], trade_dates=days
+            )
+            cursor.copy_expert(
+                f"COPY {FLOOR_TABLE} FROM STDIN WITH (FORMAT csv)", copy_csv(factors)
+            )
+        conn.close()
+
+    return seconds_of(market, job)
+
+
+def pandas_factors(daily, adj_factor, daily_basic, wanted) -> pd.DataFrame:
+    """The factors the way a competent pandas job computes them: one long frame, grouped by
+    stock, rolling windows (the same definitions as the library)."""
+    frame = (
+        daily.merge(adj_factor, on=KEYS, how="left")
+        .merge(daily_basic, on=KEYS, how="left")
+        .sort_values(KEYS, ignore_index=True)
+    )
+    by_stock = frame.groupby("ts_code", sort=False)
+
+    def rolling(column: str, window: int, how: str) -> pd.Series:
+        rolled = getattr(by_stock[column].rolling(window, min_periods=window), how)()
+        return rolled.reset_index(level=0, drop=True)
+
+    turnover, amount, pre_close = frame["turnover_rate"], frame["amount"], frame["pre_close"]
+    frame["active"] = (
+        (
+            (turnover >= ACTIVE_TURNOVER_RATE_MIN_PCT)
+            & (amount * CNY_PER_AMOUNT_UNIT >= ACTIVE_AMOUNT_MIN_CNY)
+        )
+        .astype(float)
+        .where(turnover.notna() & amount.notna())
+    )
+    prices = frame[["open", "high", "low", "close", "pre_close"]]
+    frame["small_cross"] = (
+        (
+            (
+                (frame["high"] - frame["low"]) / pre_close
+                <= SMALL_CROSS_AMPLITUDE_MAX + RATIO_TOLERANCE
+            )
+            & (
+                (frame["close"] - pre_close).abs() / pre_close
+                <= SMALL_CROSS_PCT_CHG_MAX + RATIO_TOLERANCE
+            )
+            & (
+                (frame["close"] - frame["open"]).abs() / pre_close
+                <= SMALL_CROSS_BODY_MAX + RATIO_TOLERANCE
+            )
+        )
+        .astype(float)
+        .where(prices.notna().all(axis=1))
+    )
+    frame["hfq_close"] = frame["close"] * frame["adj_factor"]
+    by_stock = frame.groupby("ts_code", sort=False)
+    out = frame[KEYS].copy()
+    for window in TURNOVER_MA_WINDOWS:
+        out[f"turnover_rate_ma_{window}"] = rolling("turnover_rate", window, "mean")
+    out[f"active_days_{ACTIVITY_WINDOW}"] = rolling("active", ACTIVITY_WINDOW, "sum")
+    out[f"small_cross_days_{ACTIVITY_WINDOW}"] = rolling("small_cross", ACTIVITY_WINDOW, "sum")
+    for periods in MOMENTUM_PERIODS:
+        out[f"momentum_{periods}"] = frame["hfq_close"] / by_stock["hfq_close"].shift(periods) - 1
+    frame["daily_return"] = frame["hfq_close"] / by_stock["hfq_close"].shift(1) - 1
+    by_stock = frame.groupby("ts_code", sort=False)
+    out[f"volatility_{VOLATILITY_WINDOW}"] = rolling("daily_return", VOLATILITY_WINDOW, "std")
+    return out[out["trade_date"].isin(set(wanted))].reset_index(drop=True)
+
+
+def pandas_once(market: StoredMarket, check: bool = False) -> float:
+    """(c) A competent vectorised pandas job: read_sql of the needed columns, long-form
+    groupby/rolling, to_sql into an empty indexed table."""
+    engine = sa.create_engine(market.url)
+    start, end = market.start, market.days[-1]
+    found: list = []
+
+    def job():
+        inputs = {
+            table: pd.read_sql(
+                sa.text(
+                    f"SELECT {', '.join(columns)} FROM {table}"
+                    " WHERE trade_date BETWEEN :start AND :end"
+                ),
+                engine,
+                params={"start": start, "end": end},
+            )
+            for table, columns in FACTOR_INPUT_COLUMNS.items()
+        }
+        factors = pandas_factors(
+            inputs["daily"], inputs["adj_factor"], inputs["daily_basic"], market.days
+        )
+        # The default method: SQLAlchemy's batched executemany, 5x faster here than "multi".
+        factors.to_sql(PANDAS_TABLE, engine, if_exists="append", index=False)
+        found.append(factors)
+
+    seconds = seconds_of(market, job)
+    engine.dispose()
+    if check:
+        check_agrees(market, found[0], market.codes, "pandas job")
+    return seconds
+
+
+def zquant_stock(cursor, code: str, start, days: list) -> int:
+    """One stock zquant's way: a query per input table, a Python loop over the days
+    computing each factor from the window's rows, one INSERT per result row."""
+    tables = {}
+    for table in FACTOR_INPUT_COLUMNS:
+        cursor.execute(
+            f"SELECT * FROM {table} WHERE ts_code = %s AND trade_date BETWEEN %s AND %s"
+            " ORDER BY trade_date",
+            (code, start, days[-1]),
+        )
+        names = [column.name for column in cursor.description]
+        tables[table] = {row[1]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    rows = [tables["daily"][day] for day in sorted(tables["daily"])]
+    nan = float("nan")
+
+    def value(table, row, column):
+        found = tables[table].get(row["trade_date"], {}).get(column)
+        return nan if found is None else found
+
+    turnover = [value("daily_basic", row, "turnover_rate") for row in rows]
+    hfq = [row["close"] * value("adj_factor", row, "adj_factor") for row in rows]
+    wanted = set(days)
+    written = 0
+    for i, row in enumerate(rows):
+        if row["trade_date"] not in wanted:
+            continue
+        factors = {}
+        for window in TURNOVER_MA_WINDOWS:
+            last = turnover[max(0, i - window + 1) : i + 1]
+            full = len(last) == window and not any(math.isnan(x) for x in last)
+            factors[f"turnover_rate_ma_{window}"] = sum(last) / window if full else None
+        active, cross = [], []
+        for j in range(max(0, i - ACTIVITY_WINDOW + 1), i + 1):
+            day = rows[j]
+            amount, rate = day["amount"], turnover[j]
+            active.append(
+                None
+                if amount is None or math.isnan(rate)
+                else rate >= ACTIVE_TURNOVER_RATE_MIN_PCT
+                and amount * CNY_PER_AMOUNT_UNIT >= ACTIVE_AMOUNT_MIN_CNY
+            )
+            prices = [day[c] for c in ("open", "high", "low", "close", "pre_close")]
+            cross.append(
+                None
+                if None in prices
+                else (day["high"] - day["low"]) / day["pre_close"]
+                <= SMALL_CROSS_AMPLITUDE_MAX + RATIO_TOLERANCE
+                and abs(day["close"] - day["pre_close"]) / day["pre_close"]
+                <= SMALL_CROSS_PCT_CHG_MAX + RATIO_TOLERANCE
+                and abs(day["close"] - day["open"]) / day["pre_close"]
+                <= SMALL_CROSS_BODY_MAX + RATIO_TOLERANCE
+            )
+        for name, flags in (("active_days", active), ("small_cross_days", cross)):
+            full = len(flags) == ACTIVITY_WINDOW and None not in flags
+            factors[f"{name}_{ACTIVITY_WINDOW}"] = float(sum(flags)) if full else None
+        for periods in MOMENTUM_PERIODS:
+            ratio = hfq[i] / hfq[i - periods] - 1 if i >= periods else nan
+            factors[f"momentum_{periods}"] = None if math.isnan(ratio) else ratio
+        returns = [hfq[j] / hfq[j - 1] - 1 for j in range(i - VOLATILITY_WINDOW + 1, i + 1)]
+        full = i >= VOLATILITY_WINDOW and not any(math.isnan(r) for r in returns)
+        factors[f"volatility_{VOLATILITY_WINDOW}"] = statistics.stdev(returns) if full else None
+        columns = ", ".join(LOOP_COLUMNS)
+        cursor.execute(
+            f"INSERT INTO {ZQUANT_TABLE} (ts_code, trade_date, {columns})"
+            f" VALUES (%s, %s, {', '.join('%s' for _ in LOOP_COLUMNS)})"
+            f" ON CONFLICT (ts_code, trade_date) DO UPDATE SET"
+            f" {', '.join(f'{c} = EXCLUDED.{c}' for c in LOOP_COLUMNS)}",
+            (code, row["trade_date"], *(factors[c] for c in LOOP_COLUMNS)),
+        )
+        written += 1
+    return written
+
+
+def zquant_once(market: StoredMarket, stocks: int, check: bool = False) -> float:
+    """(b) zquant's way for the first ``stocks`` stocks: per stock, its queries, the Python
+    loop and row writes, committed per stock. The caller scales the seconds to all stocks."""
+    codes = market.codes[:stocks]
+    start = market.start
+
+    def job():
+        with psycopg2.connect(market.url) as conn, conn.cursor() as cursor:
+            for code in codes:
+                zquant_stock(cursor, code, start, market.days)
+                conn.commit()
+        conn.close()
+
+    seconds = seconds_of(market, job)
+    if check:
+        stored = pd.read_sql(f"SELECT * FROM {ZQUANT_TABLE}", market.url)
+        check_agrees(market, stored, codes, "zquant-way loop")
+    return seconds
+
+
+def check_agrees(market: StoredMarket, theirs: pd.DataFrame, codes: list, label: str) -> None:
+    """Raise unless ``theirs`` equals the shipped job's factors on ``codes``."""
+    ours_once(market)
+    mine = market.warehouse.read_table("factor_daily")
+    problems = differences(mine, theirs.astype({c: float for c in LOOP_COLUMNS}), codes)
+    if problems:
+        raise AssertionError(f"{label} and the factor job differ: " + "; ".join(problems))
+
+
+def end_to_end_sides(market: StoredMarket, zquant_stocks: int) -> dict[str, Callable[[], float]]:
+    """Each side of the end-to-end figures: run it once, return its seconds. ``zquant`` is
+    measured on ``zquant_stocks`` stocks (``zquant_scale`` turns it into all stocks)."""
+    last_day = market.days[-1:]
+    return {
+        "ours": lambda: ours_once(market),
+        "floor": lambda: floor_once(market),
+        "pandas": lambda: pandas_once(market),
+        "zquant": lambda: zquant_once(market, zquant_stocks),
+        "daily_ours": lambda: ours_once(market, last_day),
+        "daily_floor": lambda: floor_once(market, last_day),
+    }
+
+
+# (figure id, side measured, baseline side, minimum ratio baseline seconds / side seconds,
+# what the baseline is).
+E2E_FIGURES = (
+    ("factors.e2e_vs_floor", "ours", "floor", 0.5, "floor: COPY read, compute, COPY write"),
+    (
+        "factors.e2e_vs_pandas",
+        "ours",
+        "pandas",
+        1.5,
+        "pandas job: read_sql, groupby/rolling, to_sql",
+    ),
+    (
+        "factors.e2e_vs_zquant",
+        "ours",
+        "zquant",
+        20.0,
+        "zquant's way: per-stock queries, Python loop, row writes",
+    ),
+    ("factors.daily_run_vs_floor", "daily_ours", "daily_floor", 0.5, "floor of one day"),
+)
+
+
+def job_peak_rss_mib(market: StoredMarket) -> float:
+    """Peak RSS of a fresh process (interpreter and imports included) running the job."""
+    empty_tables(market)
+    command = [sys.executable, "-m", "bench.bench_factors", "--job-memory", market.url]
+    command += ["--days", str(len(market.days))]
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(finished.stdout)["peak_rss_mib"]
+
+
+def job_memory(url: str, days: int) -> dict:
+    """Child of ``job_peak_rss_mib``: the job over the last ``days`` stored open days."""
+    warehouse = Warehouse(url=url)
+    last = warehouse.read_frame("SELECT max(trade_date) AS trade_date FROM daily")["trade_date"][0]
+    compute_and_store_factors(warehouse, recent_open_days(warehouse, last, days))
+    return {"peak_rss_mib": status_mib("VmHWM")}
+
+
+def run_end_to_end(
+    stocks: int = E2E_DEFAULT_STOCKS,
+    days: int = E2E_DEFAULT_DAYS,
+    repeats: int = DEFAULT_REPEATS,
+    zquant_stocks: int = ZQUANT_PROBE_STOCKS,
+    seed: int = 20260227,
+) -> dict:
+    """The end-to-end figures: the shipped job and the floors ``repeats`` times, interleaved;
+    the pandas job once and zquant's way once on ``zquant_stocks`` stocks (scaled linearly
+    to all), each checked to compute the shipped job's factors."""
+    started = time.perf_counter()
+    market = store_bench_market(stocks, days, seed)
+    zquant_stocks = min(zquant_stocks, len(market.codes))
+    try:
+        load_seconds = time.perf_counter() - started
+        sides = end_to_end_sides(market, zquant_stocks)
+        # The baselines take minutes: timed once, on the run whose results are checked.
+        zquant_seconds = zquant_once(market, zquant_stocks, check=True)
+        times = {
+            "pandas": [pandas_once(market, check=True)],
+            "zquant": [zquant_seconds * len(market.codes) / zquant_stocks],
+        }
+        repeated = [name for name in sides if name not in times]
+        times |= {name: [] for name in repeated}
+        for _ in range(repeats):
+            for name in repeated:
+                times[name].append(sides[name]())
+        peak_rss = job_peak_rss_mib(market)
+    finally:
+        drop_market(market)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "stocks": len(market.codes),
+        "trading_days": days,
+        "lookback_trading_days": FACTOR_LOOKBACK_TRADING_DAYS,
+        "repeats": repeats,
+        "load_seconds": load_seconds,
+        "seconds": medians,
+        "iqr": {name: iqr(values) for name, values in times.items()},
+        "times": times,
+        "zquant_stocks": zquant_stocks,
+        "zquant_projected": zquant_stocks < len(market.codes),
+        "results_agree": True,
+        "job_peak_rss_mib": peak_rss,
+        "figures": [
+            {
+                "id": figure_id,
+                "baseline_name": baseline_name,
+                "ours": medians[side],
+                "baseline": medians[baseline],
+                "ratio": medians[baseline] / medians[side],
+                "target": minimum,
+                "met": medians[baseline] / medians[side] >= minimum,
+                "repeats": len(times[side]),
+                "iqr": iqr(times[side]),
+                "peak_rss_mib": peak_rss if side == "ours" else None,
+                "projected": baseline == "zquant" and zquant_stocks < len(market.codes),
+            }
+            for figure_id, side, baseline, minimum, baseline_name in E2E_FIGURES
+        ],
+    }
+    print_end_to_end(result)
+    return result
+
+
+def iqr(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    quartiles = statistics.quantiles(values, n=4, method="inclusive")
+    return quartiles[2] - quartiles[0]
+
+
+def print_end_to_end(result: dict) -> None:
+    print(
+        f"factor job end to end on PostgreSQL: {result['stocks']} stocks x"
+        f" {result['trading_days']} trading days (+{result['lookback_trading_days']} look-back);"
+        f" median of {result['repeats']}; zquant's way on {result['zquant_stocks']} stocks,"
+        " scaled"
+    )
+    for name, seconds in result["seconds"].items():
+        print(f"  {name:<12} {seconds:8.2f} s  (IQR {result['iqr'][name]:.2f})")
+    for figure in result["figures"]:
+        print(
+            f"  {figure['id']:<28} ratio {figure['ratio']:7.2f}  target >= {figure['target']:g}"
+            f"  {'met' if figure['met'] else 'NOT met'}"
+        )
+    print(f"  peak RSS of the job (fresh process): {result['job_peak_rss_mib']:.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stocks", type=int, default=DEFAULT_STOCKS)
@@ -265,9 +741,22 @@ def main() -> None:
     parser.add_argument(
         "--memory-only", action="store_true", help="print the memory figures as JSON (child)"
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="only the factor job end to end on PostgreSQL (default size: 1,000 stocks)",
+    )
+    parser.add_argument("--zquant-stocks", type=int, default=ZQUANT_PROBE_STOCKS)
+    parser.add_argument("--job-memory", metavar="URL", help="print the job's peak RSS (child)")
     args = parser.parse_args()
     if args.memory_only:
         print(json.dumps(measure_memory(args.stocks, args.days, args.seed)))
+        return
+    if args.job_memory:
+        print(json.dumps(job_memory(args.job_memory, args.days)))
+        return
+    if args.end_to_end:
+        run_end_to_end(args.stocks, args.days, args.repeats, args.zquant_stocks, args.seed)
         return
     run(args.stocks, args.days, args.repeats, args.loop_budget_seconds, args.seed)
 

@@ -4,13 +4,16 @@ Every write validates the frame (``warehouse_frames``: columns, keys, types; err
 the table, the column and the value), stages it in a temporary table shaped like the target
 (PostgreSQL: COPY of a CSV built by Arrow; SQLite: one executemany) and merges it with a
 single ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched,
-all in one transaction: a failure anywhere leaves the table as it was. A trading day with
-no row stored yet skips the stage: its rows are loaded straight into the table.
+all in one transaction: a failure anywhere leaves the table as it was. Trading days with
+no row stored yet skip the stage: their rows are loaded straight into the table.
 
 Lock waits are bounded: every transaction waits at most ``lock_timeout_seconds`` for a lock
 (PostgreSQL ``lock_timeout``, SQLite's busy timeout) and, if set, runs each statement for at
 most ``statement_timeout_seconds`` (PostgreSQL ``statement_timeout``); past either, the
 transaction is rolled back and a ``WarehouseTimeoutError`` names the table and the setting.
+
+Bulk reads (``read_columns``) fetch only the asked columns of a date range: on PostgreSQL a
+``COPY (SELECT ..) TO STDOUT`` parsed by Arrow's CSV reader, on SQLite one projected SELECT.
 """
 
 import datetime as dt
@@ -19,7 +22,7 @@ import os
 import re
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -233,7 +236,7 @@ class Warehouse(dg.ConfigurableResource):
 
         Rows equal to the stored ones are not rewritten, so re-running a write changes nothing.
         """
-        return self._write(table_named(table), frame, partition_day=None)
+        return self._write(table_named(table), frame, partition_days=None)
 
     def replace_partition(
         self,
@@ -249,38 +252,68 @@ class Warehouse(dg.ConfigurableResource):
         upserted. Returns the frame's row count. An empty frame is refused unless the caller
         says the day really has no rows: an empty reply must never empty a stored day.
         """
+        return self.replace_partitions(
+            table, frame, [trade_date], empty_day_is_genuine=empty_day_is_genuine
+        )
+
+    def replace_partitions(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        trade_dates: Sequence[dt.date],
+        *,
+        empty_day_is_genuine: bool = False,
+    ) -> int:
+        """``replace_partition`` of each of ``trade_dates`` at once, in one transaction.
+
+        The rows of each day become exactly ``frame``'s rows of that day (a bulk load when
+        none of the days is stored yet); a failure leaves every day as it was. A day without
+        rows in ``frame`` is refused unless ``empty_day_is_genuine``.
+        """
         target = table_named(table)
         if PARTITION_COLUMN not in target.c:
             raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to replace by")
-        day = to_date(trade_date, f"{table} replace_partition trade_date")
-        if frame.empty and not empty_day_is_genuine:
-            raise ValueError(
-                f"{table}: refusing to empty {PARTITION_COLUMN} {day:%Y-%m-%d} with an empty"
-                " frame; pass empty_day_is_genuine=True if that day really has no rows"
-            )
-        return self._write(target, frame, partition_day=day)
-
-    def _write(self, target: sa.Table, frame: pd.DataFrame, partition_day: dt.date | None) -> int:
+        days = sorted(
+            {to_date(day, f"{table} replace_partition trade_date") for day in trade_dates}
+        )
         rows = prepare_rows(target, frame)
-        if partition_day is not None:
-            check_partition(target.name, rows, partition_day)
-        elif rows.empty:
-            return 0
+        check_partition(target.name, rows, days)
+        if not empty_day_is_genuine:
+            present = set(rows[PARTITION_COLUMN].unique())
+            empty = [day for day in days if day.isoformat() not in present]
+            if empty:
+                cause = "an empty frame" if rows.empty else "a frame without rows of that day"
+                raise ValueError(
+                    f"{table}: refusing to empty {PARTITION_COLUMN} {empty[0]:%Y-%m-%d} with"
+                    f" {cause}; pass empty_day_is_genuine=True if that day really has no rows"
+                )
+        return self._write(target, rows, partition_days=days)
+
+    def _write(
+        self, target: sa.Table, frame: pd.DataFrame, partition_days: list[dt.date] | None
+    ) -> int:
+        """Write ``frame`` (already in load form when ``partition_days`` is given)."""
+        if partition_days is None:
+            rows = prepare_rows(target, frame)
+            if rows.empty:
+                return 0
+        else:
+            rows = frame
         self.ensure_schema()
         with self._write_transaction(f"table {target.name!r}") as conn:
             if (
-                partition_day is not None
+                partition_days
                 and not rows.empty
-                and not day_is_stored(conn, target, partition_day)
-                and load_new_day(conn, target, rows)
+                and not any_day_stored(conn, target, partition_days)
+                and load_new_days(conn, target, rows)
             ):
                 return len(rows)
             stage = stage_table(target)
             stage.create(conn)
             if not rows.empty:
                 load_rows(conn, stage, rows)
-            if partition_day is not None:
-                conn.execute(delete_missing_keys(target, stage, partition_day))
+            if partition_days:
+                conn.execute(delete_missing_keys(target, stage, partition_days))
             conn.execute(merge_stage(conn.dialect.name, target, stage))
             stage.drop(conn)
         return len(rows)
@@ -301,6 +334,46 @@ class Warehouse(dg.ConfigurableResource):
             conditions.append(target.c[column] == value)
         statement = sa.select(target).where(*conditions).order_by(*target.primary_key)
         return self._query(statement, {}, f"table {table!r}")
+
+    def read_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        start: dt.date,
+        end: dt.date,
+        codes: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """``columns`` of the rows of ``table`` with trade_date in [start, end] (of ``codes``).
+
+        The same rows and values as a plain SELECT in warehouse form (dates as
+        ``datetime.date``, NULL as None in text and date columns, NaN in numeric ones), in no
+        particular order; only the asked columns cross the wire. PostgreSQL streams them with
+        COPY into Arrow (no per-row Python objects but the final text and date cells).
+        """
+        target = table_named(table)
+        if PARTITION_COLUMN not in target.c:
+            raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to read by")
+        if not columns:
+            raise ValueError(f"read_columns of table {table!r}: name at least one column")
+        unknown = [name for name in columns if name not in target.c]
+        if unknown:
+            raise ValueError(
+                f"table {table!r} has no columns {unknown}; columns: {list(target.c.keys())}"
+            )
+        first = to_date(start, f"{table} read_columns start")
+        last = to_date(end, f"{table} read_columns end")
+        statement = sa.select(*(target.c[name] for name in columns)).where(
+            target.c[PARTITION_COLUMN].between(first, last)
+        )
+        if codes is not None:
+            statement = statement.where(target.c.ts_code.in_(list(codes)))
+        if self.engine.dialect.name == "sqlite":
+            frame = self._query(statement, {}, f"table {table!r}")
+            numeric = [name for name in columns if arrow_type(target.c[name]) == pa.float64()]
+            return frame.astype({name: "float64" for name in numeric})
+        self.ensure_schema()
+        with self._bounded_waits(f"table {table!r}"), self.engine.connect() as conn:
+            return copy_select(conn, statement).to_pandas()
 
     def count_rows(self, table: str, trade_date: dt.date | None = None) -> int:
         """Rows of ``table``, or of one trading day of it."""
@@ -357,12 +430,13 @@ def table_named(table: str) -> sa.Table:
     return TABLES[table]
 
 
-def check_partition(table: str, rows: pd.DataFrame, day: dt.date) -> None:
-    other_day = rows[PARTITION_COLUMN] != day.isoformat()
+def check_partition(table: str, rows: pd.DataFrame, days: list[dt.date]) -> None:
+    other_day = ~rows[PARTITION_COLUMN].isin([day.isoformat() for day in days])
     if other_day.any():
         position = int(np.flatnonzero(other_day.to_numpy())[0])
+        replacing = ", ".join(day.isoformat() for day in days[:3]) + (", .." if days[3:] else "")
         raise ValueError(
-            f"{table}: replacing trade_date {day.isoformat()} but {int(other_day.sum())} frame"
+            f"{table}: replacing trade_date {replacing} but {int(other_day.sum())} frame"
             f" row(s) hold another day, first {rows[PARTITION_COLUMN].iloc[position]!r}"
             f" at frame row {position}"
         )
@@ -381,18 +455,18 @@ def stage_table(target: sa.Table) -> sa.Table:
     )
 
 
-def day_is_stored(conn: sa.Connection, target: sa.Table, day: dt.date) -> bool:
-    """Whether ``target`` holds any row of ``day`` (one probe of the trade_date index)."""
-    stored = sa.select(sa.literal(1)).where(target.c[PARTITION_COLUMN] == day).limit(1)
+def any_day_stored(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> bool:
+    """Whether ``target`` holds any row of ``days`` (probes of the trade_date index)."""
+    stored = sa.select(sa.literal(1)).where(target.c[PARTITION_COLUMN].in_(days)).limit(1)
     return conn.execute(stored).first() is not None
 
 
-def load_new_day(conn: sa.Connection, target: sa.Table, rows: pd.DataFrame) -> bool:
-    """Load the rows of a day with nothing stored straight into ``target``.
+def load_new_days(conn: sa.Connection, target: sa.Table, rows: pd.DataFrame) -> bool:
+    """Load the rows of days with nothing stored straight into ``target``.
 
     A first sync of a day (the daily run, a backfill) has nothing to delete or compare, so
     the stage and the merge would only copy the rows twice. False, with nothing written,
-    when a concurrent writer stored rows of the day since the caller looked (PostgreSQL
+    when a concurrent writer stored rows of the days since the caller looked (PostgreSQL
     reads committed rows): the caller then merges as for a stored day.
     """
     try:
@@ -439,14 +513,53 @@ def copy_csv(frame: pd.DataFrame) -> io.BytesIO:
     return buffer
 
 
+def arrow_type(column: sa.Column) -> pa.DataType:
+    """The Arrow type a warehouse column reads as (integers as float64: they may be NULL)."""
+    if isinstance(column.type, sa.Date):
+        return pa.date32()
+    if isinstance(column.type, sa.String):
+        return pa.string()
+    return pa.float64()
+
+
+def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
+    """The rows of ``statement`` as an Arrow table, through ``COPY (..) TO STDOUT``.
+
+    COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
+    the session's DateStyle (set to ISO here) and floats as their shortest exact decimal
+    (extra_float_digits >= 1), which Arrow parses back to the same double.
+    """
+    columns = list(statement.selected_columns)
+    names = [column.name for column in columns]
+    schema = pa.schema([(column.name, arrow_type(column)) for column in columns])
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3")
+    buffer = io.BytesIO()
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        query = cursor.mogrify(str(compiled), compiled.params).decode()
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    if not buffer.getbuffer().nbytes:
+        return schema.empty_table()
+    return csv.read_csv(
+        pa.BufferReader(pa.py_buffer(buffer.getbuffer())),
+        read_options=csv.ReadOptions(column_names=names),
+        convert_options=csv.ConvertOptions(
+            column_types=schema,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
 def same_key(target: sa.Table, stage: sa.Table) -> list:
     return [stage.c[column.name] == column for column in target.primary_key]
 
 
-def delete_missing_keys(target: sa.Table, stage: sa.Table, day: dt.date) -> sa.Delete:
-    """Delete the day's stored rows whose key the staged frame lacks."""
+def delete_missing_keys(target: sa.Table, stage: sa.Table, days: list[dt.date]) -> sa.Delete:
+    """Delete the days' stored rows whose key the staged frame lacks."""
     staged = sa.select(sa.literal(1)).select_from(stage).where(*same_key(target, stage))
-    return sa.delete(target).where(target.c[PARTITION_COLUMN] == day, ~staged.exists())
+    return sa.delete(target).where(target.c[PARTITION_COLUMN].in_(days), ~staged.exists())
 
 
 def merge_stage(dialect: str, target: sa.Table, stage: sa.Table) -> sa.Insert:

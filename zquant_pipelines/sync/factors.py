@@ -1,9 +1,11 @@
-"""The factor_daily table: read the look-back window from the warehouse, compute, store per day.
+"""The factor_daily table: read the look-back window from the warehouse, compute, store.
 
 Plain functions (no Dagster). The factor formulas and the registry live in
-``zquant_pipelines.factors``; this module moves their inputs and outputs: it reads only the
-columns the chosen factors need (``required_inputs``), over their look-back, and writes their
-columns. A selection of some factors keeps the other stored columns of the rows it writes.
+``zquant_pipelines.factors``; this module moves their inputs and outputs, in bulk: it reads
+only the columns the chosen factors need (``required_inputs``; COPY into Arrow on
+PostgreSQL), over their look-back, and writes every day in one transaction (COPY straight
+into the table when none of the days is stored yet). A selection of some factors keeps the
+other stored columns of the rows it writes.
 """
 
 import datetime as dt
@@ -40,26 +42,11 @@ def read_factor_inputs(
 ) -> dict:
     """The input tables over [start, end], ``columns`` of each ({table: [columns]}, from
     ``required_inputs``; default: every factor's), optionally for some stocks only."""
-    params: dict = {"start": start, "end": end}
-    code_filter = ""
-    if ts_codes:
-        names = [f"c{i}" for i in range(len(ts_codes))]
-        code_filter = f" AND ts_code IN ({', '.join(':' + n for n in names)})"
-        params.update(zip(names, ts_codes, strict=True))
     columns = columns or required_inputs(REGISTRY.factors.values())
     return {
-        table: warehouse.read_frame(
-            f"SELECT {', '.join(quoted(c) for c in selected)} FROM {table}"
-            f" WHERE trade_date BETWEEN :start AND :end{code_filter}",
-            params,
-        )
+        table: warehouse.read_columns(table, selected, start, end, ts_codes or None)
         for table, selected in columns.items()
     }
-
-
-def quoted(column: str) -> str:
-    """A column name as SQL (tushare's ``open``, ``change`` are keywords to some dialects)."""
-    return f'"{column}"'
 
 
 def compute_and_store_factors(
@@ -76,10 +63,11 @@ def compute_and_store_factors(
     ``factors`` (default: every registered one) are computed and written; the other stored
     columns of those rows stay. A factor with a window factor_daily lacks a column for
     (``ma120_tr``) gets one. ``zquant_literal`` stores zquant's literal behaviour
-    (docs/factors.md). With all stocks each day is replaced atomically; for a subset the
-    rows are upserted so other stocks' factors stay. Stocks whose window reaches before the
-    stored history get NULL for that factor (the window is not full), never a value from a
-    shorter window. ``progress`` hears of each day stored; open days up to
+    (docs/factors.md). With all stocks the days are replaced in one transaction (all or
+    none; a day without any factor row is refused before anything is written); for a subset
+    the rows are upserted so other stocks' factors stay. Stocks whose window reaches before
+    the stored history get NULL for that factor (the window is not full), never a value from
+    a shorter window. ``progress`` hears of each day once stored; open days up to
     ``written_through`` (stored by an earlier attempt) are not computed again.
     """
     factors = list(REGISTRY.factors.values()) if factors is None else list(factors)
@@ -104,23 +92,25 @@ def compute_and_store_factors(
     )
     inputs = read_factor_inputs(warehouse, start, targets[-1], ts_codes, required_inputs(factors))
     computed = compute_factors(inputs, factors, trade_dates=targets, zquant_literal=zquant_literal)
+    del inputs  # freed before the write builds its CSV
     new_columns = [f.name for f in factors if f.name not in FACTOR_COLUMNS]
     table_columns = warehouse.add_columns(FACTOR_TABLE, new_columns)
-    factors = with_stored_columns(warehouse, computed, targets, table_columns)
-    by_day = dict(tuple(factors.groupby("trade_date", sort=True)))
-    for day in targets:
-        frame = by_day.get(day, factors.iloc[0:0])
-        if ts_codes:
-            rows = warehouse.upsert(FACTOR_TABLE, frame)
-        elif frame.empty:
+    rows = with_stored_columns(warehouse, computed, targets, table_columns)
+    if ts_codes:
+        warehouse.upsert(FACTOR_TABLE, rows)
+    else:
+        empty = sorted(set(targets) - set(rows["trade_date"]))
+        if empty:
             raise ValueError(
-                f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
+                f"factor_daily for {empty[0]:%Y-%m-%d}: no stock has market data that open day;"
                 " sync its daily, adj_factor and daily_basic first (stored factors kept)"
             )
-        else:
-            rows = warehouse.replace_partition(FACTOR_TABLE, frame, day)
-        result.add_day(day, rows, api_calls=0)
-        counter.written(day, rows)
+        warehouse.replace_partitions(FACTOR_TABLE, rows, targets)
+    rows_by_day = rows.groupby("trade_date").size()
+    for day in targets:
+        day_rows = int(rows_by_day.get(day, 0))
+        result.add_day(day, day_rows, api_calls=0)
+        counter.written(day, day_rows)
     return result
 
 
@@ -132,9 +122,5 @@ def with_stored_columns(
     missing = [column for column in table_columns if column not in computed.columns]
     if not missing or computed.empty:
         return computed.reindex(columns=[*computed.columns, *missing])
-    stored = warehouse.read_frame(
-        f"SELECT {', '.join(quoted(c) for c in (*KEY_COLUMNS, *missing))} FROM {FACTOR_TABLE}"
-        " WHERE trade_date BETWEEN :start AND :end",
-        {"start": min(days), "end": max(days)},
-    )
+    stored = warehouse.read_columns(FACTOR_TABLE, [*KEY_COLUMNS, *missing], min(days), max(days))
     return computed.merge(stored, on=list(KEY_COLUMNS), how="left")

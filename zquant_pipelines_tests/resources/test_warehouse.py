@@ -262,7 +262,7 @@ def test_a_day_stored_by_another_writer_after_the_check_is_still_replaced(wareho
     day between the check and the load, the load fails on the key, leaves nothing, and the
     write merges instead."""
     warehouse.replace_partition("daily", daily_frame(FIRST_DAY, range(3)), FIRST_DAY)
-    monkeypatch.setattr(warehouse_module, "day_is_stored", lambda conn, target, day: False)
+    monkeypatch.setattr(warehouse_module, "any_day_stored", lambda conn, target, days: False)
     replacement = daily_frame(FIRST_DAY, range(2, 5), close=20.0)
 
     assert warehouse.replace_partition("daily", replacement, FIRST_DAY) == 3

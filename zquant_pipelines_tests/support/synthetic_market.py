@@ -5,13 +5,15 @@ warehouse holds them (tushare columns, ``trade_date`` as ``datetime.date``) with
 factors must cope with: suspensions (no ``daily`` row), stocks listed or delisted part-way,
 ex-dividend days (raw close falls, adj_factor rises, pre_close is the ex-rights reference price),
 ``adj_factor`` rows on suspended days, calm days that make small crosses, and busy days
-that make active days.
+that make active days. ``store_market`` writes them, with a calendar, into a warehouse.
 """
 
 import datetime as dt
 
 import numpy as np
 import pandas as pd
+
+from zquant_pipelines.resources.warehouse_schema import TABLE_COLUMNS
 
 LONGEST_SUSPENSION = 8
 
@@ -138,3 +140,22 @@ def synthetic_market(
         }
     )
     return daily, adj_factor, daily_basic
+
+
+def store_market(warehouse, daily, adj_factor, daily_basic) -> list[dt.date]:
+    """Write the three frames (missing columns NULL) and an SSE calendar over their days
+    (weekdays open) into ``warehouse``, each table in one bulk load; the open days."""
+    days = sorted(set(daily["trade_date"]))
+    for table, frame in (
+        ("daily", daily),
+        ("adj_factor", adj_factor),
+        ("daily_basic", daily_basic),
+    ):
+        full = frame.reindex(columns=TABLE_COLUMNS[table])
+        warehouse.replace_partitions(table, full, sorted(set(frame["trade_date"])))
+    calendar = pd.DataFrame({"cal_date": pd.date_range(days[0], days[-1], freq="D").date})
+    calendar["exchange"] = "SSE"
+    calendar["is_open"] = [int(day.weekday() < 5) for day in calendar["cal_date"]]
+    calendar["pretrade_date"] = None
+    warehouse.upsert("trade_cal", calendar[list(TABLE_COLUMNS["trade_cal"])])
+    return days
