@@ -575,7 +575,10 @@ def zquant_once(market: StoredMarket, stocks: int, check: bool = False) -> float
 
     seconds = seconds_of(market, job)
     if check:
-        stored = pd.read_sql(f"SELECT * FROM {ZQUANT_TABLE}", market.url)
+        stored = pd.read_sql(
+            f"SELECT ts_code, trade_date, {', '.join(LOOP_COLUMNS)} FROM {ZQUANT_TABLE}",
+            market.url,
+        )
         check_agrees(market, stored, codes, "zquant-way loop")
     return seconds
 
