@@ -13,7 +13,9 @@ a strong baseline:
   Python; ``stats.all_tasks_vs_dagster_<N>_<storage>`` (10,000 runs, and every size in
   full): every task against ``get_run_records()``, the naive count of issue 7;
 - ``history.page_vs_dagster_filter_<N>_<storage>``: one history page (20 runs and the true
-  total) against ``get_run_records(filter, limit=20)`` plus ``get_runs_count(filter)``.
+  total) against ``get_run_records(filter, limit=20)`` plus ``get_runs_count(filter)``;
+- ``stats.growth_100k_to_1m_<storage>`` (full size): every task's stats at 1,000,000 runs
+  against 10x their time at 100,000; target ratio 1 (no worse than linear).
 
 Each figure also checks that both sides count the same (``stats_differences``).
 
@@ -27,8 +29,10 @@ SQLite gets none, as Dagster never runs one.
 Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``
 """
 
+import contextlib
 import math
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,7 +42,7 @@ import sqlalchemy as sa
 from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
 from dagster._serdes import serialize_value
 
-from bench.harness import Figure
+from bench.harness import Figure, Sample
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
@@ -60,6 +64,7 @@ SIZES = {"quick": (200,), "default": (10_000, 100_000), "full": (10_000, 100_000
 # The size the targets are held at (issue 15).
 TARGET_RUNS = 100_000
 TARGET = 3
+GROWTH_FROM, GROWTH_TO = 100_000, 1_000_000
 PAGE = 20
 SEED = 20260227
 # One synthetic task per action name.
@@ -96,10 +101,34 @@ def label(runs: int) -> str:
 def figures(size: str = "default") -> Iterator[Figure]:
     """Every storage at every size of ``size`` (see the module docstring)."""
     for storage in STORAGES:
-        for runs in SIZES[size]:
-            with fresh_instance(storage, PG_ADMIN_URL) as instance:
-                fill_run_store(instance, runs, SEED)
-                yield from instance_figures(instance, storage, runs, every_size=size == "full")
+        with contextlib.ExitStack() as stack:
+            filled = {}
+            for runs in SIZES[size]:
+                filled[runs] = stack.enter_context(fresh_instance(storage, PG_ADMIN_URL))
+                fill_run_store(filled[runs], runs, SEED)
+                yield from instance_figures(filled[runs], storage, runs, size == "full")
+            if GROWTH_FROM in filled and GROWTH_TO in filled:
+                yield growth_figure(filled[GROWTH_FROM], filled[GROWTH_TO], storage)
+
+
+def growth_figure(small: dg.DagsterInstance, large: dg.DagsterInstance, storage: str) -> Figure:
+    """Every task's stats at 1,000,000 runs against 10x their time at 100,000: ratio >= 1
+    is growth no worse than linear."""
+    factor = GROWTH_TO / GROWTH_FROM
+
+    def scaled_small() -> Sample:
+        started = time.perf_counter()
+        task_stats(small)
+        return Sample(factor * (time.perf_counter() - started))
+
+    return Figure(
+        id=f"stats.growth_{label(GROWTH_FROM)}_to_{label(GROWTH_TO)}_{storage}",
+        title=f"task stats, every task, {storage}: {GROWTH_TO:,} runs against linear growth",
+        ours=lambda: task_stats(large),
+        baseline=scaled_small,
+        baseline_name=f"{factor:g}x the time at {GROWTH_FROM:,} runs (linear growth)",
+        target=1,
+    )
 
 
 def instance_figures(
@@ -115,28 +144,21 @@ def instance_figures(
             stats_differences(ours(instance, **kwargs), theirs(instance, **kwargs))
         )
 
-    yield Figure(
-        id=f"stats.all_tasks_vs_plain_{where}",
-        title=f"task stats, every task, {title}",
-        ours=lambda: task_stats(instance),
-        baseline=lambda: plain_task_stats(instance),
-        baseline_name="plain count: needed columns of every task run, Python",
-        target=target,
-        curve=f"stats every task, {storage}",
-        x=runs,
-        check=agree(task_stats, plain_task_stats),
-    )
-    yield Figure(
-        id=f"stats.one_task_vs_plain_{where}",
-        title=f"task stats, one task, {title}",
-        ours=lambda: task_stats(instance, **one),
-        baseline=lambda: plain_task_stats(instance, **one),
-        baseline_name="plain count: needed columns of the task's runs, Python",
-        target=target,
-        curve=f"stats one task, {storage}",
-        x=runs,
-        check=agree(task_stats, plain_task_stats, **one),
-    )
+    for scope, kwargs, name, runs_of in (
+        ("all_tasks", {}, "every task", "every task run"),
+        ("one_task", one, "one task", "the task's runs"),
+    ):
+        yield Figure(
+            id=f"stats.{scope}_vs_plain_{where}",
+            title=f"task stats, {name}, {title}",
+            ours=lambda kwargs=kwargs: task_stats(instance, **kwargs),
+            baseline=lambda kwargs=kwargs: plain_task_stats(instance, **kwargs),
+            baseline_name=f"plain count: needed columns of {runs_of}, Python",
+            target=target,
+            curve=f"stats {name}, {storage}",
+            x=runs,
+            check=agree(task_stats, plain_task_stats, **kwargs),
+        )
     yield Figure(
         id=f"stats.one_task_vs_dagster_filter_{where}",
         title=f"task stats, one task, {title}",

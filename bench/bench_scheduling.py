@@ -85,7 +85,8 @@ from zquant_pipelines_tests.support import catalog_files
 # five rounds of those would break the 10-minute budget of `make bench`, so the default
 # size runs the in_process workflow only and `--size full` every executor (3 rounds each).
 SIZES = {
-    "quick": {"members": 2, "executors": ("in_process",), "workflow_repeats": 5},
+    # The smoke test of `make test`: the tick alone.
+    "quick": {"members": 2, "executors": (), "workflow_repeats": 5},
     "default": {"members": 10, "executors": ("in_process",), "workflow_repeats": 5},
     "full": {
         "members": 10,

@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -333,19 +333,11 @@ def write_figures(bench: Bench, market, days: int):
     csv = copy_csv(pd.concat(frames, ignore_index=True))
     problems: list[str] = []
 
-    def ours_write() -> Sample:
+    def rows_per_second(write: Callable[[Warehouse], None]) -> Sample:
+        """``write`` into empty tables of the warehouse's shape, in rows/s."""
         warehouse = bench.empty_warehouse()
         started = time.perf_counter()
-        write_days(warehouse, trade_dates, frames)
-        seconds = time.perf_counter() - started
-        problems.append(landed(warehouse, rows))
-        warehouse.dispose()
-        return Sample(rows / seconds)
-
-    def copy_write() -> Sample:
-        warehouse = bench.empty_warehouse()
-        started = time.perf_counter()
-        copy_rows(bench.database_url, f"{warehouse.db_schema}.daily", csv)
+        write(warehouse)
         seconds = time.perf_counter() - started
         problems.append(landed(warehouse, rows))
         warehouse.dispose()
@@ -354,8 +346,10 @@ def write_figures(bench: Bench, market, days: int):
     yield Figure(
         id="write.vs_copy_prebuilt",
         title=f"write path, daily rows of {days} days, rows/s",
-        ours=ours_write,
-        baseline=copy_write,
+        ours=lambda: rows_per_second(lambda warehouse: write_days(warehouse, trade_dates, frames)),
+        baseline=lambda: rows_per_second(
+            lambda warehouse: copy_rows(bench.database_url, f"{warehouse.db_schema}.daily", csv)
+        ),
         baseline_name="raw psycopg2 COPY of a pre-built CSV, one transaction",
         target=WRITE_TARGET,
         unit="rows/s",

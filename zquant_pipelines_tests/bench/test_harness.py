@@ -2,7 +2,6 @@
 
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +13,20 @@ from bench.__main__ import (
     table,
     table_in_readme,
 )
+
+# The keys issue 15 requires of every results.json entry.
+CONTRACT = {
+    "id",
+    "ours",
+    "baseline",
+    "ratio",
+    "target",
+    "met",
+    "repeats",
+    "iqr",
+    "peak_rss_mib",
+    "projected",
+}
 
 
 def test_summary_gives_min_median_and_the_inclusive_iqr():
@@ -79,19 +92,24 @@ def test_higher_is_better_divides_the_other_way():
 def test_a_projection_never_meets_its_target():
     assert harness.met_of(10.0, 3.0, projected=False, problem="") is True
     assert harness.met_of(10.0, 3.0, projected=True, problem="") is False
-    entry = harness.measure(
+    entry = projected_entry()
+    assert entry["ratio"] == 9.0
+    assert entry["projected"] is True
+    assert entry["met"] is False
+
+
+def projected_entry() -> dict:
+    """A projection 9x better than its baseline against a target of 3x."""
+    return harness.measure(
         harness.Figure(
             id="t.projected",
-            title="p",
+            title="a projection",
             ours=lambda: harness.Sample(1.0),
-            baseline=lambda: harness.Sample(100.0),
+            baseline=lambda: harness.Sample(9.0),
             target=3,
             projected=True,
         )
     )
-    assert entry["ratio"] == 100.0
-    assert entry["projected"] is True
-    assert entry["met"] is False
 
 
 def test_a_problem_or_a_short_ratio_is_not_met():
@@ -132,21 +150,9 @@ def test_a_missing_required_figure_is_reported_and_never_met():
 
 def test_every_results_entry_keeps_the_contract():
     report = json.loads(RESULTS_PATH.read_text())
-    contract = {
-        "id",
-        "ours",
-        "baseline",
-        "ratio",
-        "target",
-        "met",
-        "repeats",
-        "iqr",
-        "peak_rss_mib",
-        "projected",
-    }
     assert {"date", "machine", "load", "figures"} <= set(report)
     for entry in report["figures"]:
-        assert contract <= set(entry), entry["id"]
+        assert CONTRACT <= set(entry), entry["id"]
         if entry["projected"]:
             assert entry["met"] is False, entry["id"]
         if entry["ours"] is not None and entry["repeats"] > 1:
@@ -162,19 +168,25 @@ def test_readme_table_is_the_one_results_json_gives():
     assert readme_with_table(readme, report) == readme
 
 
-def test_the_table_marks_unmet_and_projected_figures(tmp_path: Path):
-    report = json.loads(RESULTS_PATH.read_text())
-    entry = harness.measure(
-        harness.Figure(
-            id="t.projected",
-            title="a projection",
-            ours=lambda: harness.Sample(1.0),
-            baseline=lambda: harness.Sample(9.0),
-            target=3,
-            projected=True,
-        )
-    )
-    rendered = table({**report, "figures": [entry]})
+def test_the_table_marks_unmet_and_projected_figures():
+    report = {
+        "command": "python -m bench",
+        "size": "default",
+        "date": "2026-12-02T18:00:00+00:00",
+        "machine": {"cpu_count": 2, "cpu_model": "cpu", "memory_mib": 2048, "python": "3.11.7"},
+        "load": {
+            "before": 3.0,
+            "after": 1.0,
+            "max": 3.0,
+            "cpu_count": 2,
+            "overloaded": True,
+            "overloaded_figures": 1,
+        },
+        "seconds": {"sync": 60.0},
+    }
+    rendered = table({**report, "figures": [projected_entry()]})
 
     assert "| `t.projected` | a projection |" in rendered
     assert "projected (never met)" in rendered
+    assert "load average 3.00 before, 1.00 after" in rendered
+    assert "**overloaded**: 1 figures measured above the core count" in rendered
