@@ -275,7 +275,7 @@ def plot_curves(report: dict, path: Path) -> None:
                 xs,
                 [entry["baseline"] for entry in points],
                 "s--",
-                label=points[0]["baseline_name"][:40] or "baseline",
+                label=points[0]["baseline_name"][:60] or "baseline",
             )
         axis.set_xscale("log")
         axis.set_yscale("log")
