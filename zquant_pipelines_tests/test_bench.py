@@ -22,14 +22,14 @@ from zquant_pipelines_tests.bench.test_harness import CONTRACT
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_bench(results: Path, *args: str) -> dict:
+def run_bench(results: Path, *args: str, timeout: float = 280) -> dict:
     """``python -m bench *args --results results`` as a user runs it; the results file."""
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *args, "--results", str(results)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(results.read_text())
@@ -102,15 +102,16 @@ def test_celery_case_is_skipped_with_a_reason_when_the_broker_is_unreachable(mon
 
 
 @pytest.mark.slow
+# Six workflow runs, each side starting its own Celery workers (rounds interleave).
+@pytest.mark.timeout(600)
 def test_quick_scale_out_runs_the_workflow_on_one_and_two_workers(
     pg_server_url, redis_url, tmp_path
 ):
-    report = run_bench(tmp_path / "results.json", "--only", "scale_out", "--size", "quick")
+    report = run_bench(
+        tmp_path / "results.json", "--only", "scale_out", "--size", "quick", timeout=560
+    )
     figures = report["figures"]
-    assert [entry["id"] for entry in figures] == [
-        f"scale_out.two_workers_vs_one_{condition}"
-        for condition in ("unthrottled", "throttled", "latency")
-    ]
+    assert [entry["id"] for entry in figures] == ["scale_out.two_workers_vs_one_unthrottled"]
     for entry in figures:
         assert entry["baseline_name"] == "the same on one worker"
         assert entry["repeats"] == 3
