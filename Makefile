@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test dev lint format bench clean home worker
+.PHONY: run test dev lint format bench bench-full clean home worker
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,19 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+# The benchmarks need the bench extra (matplotlib, for the curves' PNG).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench --table
+
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m bench --size full
+	$(BIN)/python -m bench --table
 
 clean:
 	rm -rf $(VENV) .dagster_home data *.egg-info

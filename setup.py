@@ -54,6 +54,8 @@ setup(
             # The local SMTP server the alert tests send e-mail to.
             "aiosmtpd>=1.4,<2",
         ],
+        # `make bench`: the PNG of the benchmark curves.
+        "bench": ["matplotlib>=3.8,<4"],
     },
     entry_points={
         "console_scripts": ["zquant=zquant_pipelines.cli.main:main"],

@@ -1,24 +1,33 @@
-"""``make bench``: the benchmarks of issue 7 in one run, one table, ``bench/results.json``.
+"""``make bench``: every benchmark module's figures, measured by one harness, one results file.
 
-Runs each benchmark (sync, factors, history, scheduling, cli; ``--only`` picks some, and adds
-``scale_out``, one Celery worker vs two, which needs Redis and takes minutes), turns its
-result into figures (value, baseline, ratio, unit, target, met), prints them as one table
-and writes them with the machine, the versions, the date, the sizes and every benchmark's
-full result. Ratios are "times better than the baseline": baseline / value where lower is
-better (seconds, calls, memory), value / baseline where higher is better (rows/s).
+The harness (how a figure is declared, measured and judged) is ``bench/harness.py``; each
+module ``bench/bench_<name>.py`` owns its figures: a ``figures(size)`` generator yielding
+``harness.Figure`` declarations (see that module's docstring for the API). This module only
+runs them, writes ``bench/results.json`` and renders the README's table and the curves'
+PNG from it.
 
-A benchmark that fails is recorded with its error and the others still run; the exit
-status is then 1. ``--quick`` runs tiny sizes (a smoke test of the whole harness, seconds
-not minutes); the defaults finish in under 10 minutes on 2 cores.
+- ``python -m bench`` (``make bench``): the default modules at the default size, under
+  10 minutes on 2 cores; ``--size full`` (``make bench-full``) runs the curves at full
+  size; ``--size quick`` is a smoke test; ``--only`` picks modules (``scale_out``, which
+  needs Redis and takes minutes, runs only when named);
+- a module not written yet (no file, or no ``figures``) is noted in ``not_written`` and its
+  required ids are reported missing (never met), but it is not an error;
+- ``python -m bench --table``: rewrites the table between the markers in README.md and
+  ``bench/curves.png`` from ``bench/results.json`` (``make bench`` does it after a run);
+  a test fails when README's table differs from the results.
 
-Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling,cli,scale_out] [--quick]
-[--results PATH]``
-(``--help`` lists the size options).
+results.json: ``figures`` (one entry per figure: the contract of issue 15, see
+``harness.result_entry``), the required ids nothing measured (as entries never met), the
+date, the machine, the versions, the load average before and after the run (``overloaded``
+when it passed the core count), each module's seconds and errors. A module that fails is
+recorded with its traceback and the others still run; the exit status is then 1.
 """
 
 import argparse
 import datetime as dt
+import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -26,484 +35,34 @@ import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, fields
 from pathlib import Path
 
-from bench import (
-    bench_cli,
-    bench_factors,
-    bench_history,
-    bench_scale_out,
-    bench_scheduling,
-    bench_sync,
-)
+from bench import harness
 
-RESULTS_PATH = Path(__file__).with_name("results.json")
+BENCH_DIR = Path(__file__).parent
+RESULTS_PATH = BENCH_DIR / "results.json"
+README_PATH = BENCH_DIR.parent / "README.md"
+PNG_PATH = BENCH_DIR / "curves.png"
+TABLE_BEGIN = "<!-- bench-table:begin (python -m bench --table writes this) -->"
+TABLE_END = "<!-- bench-table:end -->"
 PACKAGES = ("dagster", "pandas", "numpy", "sqlalchemy", "psycopg2-binary", "tushare")
 MIB = 2**20
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Every size the benchmarks take; the harness options override them one by one."""
-
-    repeats: int
-    sync_stocks: int
-    sync_days: int
-    sync_calls_per_window: int
-    sync_window_seconds: float
-    factor_stocks: int
-    factor_days: int
-    factor_loop_budget_seconds: float
-    history_runs: int
-    scheduling_members: int
-    scheduling_workflow_repeats: int
-    scale_out_stocks: int
-    cli_repeats: int
-
-
-DEFAULT_SIZES = Sizes(
-    repeats=3,
-    sync_stocks=bench_sync.DEFAULT_STOCKS,
-    sync_days=bench_sync.DEFAULT_DAYS,
-    sync_calls_per_window=bench_sync.THROTTLE_CALLS,
-    sync_window_seconds=bench_sync.THROTTLE_WINDOW_SECONDS,
-    factor_stocks=bench_factors.DEFAULT_STOCKS,
-    factor_days=bench_factors.DEFAULT_DAYS,
-    factor_loop_budget_seconds=bench_factors.LOOP_BUDGET_SECONDS,
-    history_runs=bench_history.DEFAULT_RUNS,
-    scheduling_members=bench_scheduling.DEFAULT_MEMBERS,
-    scheduling_workflow_repeats=bench_scheduling.DEFAULT_WORKFLOW_REPEATS,
-    scale_out_stocks=bench_scale_out.DEFAULT_STOCKS,
-    cli_repeats=bench_cli.DEFAULT_REPEATS,
-)
-# Small enough to smoke-test every code path in seconds; the zquant-way case still waits
-# for the throttle once (30 calls against 20 per window).
-QUICK_SIZES = Sizes(
-    repeats=1,
-    sync_stocks=30,
-    sync_days=3,
-    sync_calls_per_window=20,
-    sync_window_seconds=0.5,
-    factor_stocks=20,
-    factor_days=30,
-    factor_loop_budget_seconds=10.0,
-    history_runs=200,
-    scheduling_members=2,
-    scheduling_workflow_repeats=1,
-    scale_out_stocks=50,
-    cli_repeats=1,
-)
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One measured number, the baseline it is compared with, and its target.
-
-    A target is a minimum ratio (``target_ratio``) or a maximum value (``target_max``).
-    ``problem`` (results that disagree, a storage that was skipped) makes the target unmet.
-    """
-
-    bench: str
-    name: str
-    value: float | None
-    unit: str
-    baseline: float | None = None
-    baseline_name: str = ""
-    higher_is_better: bool = True
-    target_ratio: float | None = None
-    target_max: float | None = None
-    note: str = ""
-    problem: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        if self.value is None or self.baseline is None:
-            return None
-        better, worse = (
-            (self.value, self.baseline) if self.higher_is_better else (self.baseline, self.value)
-        )
-        return better / worse if worse else None
-
-    @property
-    def target(self) -> str | None:
-        if self.target_ratio is not None:
-            return f"ratio >= {self.target_ratio:g}"
-        if self.target_max is not None:
-            return f"<= {self.target_max:g} {self.unit}"
-        return None
-
-    @property
-    def met(self) -> bool | None:
-        if self.target is None:
-            return None
-        if self.problem or self.value is None:
-            return False
-        if self.target_ratio is not None:
-            return self.ratio is not None and self.ratio >= self.target_ratio
-        return self.value <= self.target_max
-
-    def as_json(self) -> dict:
-        return {
-            "bench": self.bench,
-            "name": self.name,
-            "value": self.value,
-            "unit": self.unit,
-            "baseline": self.baseline,
-            "baseline_name": self.baseline_name,
-            "ratio": self.ratio,
-            "target": self.target,
-            "met": self.met,
-            "note": "; ".join(text for text in (self.problem, self.note) if text),
-        }
-
-
-# -- each benchmark: run it at the sizes, then read its figures --------------------------
-
-
-def run_sync(sizes: Sizes) -> dict:
-    return bench_sync.run(
-        stocks=sizes.sync_stocks,
-        days=sizes.sync_days,
-        repeats=sizes.repeats,
-        calls_per_window=sizes.sync_calls_per_window,
-        window_seconds=sizes.sync_window_seconds,
-    )
-
-
-def sync_figures(result: dict) -> list[Figure]:
-    cases, minimum = result["cases"], result["minimum_calls"]
-    ours, ours_throttled = cases["ours"], cases["ours_throttled"]
-    zquant, zquant_throttled, write = cases["zquant"], cases["zquant_throttled"], cases["write"]
-    days, throttle = result["trading_days"], result["throttle"]
-    projection = result["projection"]
-    scale = projection["window_seconds"] / throttle["window_seconds"]
-    budget = f"{throttle['calls']} calls per {throttle['window_seconds']:g} s"
-    daily = ours["steps"]["daily"]
-    like_for_like = "daily API only on both sides"
-    return [
-        Figure(
-            "sync",
-            f"daily API calls, {days} trading days",
-            ours["http_calls"]["daily"],
-            "calls",
-            baseline=sum(zquant_throttled["http_calls"].values()),
-            baseline_name="zquant: one call per stock",
-            higher_is_better=False,
-            target_max=minimum["daily"],
-            note="target: one call per trading day plus pages",
-        ),
-        Figure(
-            "sync",
-            "full sync API calls (5 APIs)",
-            sum(ours["http_calls"].values()),
-            "calls",
-            target_max=sum(minimum.values()),
-            note="target: stock_basic x3 + trade_cal x2 + one per API per trading day + pages",
-        ),
-        Figure(
-            "sync",
-            f"throttled daily sync time ({budget})",
-            ours_throttled["steps"]["daily"]["seconds"],
-            "s",
-            baseline=zquant_throttled["seconds"],
-            baseline_name="zquant's way, throttled (run once)",
-            higher_is_better=False,
-            target_ratio=20,
-            note=f"tushare's minute scaled down {scale:g}x; {like_for_like}",
-        ),
-        Figure(
-            "sync",
-            f"throttled daily sync time at {throttle['calls']} calls per"
-            f" {projection['window_seconds']:g} s (projected)",
-            projection["ours_daily_seconds"],
-            "s",
-            baseline=projection["zquant_seconds"],
-            baseline_name="zquant's way (projected)",
-            higher_is_better=False,
-            target_ratio=20,
-            note=(
-                "projection from the unthrottled work per call; the model predicts"
-                f" {projection['check_predicted_seconds']:.0f} s for zquant's throttled run"
-                f" measured at {projection['check_measured_seconds']:.0f} s"
-            ),
-        ),
-        Figure(
-            "sync",
-            "unthrottled daily sync, rows/s end to end",
-            daily["rows"] / daily["seconds"],
-            "rows/s",
-            baseline=zquant["rows"] / zquant["seconds"],
-            baseline_name="zquant's way: per-stock calls + to_sql",
-            note=like_for_like,
-        ),
-        Figure(
-            "sync",
-            "write path, rows/s (daily rows, serialisation included)",
-            write["rows"] / write["ours_seconds"],
-            "rows/s",
-            baseline=write["rows"] / write["copy_seconds"],
-            baseline_name="raw psycopg2 COPY, one transaction",
-            target_ratio=0.5,
-        ),
-        Figure(
-            "sync",
-            "full sync rows/s, unthrottled (5 APIs)",
-            ours["rows"] / ours["seconds"],
-            "rows/s",
-            note=f"{ours['rows']:,} rows in {ours['seconds']:.1f} s",
-        ),
-        Figure(
-            "sync",
-            "peak RSS of the syncing process",
-            ours["peak_rss_mib"],
-            "MiB",
-            baseline=zquant_throttled["peak_rss_mib"],
-            baseline_name="zquant's way, every stock (daily only)",
-            higher_is_better=False,
-            note=(
-                f"ours: full sync; {ours['imports_rss_mib']:.0f} MiB of it is the"
-                " interpreter and imports"
-            ),
-        ),
-    ]
-
-
-def run_factors(sizes: Sizes) -> dict:
-    result = bench_factors.run(
-        stocks=sizes.factor_stocks,
-        days=sizes.factor_days,
-        repeats=sizes.repeats,
-        loop_budget_seconds=sizes.factor_loop_budget_seconds,
-    )
-    result["end_to_end"] = bench_factors.run_end_to_end(
-        stocks=min(sizes.factor_stocks, bench_factors.E2E_DEFAULT_STOCKS),
-        days=sizes.factor_days,
-        repeats=sizes.repeats,
-    )
-    return result
-
-
-def factor_figures(result: dict) -> list[Figure]:
-    size = f"{result['stocks']} stocks x {result['trading_days']} days"
-    loop_note = (
-        f"loop measured on {result['loop_stocks']} stocks, scaled to {result['stocks']}"
-        if result["loop_scaled"]
-        else "loop measured once on every stock"
-    )
-    return [
-        Figure(
-            "factors",
-            f"all factors, {size}",
-            result["vectorised_seconds"],
-            "s",
-            baseline=result["loop_full_market_seconds"],
-            baseline_name="per-stock loop",
-            higher_is_better=False,
-            target_ratio=20,
-            note=f"{loop_note}; results agree",
-            problem="" if result["results_agree"] else "results differ",
-        ),
-        Figure(
-            "factors",
-            f"peak RSS computing all factors, {size}",
-            result["peak_rss_mib"],
-            "MiB",
-            target_max=2048,
-            note=(
-                f"inputs {result['inputs_rss_mib']:.0f} MiB of it; traced peak of the call"
-                f" {result['compute_traced_peak_mib']:.0f} MiB"
-            ),
-        ),
-        *end_to_end_figures(result["end_to_end"]),
-    ]
-
-
-def end_to_end_figures(result: dict) -> list[Figure]:
-    size = f"{result['stocks']} stocks x {result['trading_days']} days on PostgreSQL"
-    figures = [
-        Figure(
-            "factors",
-            f"{figure['id']}, {size}",
-            figure["ours"],
-            "s",
-            baseline=figure["baseline"],
-            baseline_name=figure["baseline_name"],
-            higher_is_better=False,
-            target_ratio=figure["target"],
-            note=(
-                f"median of {figure['repeats']}, IQR {figure['iqr']:.2f} s"
-                + (
-                    f"; measured on {result['zquant_stocks']} stocks, scaled"
-                    if figure["projected"]
-                    else ""
-                )
-            ),
-        )
-        for figure in result["figures"]
-    ]
-    figures.append(
-        Figure(
-            "factors",
-            f"peak RSS of the factor job, {size}",
-            result["job_peak_rss_mib"],
-            "MiB",
-            target_max=2048,
-            note="fresh process, interpreter and imports included",
-        )
-    )
-    return figures
-
-
-def run_history(sizes: Sizes) -> dict:
-    return bench_history.run(runs=sizes.history_runs, repeats=sizes.repeats)
-
-
-def history_figures(result: dict) -> list[Figure]:
-    figures = []
-    for storage, outcome in result["results"].items():
-        prefix = f"{storage}, {result['runs']:,} runs"
-        if "skipped" in outcome:
-            figures.append(
-                Figure(
-                    "history",
-                    f"task stats, {prefix}",
-                    None,
-                    "s",
-                    target_ratio=50,
-                    problem=outcome["skipped"],
-                )
-            )
-            continue
-        seconds = outcome["seconds"]
-        problem = "" if outcome["agree"] else "SQL and naive stats differ"
-        for key, name, target in (
-            ("stats_all_tasks", "task stats, every task", 50),
-            ("stats_one_task", "task stats, one task", None),
-            ("history_page", "one history page (20 runs + total)", None),
-        ):
-            figures.append(
-                Figure(
-                    "history",
-                    f"{name}, {prefix}",
-                    seconds[key],
-                    "s",
-                    baseline=seconds["naive_count"],
-                    baseline_name="naive count over get_run_records",
-                    higher_is_better=False,
-                    target_ratio=target,
-                    problem=problem,
-                )
-            )
-    return figures
-
-
-def run_scheduling(sizes: Sizes) -> dict:
-    return bench_scheduling.run(
-        tick_repeats=sizes.repeats,
-        workflow_repeats=sizes.scheduling_workflow_repeats,
-        members=sizes.scheduling_members,
-    )
-
-
-def scheduling_figures(result: dict) -> list[Figure]:
-    tick, members = result["tick"], result["members"]
-    skipped = "; ".join(
-        f"{name} skipped: {reason}" for name, reason in result["skipped_executors"].items()
-    )
-    figures = [
-        Figure(
-            "scheduling",
-            "schedule tick -> first step (queue, launch, run process)",
-            tick["seconds"],
-            "s",
-            baseline=tick["direct_seconds"],
-            baseline_name="execute_in_process, same job",
-            higher_is_better=False,
-            note=(
-                f"tick task on {tick['executor']}; dagster-daemon adds up to"
-                f" {tick['dequeue_interval_seconds']} s of queue polling"
-            ),
-        )
-    ]
-    for executor, case in result["workflows"].items():
-        figures.append(
-            Figure(
-                "scheduling",
-                f"{members}-member parallel no-op workflow, submit -> success, {executor}",
-                case["seconds"],
-                "s",
-                baseline=case["one_member_seconds"],
-                baseline_name="one-member workflow, same executor",
-                higher_is_better=False,
-                note="ratio 1 = the extra members cost nothing"
-                + (f"; {skipped}" if skipped else ""),
-            )
-        )
-    return figures
-
-
-def run_scale_out(sizes: Sizes) -> dict:
-    return bench_scale_out.run(repeats=sizes.repeats, stocks=sizes.scale_out_stocks)
-
-
-def scale_out_figures(result: dict) -> list[Figure]:
-    notes = {
-        "unthrottled": "no budget",
-        "throttled": f"{result['throttle']['calls']} calls per API per"
-        f" {result['throttle']['window_seconds']:g} s, shared",
-        "latency": f"every reply {result['reply_delay_seconds']:g} s late",
-    }
-    return [
-        Figure(
-            "scale_out",
-            f"parallel sync workflow, two Celery workers, {condition}",
-            by_count["2"],
-            "s",
-            baseline=by_count["1"],
-            baseline_name="the same on one worker",
-            higher_is_better=False,
-            note=f"{result['stocks']} stocks; {notes[condition]}",
-        )
-        for condition, by_count in result["median_seconds"].items()
-    ]
-
-
-def run_cli(sizes: Sizes) -> dict:
-    return bench_cli.run(repeats=sizes.cli_repeats)
-
-
-def cli_figures(result: dict) -> list[Figure]:
-    medians = result["median_seconds"]
-    return [
-        Figure(
-            "cli",
-            "help_vs_import_dagster",
-            medians["zquant_help"],
-            "s",
-            baseline=medians["import_dagster"],
-            baseline_name='python -c "import dagster"',
-            higher_is_better=False,
-            target_ratio=4,
-            note=f"`zquant --help` wall time, median of {result['repeats']} interleaved runs",
-        )
-    ]
-
-
-BENCHES: dict[str, tuple[Callable[[Sizes], dict], Callable[[dict], list[Figure]]]] = {
-    "sync": (run_sync, sync_figures),
-    "factors": (run_factors, factor_figures),
-    "history": (run_history, history_figures),
-    "scheduling": (run_scheduling, scheduling_figures),
-    "scale_out": (run_scale_out, scale_out_figures),
-    "cli": (run_cli, cli_figures),
-}
+# Every benchmark module, by the name --only takes.
+MODULES = ("sync", "history", "factors", "scheduling", "cli", "scale_out")
 # What `make bench` runs: scale_out needs Redis and Celery workers and takes minutes.
-DEFAULT_BENCHES = [name for name in BENCHES if name != "scale_out"]
-
-
-# -- the run: machine, benchmarks, table, results file -----------------------------------
+DEFAULT_MODULES = ("sync", "history", "factors", "scheduling", "cli")
+# The figures issue 15 requires of a default or full run, by the module that owns them.
+REQUIRED_IDS = {
+    "sync": ("sync.calls_vs_floor_250d", "sync.calls_vs_zquant_per_stock_1000d"),
+    "write": ("write.vs_copy_prebuilt", "write.resync_1pct_vs_first_load"),
+    "history": (
+        "stats.all_tasks_vs_plain_100k_sqlite",
+        "stats.all_tasks_vs_plain_100k_postgres",
+        "stats.one_task_vs_plain_100k_sqlite",
+    ),
+    "factors": ("factors.e2e_vs_floor", "factors.e2e_vs_pandas", "factors.e2e_vs_zquant"),
+    "cli": ("cli.help_vs_import_dagster",),
+}
 
 
 def machine() -> dict:
@@ -540,71 +99,213 @@ def versions() -> dict:
     return found
 
 
-def run_benches(names: list[str], sizes: Sizes) -> tuple[list[Figure], dict, dict, dict]:
-    """Figures, full results, seconds taken and errors of each benchmark in ``names``."""
-    figures, details, seconds, errors = [], {}, {}, {}
+class NotWrittenError(LookupError):
+    """A module other work is still writing: its required ids are reported missing."""
+
+
+def module_figures(name: str, size: str):
+    """The module's declared figures."""
+    module_name = f"bench.bench_{name}"
+    if importlib.util.find_spec(module_name) is None:
+        raise NotWrittenError(f"{module_name} does not exist yet")
+    module = importlib.import_module(module_name)
+    if not hasattr(module, "figures"):
+        raise NotWrittenError(f"{module_name} declares no figures(size) for the harness yet")
+    return module.figures(size)
+
+
+def run_modules(names: list[str], size: str) -> tuple[list[dict], dict, dict, dict]:
+    """Figures, seconds taken, errors and modules not written yet, of each of ``names``."""
+    entries, seconds, errors, pending = [], {}, {}, {}
     for name in names:
-        run, read_figures = BENCHES[name]
         print(f"\n== {name} ==", flush=True)
         started = time.perf_counter()
         try:
-            details[name] = run(sizes)
-            figures += read_figures(details[name])
-        except Exception:  # noqa: BLE001 - one failed benchmark must not discard the others
+            for entry in harness.measure_all(module_figures(name, size), progress=print_flush):
+                entries.append(entry)
+        except NotWrittenError as error:
+            pending[name] = str(error)
+            print(f"{name}: {error}", flush=True)
+        except Exception:  # noqa: BLE001 - one failed module must not discard the others
             errors[name] = traceback.format_exc()
             print(errors[name], file=sys.stderr, flush=True)
         seconds[name] = time.perf_counter() - started
-    return figures, details, seconds, errors
+    return entries, seconds, errors, pending
 
 
-def format_number(value: float | None, unit: str = "") -> str:
-    if value is None:
+def print_flush(text: str) -> None:
+    print(text, flush=True)
+
+
+def missing_entries(names: list[str], entries: list[dict], failures: dict) -> list[dict]:
+    """The required ids of the modules run that nothing measured."""
+    measured = {entry["id"] for entry in entries}
+    missing = []
+    for owner, ids in REQUIRED_IDS.items():
+        module = "sync" if owner == "write" else owner
+        if module not in names:
+            continue
+        reason = failures.get(module, "").strip().splitlines()[-1:] or ["no figure has this id"]
+        missing += [harness.missing_entry(id_, reason[0]) for id_ in ids if id_ not in measured]
+    return missing
+
+
+def run_load(before: float, after: float, entries: list[dict]) -> dict:
+    loads = [before, after] + [
+        value
+        for entry in entries
+        if entry["load"]
+        for value in (entry["load"]["before"], entry["load"]["after"])
+    ]
+    return {
+        "before": before,
+        "after": after,
+        "max": max(loads),
+        "cpu_count": os.cpu_count(),
+        "overloaded": harness.overloaded(loads),
+        "overloaded_figures": sum(
+            bool(entry["load"] and entry["load"]["overloaded"]) for entry in entries
+        ),
+    }
+
+
+# -- the README table and the PNG, from results.json --------------------------------------
+
+
+def target_text(entry: dict) -> str:
+    if entry["target"] is None:
         return "-"
-    if abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 10 or float(value).is_integer():
-        text = f"{value:.1f}".removesuffix(".0")
-    else:
-        text = f"{value:.3g}"
-    return f"{text} {unit}".strip()
+    return f">= {entry['target']:.3g}x"
 
 
-def table(figures: list[Figure]) -> str:
-    """The figures as aligned text; notes follow as numbered footnotes."""
-    header = ("bench", "figure", "value", "baseline", "ratio", "target", "met")
-    notes = [figure.as_json()["note"] for figure in figures]
-    numbered = list(dict.fromkeys(note for note in notes if note))
-    rows = [
-        (
-            figure.bench,
-            f"{figure.name} [{numbered.index(note) + 1}]" if note else figure.name,
-            format_number(figure.value, figure.unit),
-            format_number(figure.baseline, figure.unit),
-            "-" if figure.ratio is None else f"{format_number(figure.ratio)}x",
-            figure.target or "-",
-            {True: "yes", False: "no", None: "-"}[figure.met],
-        )
-        for figure, note in zip(figures, notes, strict=True)
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+def met_text(entry: dict) -> str:
+    if entry["projected"]:
+        return "projected (never met)"
+    return {True: "yes", False: "**no**", None: "-"}[entry["met"]]
+
+
+def rss_text(entry: dict) -> str:
+    peaks = entry["peak_rss_mib"]
+    if peaks["ours"] is None:
+        return "-"
+    text = f"{peaks['ours']:.0f}"
+    return text + (f" / {peaks['baseline']:.0f}" if peaks["baseline"] is not None else "")
+
+
+def table(report: dict) -> str:
+    """The README's table: one row per figure, with the run's date, machine and load."""
+    info, load = report["machine"], report["load"]
     lines = [
-        "  ".join(
-            cell.ljust(width) if i < 2 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        f"`{report['command']}` ({report['size']} size), {report['date']},"
+        f" {info['cpu_count']} x {info['cpu_model']},"
+        f" {harness.format_value(info['memory_mib'] / 1024, 'GiB')}, Python {info['python']};"
+        f" load average {load['before']:.2f} before, {load['after']:.2f} after, {load['max']:.2f}"
+        f" at most ({load['cpu_count']} cores"
+        + (
+            f"; **overloaded**: {load['overloaded_figures']} figures measured above the core count"
+            if load["overloaded"]
+            else ""
         )
-        for row in [header, *rows]
+        + f"); took {sum(report['seconds'].values()) / 60:.1f} min.",
+        "",
+        "| id | figure | ours | baseline | ratio | target | met | repeats | IQR (ours) |"
+        " peak RSS MiB ours / baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    lines += [f"[{number}] {note}" for number, note in enumerate(numbered, 1)]
+    for entry in report["figures"]:
+        unit = entry["unit"]
+        baseline = harness.format_value(entry["baseline"], unit)
+        if entry["baseline_name"]:
+            baseline += f" ({entry['baseline_name']})"
+        flags = " (load > cores)" if entry["load"] and entry["load"]["overloaded"] else ""
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{entry['id']}`",
+                    entry["title"] + (f"; {entry['note']}" if entry["note"] else ""),
+                    harness.format_value(entry["ours"], unit),
+                    baseline,
+                    "-" if entry["ratio"] is None else f"{entry['ratio']:.3g}x",
+                    target_text(entry),
+                    met_text(entry) + flags,
+                    str(entry["repeats"]),
+                    harness.format_value(entry["iqr"], unit),
+                    rss_text(entry),
+                ]
+            ).replace("\n", " ")
+            + " |"
+        )
     return "\n".join(lines)
+
+
+def readme_with_table(readme: str, report: dict) -> str:
+    if TABLE_BEGIN not in readme or TABLE_END not in readme:
+        raise ValueError(f"README.md: no {TABLE_BEGIN!r} ... {TABLE_END!r} markers")
+    before, rest = readme.split(TABLE_BEGIN, 1)
+    _, after = rest.split(TABLE_END, 1)
+    return f"{before}{TABLE_BEGIN}\n{table(report)}\n{TABLE_END}{after}"
+
+
+def table_in_readme(readme: str) -> str:
+    """What README.md holds between the markers."""
+    return readme.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip("\n")
+
+
+def plot_curves(report: dict, path: Path) -> None:
+    """One panel per curve: ours and the baseline's median against its x, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict]] = {}
+    for entry in report["figures"]:
+        if entry["curve"] and entry["ours"] is not None:
+            curves.setdefault(entry["curve"], []).append(entry)
+    columns = min(3, max(1, len(curves)))
+    rows = max(1, -(-len(curves) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
+    for axis, (name, points) in zip(axes.flat, sorted(curves.items()), strict=False):
+        points.sort(key=lambda entry: entry["x"])
+        xs = [entry["x"] for entry in points]
+        axis.plot(xs, [entry["ours"] for entry in points], "o-", label="ours")
+        if all(entry["baseline"] is not None for entry in points):
+            axis.plot(
+                xs,
+                [entry["baseline"] for entry in points],
+                "s--",
+                label=points[0]["baseline_name"][:60] or "baseline",
+            )
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_title(name, fontsize=9)
+        axis.set_ylabel(points[0]["unit"])
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(curves) :]:
+        axis.axis("off")
+    figure.suptitle(f"{report['command']}, {report['date']}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def write_table(results: Path, readme: Path, png: Path) -> None:
+    report = json.loads(results.read_text())
+    readme.write_text(readme_with_table(readme.read_text(), report))
+    plot_curves(report, png)
+    print(f"wrote the table into {readme} and the curves to {png}")
+
+
+# -- the command -----------------------------------------------------------------------------
 
 
 def parse_only(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BENCHES]
+    unknown = [name for name in names if name not in MODULES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"--only {text!r}: expected a comma list of {', '.join(BENCHES)}"
+            f"--only {text!r}: expected a comma list of {', '.join(MODULES)}"
         )
     return names
 
@@ -614,54 +315,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         type=parse_only,
-        default=DEFAULT_BENCHES,
-        help="comma list of " + ",".join(BENCHES) + f" (default {','.join(DEFAULT_BENCHES)})",
+        default=list(DEFAULT_MODULES),
+        help="comma list of " + ",".join(MODULES) + f" (default {','.join(DEFAULT_MODULES)})",
     )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--size", choices=harness.SIZES, default="default")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="JSON file to write")
-    for size in fields(Sizes):
-        parser.add_argument(
-            "--" + size.name.replace("_", "-"),
-            type=size.type,
-            default=None,
-            help=f"default {getattr(DEFAULT_SIZES, size.name)},"
-            f" --quick {getattr(QUICK_SIZES, size.name)}",
-        )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="measure nothing: write README.md's table and the PNG from --results",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    preset = QUICK_SIZES if args.quick else DEFAULT_SIZES
-    sizes = Sizes(
-        **{
-            size.name: getattr(preset, size.name)
-            if getattr(args, size.name) is None
-            else getattr(args, size.name)
-            for size in fields(Sizes)
-        }
-    )
+    if args.table:
+        write_table(args.results, README_PATH, PNG_PATH)
+        return 0
     started = dt.datetime.now(dt.UTC)
-    figures, details, seconds, errors = run_benches(args.only, sizes)
+    load_before = harness.load_average()
+    entries, seconds, errors, pending = run_modules(args.only, args.size)
+    load_after = harness.load_average()
+    failures = {**pending, **errors}
+    missing = missing_entries(args.only, entries, failures) if args.size != "quick" else []
     report = {
         "date": started.isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
+        "size": args.size,
         "machine": machine(),
         "versions": versions(),
-        "sizes": {size.name: getattr(sizes, size.name) for size in fields(Sizes)},
+        "load": run_load(load_before, load_after, entries),
         "seconds": seconds,
-        "figures": [figure.as_json() for figure in figures],
+        "figures": entries + missing,
         "errors": errors,
-        "details": details,
+        "not_written": pending,
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    info = report["machine"]
-    print(
-        f"\n{started:%Y-%m-%d %H:%M} UTC, {info['cpu_count']} x {info['cpu_model']},"
-        f" {format_number(info['memory_mib'], 'MiB')}, Python {info['python']}"
-    )
-    print(table(figures))
+    print("\n" + table(report))
     if errors:
         print(f"\nfailed: {', '.join(errors)} (tracebacks above and in {args.results})")
     print(f"\nwrote {args.results} ({sum(seconds.values()):.0f} s)")

@@ -1,54 +1,60 @@
 """Benchmark: how long `zquant --help` takes, against `python -c "import dagster"`.
 
 Both are real processes started the way a user starts them (the installed console script;
-the venv's interpreter), run alternately so both see the same machine load, and the
-medians compared. Issue 13 asks --help to take at most a quarter of Dagster's import: the
-CLI parses argv before it loads Dagster.
+the venv's interpreter); the harness runs them interleaved so both see the same machine
+load. Issue 13 asks --help to take at most a quarter of Dagster's import (target: ratio
+>= 4): the CLI parses argv before it loads Dagster. Each side reports its own process's
+peak RSS.
 
-Run: ``.venv/bin/python -m bench.bench_cli [--repeats R]``
+Figure: ``cli.help_vs_import_dagster``.
+Run: ``.venv/bin/python -m bench --only cli [--size quick|default|full]``
 """
 
-import argparse
-import statistics
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT_REPEATS = 7
-ZQUANT = Path(sys.executable).parent / "zquant"
-COMMANDS = {
-    "zquant_help": [str(ZQUANT), "--help"],
-    "import_dagster": [sys.executable, "-c", "import dagster"],
-}
+import psutil
+
+from bench.harness import MIB, MIN_REPEATS, RSS_SAMPLE_SECONDS, Figure, Sample
+
+ZQUANT_HELP = [str(Path(sys.executable).parent / "zquant"), "--help"]
+IMPORT_DAGSTER = [sys.executable, "-c", "import dagster"]
+# Processes of a second or two: more rounds than the minimum cost little.
+REPEATS = {"quick": MIN_REPEATS, "default": 9, "full": 15}
+TARGET = 4
 
 
-def wall_seconds(argv: list[str]) -> float:
+def timed_process(argv: list[str]) -> Sample:
+    """Wall seconds of one run of ``argv`` and its peak RSS, sampled while it runs (wait4's
+    ru_maxrss would count the pages the child shares with this process before its exec)."""
     started = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(RSS_SAMPLE_SECONDS)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, argv)
+    return Sample(seconds, peak_rss_mib=peak / MIB)
 
 
-def run(repeats: int = DEFAULT_REPEATS) -> dict:
-    """Wall seconds of each command, ``repeats`` times interleaved, and their medians."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be positive, got {repeats}")
-    samples = {name: [] for name in COMMANDS}
-    # One untimed round first: the files of both are in the page cache for every timed one.
-    for argv in COMMANDS.values():
-        wall_seconds(argv)
-    for _ in range(repeats):
-        for name, argv in COMMANDS.items():
-            samples[name].append(wall_seconds(argv))
-    medians = {name: statistics.median(times) for name, times in samples.items()}
-    print(
-        f"zquant --help {medians['zquant_help']:.3f} s,"
-        f" import dagster {medians['import_dagster']:.3f} s (medians of {repeats})"
+def figures(size: str = "default") -> Iterator[Figure]:
+    # One untimed run of each first: both find their files in the page cache.
+    timed_process(ZQUANT_HELP)
+    timed_process(IMPORT_DAGSTER)
+    yield Figure(
+        id="cli.help_vs_import_dagster",
+        title='`zquant --help` against `python -c "import dagster"`',
+        ours=lambda: timed_process(ZQUANT_HELP),
+        baseline=lambda: timed_process(IMPORT_DAGSTER),
+        baseline_name='python -c "import dagster"',
+        target=TARGET,
+        repeats=REPEATS[size],
     )
-    return {"repeats": repeats, "samples": samples, "median_seconds": medians}
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    run(parser.parse_args().repeats)

@@ -13,19 +13,18 @@ Peak memory of ``compute_factor_daily`` is measured in a fresh subprocess (Linux
 tracemalloc peak of the call (numpy and pandas buffers included), the RSS holding the input
 frames, and the peak RSS while the call runs (frames plus call).
 
-The factor job end to end (``run_end_to_end``; read, compute, write on PostgreSQL, in a
-database of its own) is timed against three baselines in the same run: its floor (bare
-COPY-read of the needed columns into Arrow, the compute, COPY of the result into an empty
-indexed table), a competent pandas job (read_sql, long-form groupby/rolling, to_sql) and
-zquant's way (per stock: its queries, a Python loop over the days, one INSERT per row;
+The factor job end to end (``figures``, for the harness: read, compute, write on
+PostgreSQL, in a database of its own) is timed against three baselines in the same run:
+its floor (bare COPY-read of the needed columns into Arrow, the compute, COPY of the result
+into an empty indexed table), a competent pandas job (read_sql, long-form groupby/rolling,
+to_sql) and zquant's way (per stock: its queries, a Python loop over the days, one INSERT per row;
 measured on a few stocks and scaled, flagged ``projected``); also a one-day run with its
-look-back against the floor of that day, and the job's peak RSS in a fresh process.
-``end_to_end_sides`` gives each side as "run once, return seconds" and ``E2E_FIGURES`` the
-figures, for the harness.
+look-back against the floor of that day, and the job's peak RSS in a fresh process
+against the 2 GiB budget. The compute alone against a per-stock loop (``run``) is this
+module's own command.
 
-Run: ``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]``,
-``.venv/bin/python -m bench.bench_factors --end-to-end [--stocks N] [--days D]
-[--repeats R] [--zquant-stocks S]``
+Run: ``.venv/bin/python -m bench --only factors [--size quick|default|full]`` (end to end),
+``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]`` (compute).
 """
 
 import argparse
@@ -37,7 +36,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,7 @@ import psycopg2
 import sqlalchemy as sa
 from pyarrow import csv
 
+from bench.harness import Figure, Sample
 from zquant_pipelines.factors.library import (
     ACTIVE_AMOUNT_MIN_CNY,
     ACTIVE_TURNOVER_RATE_MIN_PCT,
@@ -298,9 +298,6 @@ def print_table(result: dict) -> None:
 # returns its seconds (the harness repeats and interleaves them). Every side starts from an
 # empty factor table (untimed), as a first run of those days does.
 
-E2E_DEFAULT_STOCKS = 1_000
-E2E_DEFAULT_DAYS = 250
-ZQUANT_PROBE_STOCKS = 20
 FLOOR_TABLE = "floor_factor_daily"
 PANDAS_TABLE = "pandas_factor_daily"
 ZQUANT_TABLE = "zquant_factor_daily"
@@ -592,40 +589,88 @@ def check_agrees(market: StoredMarket, theirs: pd.DataFrame, codes: list, label:
         raise AssertionError(f"{label} and the factor job differ: " + "; ".join(problems))
 
 
-def end_to_end_sides(market: StoredMarket, zquant_stocks: int) -> dict[str, Callable[[], float]]:
-    """Each side of the end-to-end figures: run it once, return its seconds. ``zquant`` is
-    measured on ``zquant_stocks`` stocks (``zquant_scale`` turns it into all stocks)."""
-    last_day = market.days[-1:]
-    return {
-        "ours": lambda: ours_once(market),
-        "floor": lambda: floor_once(market),
-        "pandas": lambda: pandas_once(market),
-        "zquant": lambda: zquant_once(market, zquant_stocks),
-        "daily_ours": lambda: ours_once(market, last_day),
-        "daily_floor": lambda: floor_once(market, last_day),
-    }
+# Stocks, trading days and the stocks zquant's way runs on (scaled to all: a projection),
+# per harness size. `make bench` keeps to 500 stocks: the pandas job alone is minutes at
+# 5,000 (full size, which also holds the 2 GiB memory budget of issue 14).
+E2E_SIZES = {"quick": (20, 30, 5), "default": (500, 250, 20), "full": (5_000, 250, 20)}
+MEMORY_BUDGET_MIB = 2_048
 
 
-# (figure id, side measured, baseline side, minimum ratio baseline seconds / side seconds,
-# what the baseline is).
-E2E_FIGURES = (
-    ("factors.e2e_vs_floor", "ours", "floor", 0.5, "floor: COPY read, compute, COPY write"),
-    (
-        "factors.e2e_vs_pandas",
-        "ours",
-        "pandas",
-        1.5,
-        "pandas job: read_sql, groupby/rolling, to_sql",
-    ),
-    (
-        "factors.e2e_vs_zquant",
-        "ours",
-        "zquant",
-        20.0,
-        "zquant's way: per-stock queries, Python loop, row writes",
-    ),
-    ("factors.daily_run_vs_floor", "daily_ours", "daily_floor", 0.5, "floor of one day"),
-)
+def figures(size: str = "default") -> Iterator[Figure]:
+    """The factor job end to end against its floor, a pandas job and zquant's way, a
+    one-day run against its floor, and the job's peak RSS against the memory budget."""
+    stocks, days, zquant_stocks = E2E_SIZES[size]
+    market = store_bench_market(stocks, days, 20260227)
+    try:
+        zquant_stocks = min(zquant_stocks, len(market.codes))
+        scale = len(market.codes) / zquant_stocks
+        where = f"{len(market.codes):,} stocks x {days} days"
+        # Each baseline checks once that it computes the job's factors (AssertionError).
+        checked = set()
+
+        def first_checked(name: str, run: Callable[[bool], float]) -> Callable[[], Sample]:
+            def side() -> Sample:
+                check = name not in checked
+                checked.add(name)
+                return Sample(run(check))
+
+            return side
+
+        def ours() -> Sample:
+            return Sample(ours_once(market))
+
+        yield Figure(
+            id="factors.e2e_vs_floor",
+            title=f"factor job end to end (read, compute, write), {where}",
+            ours=ours,
+            baseline=lambda: Sample(floor_once(market)),
+            baseline_name="floor: COPY read into Arrow, the compute, COPY into an empty table",
+            target=0.5,
+        )
+        yield Figure(
+            id="factors.e2e_vs_pandas",
+            title=f"factor job end to end against a pandas job, {where}",
+            ours=ours,
+            baseline=first_checked("pandas", lambda check: pandas_once(market, check)),
+            baseline_name="pandas job: read_sql, long-form groupby/rolling, to_sql",
+            target=1.5,
+            repeats=3,
+            long=True,
+        )
+        yield Figure(
+            id="factors.e2e_vs_zquant",
+            title=f"factor job end to end against zquant's way, {where}",
+            ours=ours,
+            baseline=first_checked(
+                "zquant", lambda check: scale * zquant_once(market, zquant_stocks, check)
+            ),
+            baseline_name=f"zquant's way: per-stock queries, Python loop, row writes"
+            f" ({zquant_stocks} stocks, scaled x{scale:g})",
+            target=20,
+            projected=scale > 1,
+        )
+        last_day = market.days[-1:]
+        yield Figure(
+            id="factors.daily_run_vs_floor",
+            title=f"one day's factor run with its look-back, {len(market.codes):,} stocks",
+            ours=lambda: Sample(ours_once(market, last_day)),
+            baseline=lambda: Sample(floor_once(market, last_day)),
+            baseline_name="floor of that day",
+            target=0.5,
+        )
+        yield Figure(
+            id="factors.job_peak_rss_vs_budget",
+            title=f"peak RSS of the factor job in a fresh process, {where}",
+            ours=lambda: Sample(job_peak_rss_mib(market)),
+            baseline=lambda: Sample(MEMORY_BUDGET_MIB),
+            baseline_name="the 2 GiB budget (issue 14)",
+            unit="MiB",
+            target=1,
+            repeats=3,
+            long=True,
+        )
+    finally:
+        drop_market(market)
 
 
 def job_peak_rss_mib(market: StoredMarket) -> float:
@@ -645,95 +690,6 @@ def job_memory(url: str, days: int) -> dict:
     return {"peak_rss_mib": status_mib("VmHWM")}
 
 
-def run_end_to_end(
-    stocks: int = E2E_DEFAULT_STOCKS,
-    days: int = E2E_DEFAULT_DAYS,
-    repeats: int = DEFAULT_REPEATS,
-    zquant_stocks: int = ZQUANT_PROBE_STOCKS,
-    seed: int = 20260227,
-) -> dict:
-    """The end-to-end figures: the shipped job and the floors ``repeats`` times, interleaved;
-    the pandas job once and zquant's way once on ``zquant_stocks`` stocks (scaled linearly
-    to all), each checked to compute the shipped job's factors."""
-    started = time.perf_counter()
-    market = store_bench_market(stocks, days, seed)
-    zquant_stocks = min(zquant_stocks, len(market.codes))
-    try:
-        load_seconds = time.perf_counter() - started
-        sides = end_to_end_sides(market, zquant_stocks)
-        # The baselines take minutes: timed once, on the run whose results are checked.
-        zquant_seconds = zquant_once(market, zquant_stocks, check=True)
-        times = {
-            "pandas": [pandas_once(market, check=True)],
-            "zquant": [zquant_seconds * len(market.codes) / zquant_stocks],
-        }
-        repeated = [name for name in sides if name not in times]
-        times |= {name: [] for name in repeated}
-        for _ in range(repeats):
-            for name in repeated:
-                times[name].append(sides[name]())
-        peak_rss = job_peak_rss_mib(market)
-    finally:
-        drop_market(market)
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    result = {
-        "stocks": len(market.codes),
-        "trading_days": days,
-        "lookback_trading_days": FACTOR_LOOKBACK_TRADING_DAYS,
-        "repeats": repeats,
-        "load_seconds": load_seconds,
-        "seconds": medians,
-        "iqr": {name: iqr(values) for name, values in times.items()},
-        "times": times,
-        "zquant_stocks": zquant_stocks,
-        "zquant_projected": zquant_stocks < len(market.codes),
-        "results_agree": True,
-        "job_peak_rss_mib": peak_rss,
-        "figures": [
-            {
-                "id": figure_id,
-                "baseline_name": baseline_name,
-                "ours": medians[side],
-                "baseline": medians[baseline],
-                "ratio": medians[baseline] / medians[side],
-                "target": minimum,
-                "met": medians[baseline] / medians[side] >= minimum,
-                "repeats": len(times[side]),
-                "iqr": iqr(times[side]),
-                "peak_rss_mib": peak_rss if side == "ours" else None,
-                "projected": baseline == "zquant" and zquant_stocks < len(market.codes),
-            }
-            for figure_id, side, baseline, minimum, baseline_name in E2E_FIGURES
-        ],
-    }
-    print_end_to_end(result)
-    return result
-
-
-def iqr(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    quartiles = statistics.quantiles(values, n=4, method="inclusive")
-    return quartiles[2] - quartiles[0]
-
-
-def print_end_to_end(result: dict) -> None:
-    print(
-        f"factor job end to end on PostgreSQL: {result['stocks']} stocks x"
-        f" {result['trading_days']} trading days (+{result['lookback_trading_days']} look-back);"
-        f" median of {result['repeats']}; zquant's way on {result['zquant_stocks']} stocks,"
-        " scaled"
-    )
-    for name, seconds in result["seconds"].items():
-        print(f"  {name:<12} {seconds:8.2f} s  (IQR {result['iqr'][name]:.2f})")
-    for figure in result["figures"]:
-        print(
-            f"  {figure['id']:<28} ratio {figure['ratio']:7.2f}  target >= {figure['target']:g}"
-            f"  {'met' if figure['met'] else 'NOT met'}"
-        )
-    print(f"  peak RSS of the job (fresh process): {result['job_peak_rss_mib']:.0f} MiB")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stocks", type=int, default=DEFAULT_STOCKS)
@@ -744,12 +700,6 @@ def main() -> None:
     parser.add_argument(
         "--memory-only", action="store_true", help="print the memory figures as JSON (child)"
     )
-    parser.add_argument(
-        "--end-to-end",
-        action="store_true",
-        help="only the factor job end to end on PostgreSQL (default size: 1,000 stocks)",
-    )
-    parser.add_argument("--zquant-stocks", type=int, default=ZQUANT_PROBE_STOCKS)
     parser.add_argument("--job-memory", metavar="URL", help="print the job's peak RSS (child)")
     args = parser.parse_args()
     if args.memory_only:
@@ -757,9 +707,6 @@ def main() -> None:
         return
     if args.job_memory:
         print(json.dumps(job_memory(args.job_memory, args.days)))
-        return
-    if args.end_to_end:
-        run_end_to_end(args.stocks, args.days, args.repeats, args.zquant_stocks, args.seed)
         return
     run(args.stocks, args.days, args.repeats, args.loop_budget_seconds, args.seed)
 

@@ -1,10 +1,23 @@
-"""Benchmark: task stats and history pages at scale, on SQLite and PostgreSQL instance storage.
+"""Benchmark figures of task stats and history pages on SQLite and PostgreSQL run stores.
 
-For each storage, a fresh instance is filled with N runs (default 100,000) of zquant tasks,
-then timed (median of R repetitions): ``task_stats`` over every task, ``task_stats`` of one
-task, one history page (20 runs and the true total), and the naive count that zquant did
-(``get_run_records()`` loads every run, Python counts). The SQL and naive figures are also
-compared, so the timing is of two computations that agree.
+For each storage and size (10,000 and 100,000 runs; ``--size full`` adds 1,000,000) a
+fresh instance is filled with N runs of zquant tasks, then each figure times ours against
+a strong baseline:
+
+- ``stats.all_tasks_vs_plain_<N>_<storage>`` / ``stats.one_task_vs_plain_<N>_<storage>``:
+  ``task_stats`` of every task / one task against the plain count, a port of zquant's way
+  (one SELECT of the few columns the stats need for every task run, counted in Python:
+  ``support/naive_stats.plain_task_stats``); target 3x at 100,000 runs;
+- ``stats.one_task_vs_dagster_filter_<N>_<storage>``: one task against Dagster's own
+  filtered call, ``get_run_records(RunsFilter(tags={zquant/task: name}))`` counted in
+  Python; ``stats.all_tasks_vs_dagster_<N>_<storage>`` (10,000 runs, and every size in
+  full): every task against ``get_run_records()``, the naive count of issue 7;
+- ``history.page_vs_dagster_filter_<N>_<storage>``: one history page (20 runs and the true
+  total) against ``get_run_records(filter, limit=20)`` plus ``get_runs_count(filter)``;
+- ``stats.growth_100k_to_1m_<storage>`` (full size): every task's stats at 1,000,000 runs
+  against 10x their time at 100,000; target ratio 1 (no worse than linear).
+
+Each figure also checks that both sides count the same (``stats_differences``).
 
 Filling goes around the API: one bulk INSERT into Dagster's ``runs`` and ``run_tags`` tables
 through the run storage's own connection (``add_run`` costs a round trip or more per run:
@@ -13,17 +26,15 @@ its tags, status, creation/update timestamps, start/end times, and one ``run_tag
 tag. PostgreSQL gets an ANALYZE afterwards, as autovacuum would give a table this size;
 SQLite gets none, as Dagster never runs one.
 
-Run: ``.venv/bin/python -m bench.bench_history [--runs N] [--repeats R]
-[--storage sqlite postgres] [--pg-admin-url URL]``
+Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``
 """
 
-import argparse
+import contextlib
 import math
 import random
-import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -31,11 +42,17 @@ import sqlalchemy as sa
 from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
 from dagster._serdes import serialize_value
 
+from bench.harness import Figure, Sample
+from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
 from zquant_pipelines.history.store import sql_run_storage
 from zquant_pipelines.tasks.action_params import ACTION_PARAMS
-from zquant_pipelines_tests.support.naive_stats import naive_task_stats, stats_differences
+from zquant_pipelines_tests.support.naive_stats import (
+    naive_task_stats,
+    plain_task_stats,
+    stats_differences,
+)
 from zquant_pipelines_tests.support.services import PG_ADMIN_URL
 from zquant_pipelines_tests.support.synthetic_runs import (
     STORAGES,
@@ -43,10 +60,16 @@ from zquant_pipelines_tests.support.synthetic_runs import (
     synthetic_dagster_run,
 )
 
-DEFAULT_RUNS = 100_000
-DEFAULT_REPEATS = 3
+SIZES = {"quick": (200,), "default": (10_000, 100_000), "full": (10_000, 100_000, 1_000_000)}
+# The size the targets are held at (issue 15).
+TARGET_RUNS = 100_000
+TARGET = 3
+GROWTH_FROM, GROWTH_TO = 100_000, 1_000_000
+PAGE = 20
+SEED = 20260227
 # One synthetic task per action name.
 TASKS = tuple(ACTION_PARAMS)
+ONE_TASK = TASKS[2]
 # One run in twenty is not a task (asset materializations, ad-hoc jobs).
 UNTAGGED_SHARE = 0.05
 S = dg.DagsterRunStatus
@@ -64,68 +87,107 @@ HISTORY_SPAN = timedelta(days=365)
 INSERT_CHUNK = 5_000
 
 
-def run(
-    runs: int = DEFAULT_RUNS,
-    repeats: int = DEFAULT_REPEATS,
-    storages: tuple[str, ...] = STORAGES,
-    pg_admin_url: str = PG_ADMIN_URL,
-    seed: int = 20260227,
-) -> dict:
-    """Fill, time and compare on each storage; print a table and return the figures."""
-    if runs < 1 or repeats < 1:
-        raise ValueError(f"runs and repeats must be positive, got runs={runs}, repeats={repeats}")
-    unknown = set(storages) - set(STORAGES)
-    if unknown:
-        raise ValueError(f"storages: unknown {sorted(unknown)}; expected some of {STORAGES}")
-    results = {}
-    for storage in storages:
-        try:
-            with fresh_instance(storage, pg_admin_url) as instance:
-                results[storage] = _bench_instance(instance, storage, runs, repeats, seed)
-        except sa.exc.OperationalError as error:
-            results[storage] = {"skipped": f"{storage} unreachable: {error.orig}"}
-    report = {"runs": runs, "repeats": repeats, "results": results}
-    _print_table(report)
-    return report
+def label(runs: int) -> str:
+    """10_000 -> 10k, 1_000_000 -> 1m: the size part of a figure id."""
+    return (
+        f"{runs // 1_000_000}m"
+        if runs >= 1_000_000
+        else f"{runs // 1000}k"
+        if runs >= 1000
+        else str(runs)
+    )
 
 
-def _bench_instance(
-    instance: dg.DagsterInstance, storage: str, runs: int, repeats: int, seed: int
-) -> dict:
-    started = time.perf_counter()
-    fill_run_store(instance, runs, seed)
-    fill_seconds = time.perf_counter() - started
-    one_task = TASKS[2]
-
-    differences = stats_differences(task_stats(instance), naive_task_stats(instance))
-    print(f"{storage}: filled {runs} runs in {fill_seconds:.1f} s; SQL vs naive differences:")
-    print("  " + ("none" if not differences else "\n  ".join(differences)))
-    timings = {
-        "stats_all_tasks": _median_seconds(lambda: task_stats(instance), repeats),
-        "stats_one_task": _median_seconds(lambda: task_stats(instance, task=one_task), repeats),
-        "history_page": _median_seconds(
-            lambda: task_history(instance, task=one_task, limit=20), repeats
-        ),
-        "naive_count": _median_seconds(lambda: naive_task_stats(instance), repeats),
-    }
-    return {
-        "fill_seconds": fill_seconds,
-        "agree": not differences,
-        "differences": differences,
-        "seconds": timings,
-        "speedup_all_tasks": timings["naive_count"] / timings["stats_all_tasks"],
-        "speedup_one_task": timings["naive_count"] / timings["stats_one_task"],
-        "speedup_history_page": timings["naive_count"] / timings["history_page"],
-    }
+def figures(size: str = "default") -> Iterator[Figure]:
+    """Every storage at every size of ``size`` (see the module docstring)."""
+    for storage in STORAGES:
+        with contextlib.ExitStack() as stack:
+            filled = {}
+            for runs in SIZES[size]:
+                filled[runs] = stack.enter_context(fresh_instance(storage, PG_ADMIN_URL))
+                fill_run_store(filled[runs], runs, SEED)
+                yield from instance_figures(filled[runs], storage, runs, size == "full")
+            if GROWTH_FROM in filled and GROWTH_TO in filled:
+                yield growth_figure(filled[GROWTH_FROM], filled[GROWTH_TO], storage)
 
 
-def _median_seconds(work: Callable[[], object], repeats: int) -> float:
-    durations = []
-    for _ in range(repeats):
+def growth_figure(small: dg.DagsterInstance, large: dg.DagsterInstance, storage: str) -> Figure:
+    """Every task's stats at 1,000,000 runs against 10x their time at 100,000: ratio >= 1
+    is growth no worse than linear."""
+    factor = GROWTH_TO / GROWTH_FROM
+
+    def scaled_small() -> Sample:
         started = time.perf_counter()
-        work()
-        durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
+        task_stats(small)
+        return Sample(factor * (time.perf_counter() - started))
+
+    return Figure(
+        id=f"stats.growth_{label(GROWTH_FROM)}_to_{label(GROWTH_TO)}_{storage}",
+        title=f"task stats, every task, {storage}: {GROWTH_TO:,} runs against linear growth",
+        ours=lambda: task_stats(large),
+        baseline=scaled_small,
+        baseline_name=f"{factor:g}x the time at {GROWTH_FROM:,} runs (linear growth)",
+        target=1,
+    )
+
+
+def instance_figures(
+    instance: dg.DagsterInstance, storage: str, runs: int, every_size: bool
+) -> Iterator[Figure]:
+    where = f"{label(runs)}_{storage}"
+    title = f"{storage}, {runs:,} runs"
+    target = TARGET if runs == TARGET_RUNS else None
+    one = {"task": ONE_TASK}
+
+    def agree(ours, theirs, **kwargs):
+        return lambda: "; ".join(
+            stats_differences(ours(instance, **kwargs), theirs(instance, **kwargs))
+        )
+
+    for scope, kwargs, name, runs_of in (
+        ("all_tasks", {}, "every task", "every task run"),
+        ("one_task", one, "one task", "the task's runs"),
+    ):
+        yield Figure(
+            id=f"stats.{scope}_vs_plain_{where}",
+            title=f"task stats, {name}, {title}",
+            ours=lambda kwargs=kwargs: task_stats(instance, **kwargs),
+            baseline=lambda kwargs=kwargs: plain_task_stats(instance, **kwargs),
+            baseline_name=f"plain count: needed columns of {runs_of}, Python",
+            target=target,
+            curve=f"stats {name}, {storage}",
+            x=runs,
+            check=agree(task_stats, plain_task_stats, **kwargs),
+        )
+    yield Figure(
+        id=f"stats.one_task_vs_dagster_filter_{where}",
+        title=f"task stats, one task, {title}",
+        ours=lambda: task_stats(instance, **one),
+        baseline=lambda: naive_task_stats(instance, **one),
+        baseline_name="get_run_records(RunsFilter(tags=task)), Python",
+        check=agree(task_stats, naive_task_stats, **one),
+    )
+    if every_size or runs < TARGET_RUNS:
+        yield Figure(
+            id=f"stats.all_tasks_vs_dagster_{where}",
+            title=f"task stats, every task, {title}",
+            ours=lambda: task_stats(instance),
+            baseline=lambda: naive_task_stats(instance),
+            baseline_name="get_run_records(), Python (issue 7's naive count)",
+        )
+    yield Figure(
+        id=f"history.page_vs_dagster_filter_{where}",
+        title=f"one history page ({PAGE} runs + total), {title}",
+        ours=lambda: task_history(instance, task=ONE_TASK, limit=PAGE),
+        baseline=lambda: dagster_page(instance, ONE_TASK),
+        baseline_name=f"get_run_records(filter, limit={PAGE}) + get_runs_count(filter)",
+    )
+
+
+def dagster_page(instance: dg.DagsterInstance, task: str) -> tuple[list, int]:
+    """Dagster's own calls for a page of a task's runs and their total."""
+    filters = dg.RunsFilter(tags={TAG_TASK: task})
+    return instance.get_run_records(filters, limit=PAGE), instance.get_runs_count(filters)
 
 
 def fill_run_store(instance: dg.DagsterInstance, runs: int, seed: int) -> None:
@@ -186,34 +248,3 @@ def _synthetic_rows(runs: int, rng: random.Random) -> Iterator[tuple[dict, list[
             for key, value in dagster_run.tags.items()
         ]
         yield run_row, tags
-
-
-def _print_table(report: dict) -> None:
-    print(f"\n{report['runs']} runs, median of {report['repeats']}")
-    header = ("storage", "stats all", "stats one", "history page", "naive count", "x all", "x one")
-    print("{:<10}{:>12}{:>12}{:>14}{:>13}{:>8}{:>8}{:>8}".format(*header, "x page"))
-    for storage, result in report["results"].items():
-        if "skipped" in result:
-            print(f"{storage:<10}skipped: {result['skipped']}")
-            continue
-        seconds = result["seconds"]
-        print(
-            f"{storage:<10}{seconds['stats_all_tasks']:>11.3f}s{seconds['stats_one_task']:>11.3f}s"
-            f"{seconds['history_page']:>13.3f}s{seconds['naive_count']:>12.2f}s"
-            f"{result['speedup_all_tasks']:>7.0f}x{result['speedup_one_task']:>7.0f}x"
-            f"{result['speedup_history_page']:>7.0f}x"
-        )
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    parser.add_argument("--storage", nargs="+", choices=STORAGES, default=list(STORAGES))
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
-    args = parser.parse_args(argv)
-    return run(args.runs, args.repeats, tuple(args.storage), args.pg_admin_url)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,20 +7,19 @@ workflow (calendar and stock list, then bars and daily_basic of two periods as f
 members) on the celery executor. Three conditions: unthrottled; 10 calls per API per second
 shared by the workers (the server enforces it too); and every reply delayed 0.2 s, as a
 distant tushare answers (steps then wait on the network, not the CPU). The figure is the
-run's duration (run start to run end in the run store), median over the repeats, with the
-warehouse emptied before each repeat so every run writes the same rows.
+run's duration (run start to run end in the run store), with the warehouse emptied before
+each run so every run writes the same rows. Figures ``scale_out.two_workers_vs_one_<condition>``.
 
-Run alone: ``.venv/bin/python -m bench.bench_scale_out [--repeats N] [--stocks N]``.
+Opt-in (Redis, minutes): ``.venv/bin/python -m bench --only scale_out``.
 """
 
-import argparse
-import json
-import statistics
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.harness import Figure, Sample
 from zquant_pipelines.constants import ENV_WAREHOUSE_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines_tests.support.scale_out import (
@@ -36,8 +35,8 @@ from zquant_pipelines_tests.support.services import (
 )
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
-DEFAULT_REPEATS = 3
 DEFAULT_STOCKS = 1000
+QUICK_STOCKS = 50
 # A Redis database of the benchmark's own, flushed before and after (the test uses 14).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 UNTHROTTLED = (100_000, 1.0)
@@ -48,7 +47,6 @@ REPLY_DELAY_SECONDS = 0.2
 # More delayed replies than one run asks for; clear_faults drops what is left.
 LATENCY_REPLIES = 100_000
 CONDITIONS = ("unthrottled", "throttled", "latency")
-WORKER_COUNTS = (1, 2)
 TABLES = ("stock_basic", "trade_cal", "daily", "adj_factor", "daily_basic")
 
 
@@ -62,55 +60,55 @@ def empty_warehouse(url: str) -> None:
     engine.dispose()
 
 
-def run(
-    repeats: int = DEFAULT_REPEATS,
-    stocks: int = DEFAULT_STOCKS,
-    pg_admin_url: str = PG_ADMIN_URL,
-    redis_url: str = DEFAULT_REDIS_URL,
-) -> dict:
-    """Seconds per run for each budget and worker count; the speed-up of two workers."""
+def figures(size: str = "default") -> Iterator[Figure]:
+    """One figure per condition: the workflow on two workers against one.
+
+    Each side starts its workers, runs the workflow once and stops them (workers sharing the
+    broker would take each other's steps), so the rounds interleave; the workers' start is
+    outside the figure, which is the run's own duration."""
+    stocks = QUICK_STOCKS if size == "quick" else DEFAULT_STOCKS
     backing = SampleMarketSource(as_of=AS_OF, n_stocks=stocks)
-    seconds: dict[str, dict[str, list[float]]] = {condition: {} for condition in CONDITIONS}
-    instance_url = create_pg_database(pg_admin_url, "zq_bench_instance")
-    warehouse_url = create_pg_database(pg_admin_url, "zq_bench_scale_wh")
+    instance_url = create_pg_database(PG_ADMIN_URL, "zq_bench_instance")
+    warehouse_url = create_pg_database(PG_ADMIN_URL, "zq_bench_scale_wh")
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,
             TushareWireServer(backing) as server,
-            scale_out(Path(scratch), instance_url, warehouse_url, redis_url, server) as setup,
+            scale_out(
+                Path(scratch), instance_url, warehouse_url, DEFAULT_REDIS_URL, server
+            ) as setup,
         ):
-            for count in WORKER_COUNTS:
-                workers = setup.start_workers([f"bench{count}w{n}" for n in range(count)])
+            starts = iter(range(1_000_000))
+
+            def on_workers(count: int, condition: str) -> Sample:
+                budget = THROTTLED if condition == "throttled" else UNTHROTTLED
+                start = next(starts)
+                workers = setup.start_workers([f"bench{start}w{n}" for n in range(count)])
                 try:
-                    for condition in CONDITIONS:
-                        budget = THROTTLED if condition == "throttled" else UNTHROTTLED
-                        seconds[condition][str(count)] = [
-                            timed_run(setup, server, condition, budget) for _ in range(repeats)
-                        ]
+                    return Sample(timed_run(setup, server, condition, budget))
                 finally:
                     stop_workers(workers)
+
+            notes = {
+                "unthrottled": "no budget",
+                "throttled": f"{THROTTLED[0]} calls per API per {THROTTLED[1]:g} s, shared",
+                "latency": f"every reply {REPLY_DELAY_SECONDS:g} s late",
+            }
+            # The quick size (a test) runs one condition: each side starts its own workers.
+            for condition in CONDITIONS[:1] if size == "quick" else CONDITIONS:
+                yield Figure(
+                    id=f"scale_out.two_workers_vs_one_{condition}",
+                    title=f"parallel sync workflow, two Celery workers, {condition}",
+                    ours=lambda condition=condition: on_workers(2, condition),
+                    baseline=lambda condition=condition: on_workers(1, condition),
+                    baseline_name="the same on one worker",
+                    repeats=3,
+                    long=True,
+                    note=f"{stocks} stocks; {notes[condition]}",
+                )
     finally:
-        drop_pg_database(pg_admin_url, warehouse_url)
-        drop_pg_database(pg_admin_url, instance_url)
-    medians = {
-        condition: {count: statistics.median(values) for count, values in by_count.items()}
-        for condition, by_count in seconds.items()
-    }
-    result = {
-        "stocks": stocks,
-        "repeats": repeats,
-        "throttle": {"calls": THROTTLED[0], "window_seconds": THROTTLED[1]},
-        "reply_delay_seconds": REPLY_DELAY_SECONDS,
-        "seconds": seconds,
-        "median_seconds": medians,
-    }
-    for condition, by_count in medians.items():
-        print(
-            f"{condition}: one worker {by_count['1']:.1f} s, two workers {by_count['2']:.1f} s,"
-            f" {by_count['1'] / by_count['2']:.2f}x",
-            flush=True,
-        )
-    return result
+        drop_pg_database(PG_ADMIN_URL, warehouse_url)
+        drop_pg_database(PG_ADMIN_URL, instance_url)
 
 
 def timed_run(setup, server, condition: str, budget: tuple[int, float]) -> float:
@@ -127,15 +125,3 @@ def timed_run(setup, server, condition: str, budget: tuple[int, float]) -> float
         latest = instance.get_runs(limit=1)[0]
         stats = instance.get_run_stats(latest.run_id)
     return stats.end_time - stats.start_time
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    parser.add_argument("--stocks", type=int, default=DEFAULT_STOCKS)
-    args = parser.parse_args()
-    print(json.dumps(run(repeats=args.repeats, stocks=args.stocks), indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -32,15 +32,15 @@ load the bench catalog); the case is skipped, with the reason printed and kept i
 result, when the broker (ZQUANT_CELERY_BROKER) is unreachable or other workers listen on
 it (they would take the bench's steps).
 
-Run: ``.venv/bin/python -m bench.bench_scheduling [--tick-repeats R] [--workflow-repeats W]
-[--members N]``
+Figures: ``scheduling.tick_vs_execute_in_process`` and
+``scheduling.workflow_<N>_vs_1_<executor>`` (the default size runs in_process only).
+
+Run: ``.venv/bin/python -m bench --only scheduling [--size quick|default|full]``
 """
 
-import argparse
 import datetime as dt
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +62,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
+from bench.harness import Figure, Sample
 from zquant_pipelines.constants import (
     ENV_CELERY_BROKER,
     ENV_PG_URL,
@@ -80,11 +81,19 @@ from zquant_pipelines.tasks.catalog import Catalog, parse_catalog
 from zquant_pipelines.tasks.definitions import build_catalog_definitions
 from zquant_pipelines_tests.support import catalog_files
 
-DEFAULT_TICK_REPEATS = 3
-# One round of the workflows: each of 10 multiprocess steps imports the code location, tens
-# of seconds on 2 cores; more rounds would break the 10-minute budget of `make bench`.
-DEFAULT_WORKFLOW_REPEATS = 1
-DEFAULT_MEMBERS = 10
+# Each of 10 multiprocess steps imports the code location, tens of seconds on 2 cores:
+# five rounds of those would break the 10-minute budget of `make bench`, so the default
+# size runs the in_process workflow only and `--size full` every executor (3 rounds each).
+SIZES = {
+    # The smoke test of `make test`: the tick alone.
+    "quick": {"members": 2, "executors": (), "workflow_repeats": 5},
+    "default": {"members": 10, "executors": ("in_process",), "workflow_repeats": 5},
+    "full": {
+        "members": 10,
+        "executors": ("in_process", "multiprocess", "celery"),
+        "workflow_repeats": 3,
+    },
+}
 TICK_TASK = "tick_probe"
 TICK_EXECUTOR = "in_process"
 EVERY_MINUTE = "* * * * *"
@@ -325,53 +334,45 @@ def open_bench(tasks: list[dict]) -> Iterator[tuple[Bench, Catalog]]:
 # -- the cases ----------------------------------------------------------------------------
 
 
-def tick_case(bench: Bench, catalog: Catalog, repeats: int) -> dict:
-    """Each repeat: one scheduler iteration a minute after the last, then the queue and the
-    launcher until the run ends; times from the event log."""
-    bench.only_tick_schedule()
-    # The first iteration records when the schedule started; no tick is due yet.
-    start = dt.datetime.now(dt.UTC)
-    bench.scheduler_iteration(start)
-    if bench.task_run_ids(TICK_TASK):
-        raise AssertionError("the first scheduler iteration already started a run")
-    ticks = []
-    for repeat in range(1, repeats + 1):
-        before = bench.task_run_ids(TICK_TASK)
+class TickSides:
+    """The tick figure's two sides, one run each call: a due tick through the scheduler,
+    the queue and the launcher, and the same job by ``execute_in_process``."""
+
+    def __init__(self, bench: Bench, catalog: Catalog):
+        self.bench, self.task = bench, catalog.tasks[TICK_TASK]
+        self.job = catalog_job(self.task)
+        bench.only_tick_schedule()
+        # The first iteration records when the schedule started; no tick is due yet.
+        self.start = dt.datetime.now(dt.UTC)
+        self.ticks = 0
+        bench.scheduler_iteration(self.start)
+        if bench.task_run_ids(TICK_TASK):
+            raise AssertionError("the first scheduler iteration already started a run")
+
+    def tick(self) -> Sample:
+        """Seconds from a due tick to the run's first STEP_START."""
+        self.ticks += 1
+        before = self.bench.task_run_ids(TICK_TASK)
         ticked_at = time.time()
-        bench.scheduler_iteration(start + dt.timedelta(minutes=repeat))
-        new = bench.task_run_ids(TICK_TASK) - before
+        self.bench.scheduler_iteration(self.start + dt.timedelta(minutes=self.ticks))
+        new = self.bench.task_run_ids(TICK_TASK) - before
         if len(new) != 1:
-            raise AssertionError(f"tick {repeat} started {len(new)} runs, expected one")
+            raise AssertionError(f"tick {self.ticks} started {len(new)} runs, expected one")
         (run_id,) = new
-        succeeded = bench.run_to_end(run_id, [TICK_TASK])
-        ticks.append(
-            {
-                "run_id": run_id,
-                "succeeded_steps": succeeded,
-                "schedule": bench.instance.get_run_by_id(run_id).tags.get(SCHEDULE_TAG),
-                "ticked_at": ticked_at,
-                **phases(bench.timeline(run_id), ticked_at),
-            }
-        )
-    direct = []
-    task = catalog.tasks[TICK_TASK]
-    for _ in range(repeats):
+        self.bench.run_to_end(run_id, [TICK_TASK])
+        return Sample(phases(self.bench.timeline(run_id), ticked_at)["to_first_step"])
+
+    def direct(self) -> Sample:
+        """Seconds from ``execute_in_process`` to the run's first STEP_START."""
         called_at = time.time()
-        result = catalog_job(task).execute_in_process(
-            run_config=QUIET_RUN_CONFIG, instance=bench.instance, raise_on_error=False
+        result = self.job.execute_in_process(
+            run_config=QUIET_RUN_CONFIG, instance=self.bench.instance, raise_on_error=False
         )
         if not result.success:
             raise RuntimeError(f"execute_in_process run {result.run_id} failed")
-        first_step = bench.timeline(result.run_id)[dg.DagsterEventType.STEP_START]
-        direct.append({"run_id": result.run_id, "to_first_step": first_step - called_at})
-    return {
-        "executor": executor_for(task).name,
-        "dequeue_interval_seconds": bench.instance.run_coordinator.dequeue_interval_seconds,
-        "ticks": ticks,
-        "direct": direct,
-        "seconds": statistics.median(tick["to_first_step"] for tick in ticks),
-        "direct_seconds": statistics.median(run["to_first_step"] for run in direct),
-    }
+        return Sample(
+            self.bench.timeline(result.run_id)[dg.DagsterEventType.STEP_START] - called_at
+        )
 
 
 def catalog_job(task) -> dg.JobDefinition:
@@ -395,98 +396,43 @@ def phases(timeline: Mapping[dg.DagsterEventType, float], since: float) -> dict[
     return {key: timeline[event] - since if event in timeline else None for key, event in PHASES}
 
 
-def workflow_case(bench: Bench, catalog: Catalog, executor: str, members: int, repeats: int):
-    """The N-member and one-member workflows on ``executor``, alternating, each submitted to
-    the queue and run to its end; seconds from submit to RUN_SUCCESS."""
-    runs: dict[int, list[dict]] = {members: [], 1: []}
-    for _ in range(repeats):
-        for size in runs:
-            name = workflow_name(executor, size)
-            submitted_at = time.time()
-            run_id = bench.operations.trigger(catalog, name, {})
-            succeeded = bench.run_to_end(run_id, [noop_name(index) for index in range(size)])
-            timeline = phases(bench.timeline(run_id), submitted_at)
-            runs[size].append({"run_id": run_id, "succeeded_steps": succeeded, **timeline})
-
-    def median(size: int) -> float:
-        return statistics.median(run["to_success"] for run in runs[size])
-
-    return {
-        "members": members,
-        "runs": runs[members],
-        "one_member_runs": runs[1],
-        "seconds": median(members),
-        "one_member_seconds": median(1),
-    }
+def workflow_seconds(bench: Bench, catalog: Catalog, executor: str, members: int) -> Sample:
+    """Seconds from submitting the workflow to the queue to its RUN_SUCCESS."""
+    submitted_at = time.time()
+    run_id = bench.operations.trigger(catalog, workflow_name(executor, members), {})
+    bench.run_to_end(run_id, [noop_name(index) for index in range(members)])
+    return Sample(phases(bench.timeline(run_id), submitted_at)["to_success"])
 
 
-def run(
-    tick_repeats: int = DEFAULT_TICK_REPEATS,
-    workflow_repeats: int = DEFAULT_WORKFLOW_REPEATS,
-    members: int = DEFAULT_MEMBERS,
-) -> dict:
-    """Both cases on one instance and code location; print a table and return the figures."""
-    counts = {"tick_repeats": tick_repeats, "workflow_repeats": workflow_repeats}
-    for name, value in {**counts, "members": members}.items():
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
-    workflows, skipped = {}, {}
+def figures(size: str = "default") -> Iterator[Figure]:
+    """The tick figure and one workflow figure per executor of ``size``."""
+    members = SIZES[size]["members"]
     with open_bench(bench_tasks(members)) as (bench, catalog):
-        tick = tick_case(bench, catalog, tick_repeats)
+        sides = TickSides(bench, catalog)
+        yield Figure(
+            id="scheduling.tick_vs_execute_in_process",
+            title="schedule tick -> first step (queue, launch, run process)",
+            ours=sides.tick,
+            baseline=sides.direct,
+            baseline_name="execute_in_process, same job",
+            note=f"tick task on {executor_for(sides.task).name}; dagster-daemon adds up to"
+            f" {bench.instance.run_coordinator.dequeue_interval_seconds} s of queue polling",
+        )
         for case in EXECUTOR_CASES:
+            if case.name not in SIZES[size]["executors"]:
+                continue
             with case.prepared(members, bench.scratch) as reason:
                 if reason:
                     print(f"scheduling: executor {case.name} skipped: {reason}", flush=True)
-                    skipped[case.name] = reason
                     continue
-                workflows[case.name] = workflow_case(
-                    bench, catalog, case.name, members, workflow_repeats
+                yield Figure(
+                    id=f"scheduling.workflow_{members}_vs_1_{case.name}",
+                    title=f"{members}-member parallel no-op workflow, submit -> success,"
+                    f" {case.name}",
+                    ours=lambda name=case.name: workflow_seconds(bench, catalog, name, members),
+                    baseline=lambda name=case.name: workflow_seconds(bench, catalog, name, 1),
+                    baseline_name="one-member workflow, same executor",
+                    repeats=SIZES[size]["workflow_repeats"],
+                    long=case.name != "in_process",
+                    note="ratio 1 = the extra members cost nothing",
                 )
-    result = {
-        **counts,
-        "members": members,
-        "tick": tick,
-        "workflows": workflows,
-        "skipped_executors": skipped,
-    }
-    print_table(result)
-    return result
-
-
-def print_table(result: dict) -> None:
-    tick = result["tick"]
-    print(
-        f"scheduling: median of {result['tick_repeats']} ticks and"
-        f" {result['workflow_repeats']} workflow round(s); tick task on {tick['executor']};"
-        f" dagster-daemon adds up to {tick['dequeue_interval_seconds']} s of queue polling"
-    )
-    print(
-        "  {:<44}{:>10}{:>10}{:>10}{:>10}{:>10}".format(
-            "case", "enqueued", "launched", "run start", "1st step", "success"
-        )
-    )
-    rows = [("tick -> run", run) for run in tick["ticks"]]
-    for executor, case in result["workflows"].items():
-        rows += [(f"{case['members']} members, {executor}", run) for run in case["runs"]]
-        rows += [(f"1 member, {executor}", run) for run in case["one_member_runs"]]
-    for name, run in rows:
-        cells = "".join(
-            f"{run[key]:>9.2f}s" if run[key] is not None else f"{'-':>10}" for key, _ in PHASES
-        )
-        print(f"  {name:<44}{cells}")
-    print(f"  execute_in_process to first step: {tick['direct_seconds']:.3f} s")
-    for name, reason in result["skipped_executors"].items():
-        print(f"  {name}: skipped ({reason})")
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tick-repeats", type=int, default=DEFAULT_TICK_REPEATS)
-    parser.add_argument("--workflow-repeats", type=int, default=DEFAULT_WORKFLOW_REPEATS)
-    parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS)
-    args = parser.parse_args(argv)
-    return run(args.tick_repeats, args.workflow_repeats, args.members)
-
-
-if __name__ == "__main__":
-    main()

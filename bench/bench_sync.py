@@ -1,67 +1,52 @@
-"""Benchmark: the whole-market sync against zquant's way and a raw COPY (issue 7, case 1).
+"""Benchmark figures of the sync and the warehouse write path (issue 15's sync and write).
 
 The sample market (default 5,000 stocks) is served by the local tushare wire server, which
-records every call; the sync runs through the real SDK (``TushareClient``) into a temporary
-PostgreSQL database that is dropped afterwards. Cases, each in a fresh process so its peak
-RSS (VmHWM) is its own, and each on fresh tables and a fresh rate-limit directory:
+records every call; syncs run through the real SDK (``TushareClient``) into a temporary
+PostgreSQL database dropped afterwards. Figures (ids as in bench/results.json):
 
-- ours: the project's syncs (stock_basic, trade_cal, then daily, adj_factor and daily_basic
-  one call per open day) over the last D trading days, unthrottled and throttled;
-- zquant's way: one ``daily`` call per stock over the D days (``ts_code``, ``start_date``,
-  ``end_date``), each stock's rows appended with ``DataFrame.to_sql`` into a plain table,
-  throttled over every stock (once: it is the slow one) and unthrottled over an even
-  sample of the stocks (default 500: its time per call is the same for every stock).
-  Only ``daily``, so it is compared with our ``daily`` step alone, like for like. It
-  fetches through ``TushareClient`` too, so it waits for the budget instead of drawing
-  rate-limit errors: zquant's best case;
-- write path: the same ``daily`` rows, fetched once untimed, written by our path
-  (``to_warehouse_frame`` + ``Warehouse.replace_partition`` per day, as the sync does) and
-  by the physical limit (one raw psycopg2 ``COPY`` of a CSV built from the frames, in one
-  transaction), each into an empty ``daily`` table of the warehouse's shape (primary key
-  included); serialisation is inside both timings.
+- ``sync.calls_vs_floor_<D>d``: the daily API calls our sync makes for the last D trading
+  days of the whole market, against the page floor ``ceil(rows / row limit)`` (the fewest
+  calls any call shape could make); target at most 1.15x the floor for D >= 250;
+- ``sync.calls_vs_zquant_per_stock_<D>d``: the same calls against zquant's per-stock mode
+  (one ``daily`` call per stock over the range, fetching every page); target 3x fewer at
+  1,000 days. Both sides are calls counted by the server: counts, so each runs once
+  (``deterministic``). zquant's side only fetches (writing changes no call count);
+- ``write.vs_copy_prebuilt``: the daily rows of D days (fetched once, untimed) written by
+  our path (``to_warehouse_frame`` + ``Warehouse.replace_partition`` per day, as the sync
+  does) against one raw psycopg2 ``COPY`` of the same rows from a CSV built beforehand, each
+  into an empty table of the warehouse's shape (primary key included); rows/s, target at
+  least 0.5 of the COPY;
+- ``write.resync_1pct_vs_first_load``: the same days written again over the stored rows
+  with 1% of the rows changed, against the first load into empty tables; target 3x faster;
+- ``--size full`` adds the call curves (1, 5, 20, 60, 250, 1,000 and 1,733 days: every open
+  day the sample market has, short of 2,500) and the throttled daily sync time at 500 calls
+  per 12 s (tushare's minute scaled down 5x) against zquant's per-stock way under the same
+  budget (minutes: 3 repeats).
 
-Throttled means the server accepts at most C calls per API per W seconds (default 500 per
-12 s: tushare's 500 a minute at 5000+ points, with the minute scaled down 5x) and answers
-the rest with tushare's rate-limit error; the client's limiter has the same budget over a
-window 2% longer (the margin any client needs: the server sees a call after the client
-counted it). Unthrottled, the server has no limit and the limiter allows 10^6 calls a
-second: it runs but never waits. Scaling the minute down shrinks the waits but not the
-work, so the measured throttled ratio understates the one at tushare's real minute. At
-500 per 6 s zquant's way waits about 54 s, our 60 calls take 3-4 s of local work (the
-wire server's replies bound them), and the ratio swung between 15x and 23x from run to
-run with how much of zquant's own work hid in its waits; at 12 s the waits decide, as
-they do at tushare's minute. The result also holds the ratio projected to the real
-minute from the unthrottled time per call (``throttled_seconds``), with the model's
-prediction for the measured throttled run beside the measurement as its check.
+Each sync side runs in a fresh process (``--child``), so its peak RSS (VmHWM) is its own;
+the write sides run in this process (see bench/harness.py for how their RSS is sampled).
 
-Run: ``.venv/bin/python -m bench.bench_sync [--stocks N] [--days D] [--repeats R]
-[--zquant-sample S] [--calls-per-window C] [--window-seconds W]``
+Run: ``.venv/bin/python -m bench --only sync [--size quick|default|full]``
 """
 
-import argparse
 import datetime as dt
 import json
 import math
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import psycopg2
 import sqlalchemy as sa
 
-from zquant_pipelines.constants import (
-    API_FIELDS,
-    API_ROW_LIMITS,
-    CALENDAR_EXCHANGES,
-    LIST_STATUSES,
-    TRADING_DAY_APIS,
-)
+from bench.harness import Figure, Sample
+from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES
 from zquant_pipelines.dates import to_tushare_date
 from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
@@ -79,10 +64,20 @@ from zquant_pipelines_tests.support.services import (
 )
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
-DEFAULT_STOCKS = 5_000
-DEFAULT_DAYS = 60
-DEFAULT_REPEATS = 3
-DEFAULT_ZQUANT_SAMPLE = 500
+# Sizes: stocks, the days of the call figures, the days the write figures write.
+SIZES = {
+    "quick": {"stocks": 30, "floor_days": 5, "zquant_days": 10, "write_days": 3},
+    "default": {"stocks": 5_000, "floor_days": 250, "zquant_days": 1_000, "write_days": 60},
+    "full": {"stocks": 5_000, "floor_days": 250, "zquant_days": 1_000, "write_days": 60},
+}
+# The call curves of --size full: 2,500 days exceeds the sample market's 1,733 open days.
+CURVE_DAYS = (1, 5, 20, 60, 250, 1_000, 1_733)
+FLOOR_TARGET_MAX = 1.15
+ZQUANT_TARGET = 3
+WRITE_TARGET = 0.5
+RESYNC_TARGET = 3
+RESYNC_CHANGED_SHARE = 0.01
+THROTTLED_DAYS = 60
 # A fixed last day keeps runs comparable (the market is a pure function of its settings).
 DEFAULT_AS_OF = "20260227"
 THROTTLE_CALLS = 500
@@ -90,7 +85,6 @@ THROTTLE_WINDOW_SECONDS = 12.0
 CLIENT_WINDOW_MARGIN = 1.02
 UNTHROTTLED_CALLS = 1_000_000
 UNTHROTTLED_WINDOW_SECONDS = 1.0
-TUSHARE_WINDOW_SECONDS = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 
@@ -122,145 +116,67 @@ def peak_rss_mib() -> float:
 
 
 def ours_case(spec: dict) -> dict:
-    """The project's full sync; seconds, rows and logical calls per step."""
+    """The project's sync of the daily API (stock list and calendar first, as it needs them);
+    seconds and rows of the daily step."""
     client = make_client(spec)
     warehouse = Warehouse(url=spec["database_url"], db_schema=spec["schema"])
     warehouse.ensure_schema()
     days = trade_dates_of(spec)
-    steps = {
-        "stock_basic": lambda: sync_stock_basic(client, warehouse),
-        "trade_cal": lambda: sync_trade_cal(client, warehouse, days[0], days[-1]),
-        **{
-            api: (lambda api=api: sync_trading_days(client, warehouse, api, days))
-            for api in TRADING_DAY_APIS
-        },
-    }
-    timings = {}
-    for name, step in steps.items():
-        started = time.perf_counter()
-        result = step()
-        timings[name] = {"seconds": time.perf_counter() - started, "rows": result.rows}
+    sync_stock_basic(client, warehouse)
+    sync_trade_cal(client, warehouse, days[0], days[-1])
+    started = time.perf_counter()
+    result = sync_trading_days(client, warehouse, "daily", days)
+    seconds = time.perf_counter() - started
     warehouse.dispose()
-    return {
-        "seconds": sum(step["seconds"] for step in timings.values()),
-        "rows": sum(step["rows"] for step in timings.values()),
-        "steps": timings,
-    }
+    return {"seconds": seconds, "rows": result.rows}
 
 
 def zquant_case(spec: dict) -> dict:
-    """One daily call per stock over the range, each appended with to_sql."""
+    """zquant's per-stock mode: one daily call per stock over the range (every page),
+    each stock's rows appended with to_sql when ``write`` is set."""
     client = make_client(spec)
     engine = sa.create_engine(spec["database_url"])
-    with engine.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(spec["schema"]))
+    if spec["write"]:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateSchema(spec["schema"]))
     days = trade_dates_of(spec)
     window = {"start_date": to_tushare_date(days[0]), "end_date": to_tushare_date(days[-1])}
     rows = 0
     started = time.perf_counter()
     for ts_code in spec["ts_codes"]:
         frame = client.query("daily", ts_code=ts_code, **window)
-        frame.to_sql("daily", engine, schema=spec["schema"], if_exists="append", index=False)
+        if spec["write"]:
+            frame.to_sql("daily", engine, schema=spec["schema"], if_exists="append", index=False)
         rows += len(frame)
     seconds = time.perf_counter() - started
     engine.dispose()
     return {"seconds": seconds, "rows": rows}
 
 
-def write_case(spec: dict) -> dict:
-    """The daily rows written by our path and by a raw COPY, each timed ``repeats`` times."""
-    client = make_client(spec)
-    days = trade_dates_of(spec)
-    frames = [client.query("daily", trade_date=to_tushare_date(day)) for day in days]
-    rows = sum(len(frame) for frame in frames)
-    ours, raw = [], []
-    for repeat in range(spec["repeats"]):
-        warehouse = empty_warehouse(spec, f"ours{repeat}")
-        started = time.perf_counter()
-        for day, frame in zip(days, frames, strict=True):
-            warehouse.replace_partition("daily", to_warehouse_frame("daily", frame), day)
-        ours.append(time.perf_counter() - started)
-        warehouse.dispose()
-
-        schema = empty_warehouse(spec, f"copy{repeat}").db_schema
-        started = time.perf_counter()
-        copy_rows(spec["database_url"], f"{schema}.daily", frames)
-        raw.append(time.perf_counter() - started)
-        # Both sides land the same rows: a write path that dropped some would look fast.
-        for landed in (warehouse.count_rows("daily"), count_table(spec, f"{schema}.daily")):
-            if landed != rows:
-                raise AssertionError(f"write path landed {landed} daily rows, expected {rows}")
-    return {
-        "rows": rows,
-        "ours_seconds": statistics.median(ours),
-        "copy_seconds": statistics.median(raw),
-        "ours_all_seconds": ours,
-        "copy_all_seconds": raw,
-    }
-
-
-def empty_warehouse(spec: dict, suffix: str) -> Warehouse:
-    warehouse = Warehouse(url=spec["database_url"], db_schema=f"{spec['schema']}_{suffix}")
-    warehouse.ensure_schema()
-    return warehouse
-
-
-def copy_rows(database_url: str, table: str, frames: list[pd.DataFrame]) -> None:
-    """The physical limit: one CSV from the wire-format frames, one COPY, one commit.
-
-    Postgres reads tushare's YYYYMMDD text as DATE, so the frames need no conversion. The
-    CSV comes from the writer our path uses (Arrow), so the two differ by what we do
-    around it: validation, conversion, one transaction per day.
-    """
-    buffer = copy_csv(pd.concat(frames, ignore_index=True))
-    columns = ", ".join(f'"{name}"' for name in API_FIELDS["daily"])
-    connection = psycopg2.connect(database_url)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
-    finally:
-        connection.close()
-
-
-def count_table(spec: dict, table: str) -> int:
-    engine = sa.create_engine(spec["database_url"])
-    with engine.connect() as conn:
-        count = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
-    engine.dispose()
-    return int(count)
-
-
-CASES = {"ours": ours_case, "zquant": zquant_case, "write": write_case}
+CASES = {"ours": ours_case, "zquant": zquant_case}
 
 
 def child_main() -> None:
     """Run the case described by the JSON spec on stdin; print its result as JSON."""
     spec = json.loads(sys.stdin.read())
-    imports_rss = peak_rss_mib()
     result = CASES[spec["case"]](spec)
-    print(json.dumps({**result, "imports_rss_mib": imports_rss, "peak_rss_mib": peak_rss_mib()}))
+    print(json.dumps({**result, "peak_rss_mib": peak_rss_mib()}))
 
 
 # -- parent side: the market, the server, the database, the cases -----------------------
 
 
 class Bench:
-    """One benchmark run: the served market, the database, and how to run a case on them."""
+    """The served market, the database, and how to run a case on them."""
 
-    def __init__(self, server: TushareWireServer, database_url: str, scratch: Path, base: dict):
+    def __init__(self, server: TushareWireServer, database_url: str, scratch: Path):
         self.server = server
         self.database_url = database_url
         self.scratch = scratch
-        self.base = base
 
-    def run_case(self, case: str, throttle: tuple[int, float] | None, **extra) -> dict:
-        """Run ``case`` in a fresh process; add the calls the server saw and refused."""
-        label = f"{case}_{uuid.uuid4().hex[:8]}"
+    def spec(self, label: str, throttle: tuple[int, float] | None = None) -> dict:
         calls, window = throttle or (UNTHROTTLED_CALLS, UNTHROTTLED_WINDOW_SECONDS)
-        spec = {
-            **self.base,
-            **extra,
-            "case": case,
+        return {
             "token": self.server.token,
             "api_url": self.server.url,
             "database_url": self.database_url,
@@ -268,6 +184,17 @@ class Bench:
             "rate_limit_dir": str(self.scratch / label),
             "client_calls": calls,
             "client_window_seconds": window * (CLIENT_WINDOW_MARGIN if throttle else 1),
+        }
+
+    def run_case(
+        self, case: str, days: list[dt.date], throttle: tuple[int, float] | None = None, **extra
+    ) -> dict:
+        """Run ``case`` in a fresh process; add the calls the server saw and refused."""
+        spec = {
+            **self.spec(f"{case}_{uuid.uuid4().hex[:8]}", throttle),
+            **extra,
+            "case": case,
+            "trade_dates": [day.isoformat() for day in days],
         }
         self.server.clear_faults()
         self.server.reset_calls()
@@ -286,10 +213,24 @@ class Bench:
         served = self.server.calls
         result["http_calls"] = dict(Counter(call.api_name for call in served))
         result["refused_calls"] = sum(call.outcome != "ok" for call in served)
+        if result["refused_calls"]:
+            raise RuntimeError(f"{case}: the server refused {result['refused_calls']} calls")
         return result
 
+    def daily_calls(self, case: str, days: list[dt.date], **extra) -> Sample:
+        result = self.run_case(case, days, **extra)
+        return Sample(result["http_calls"].get("daily", 0), result["peak_rss_mib"])
 
-def last_open_days(market, days: int, as_of: str) -> list[dt.date]:
+    def client(self) -> TushareClient:
+        return make_client(self.spec(f"parent_{uuid.uuid4().hex[:8]}"))
+
+    def empty_warehouse(self) -> Warehouse:
+        warehouse = Warehouse(url=self.database_url, db_schema=f"w_{uuid.uuid4().hex[:10]}")
+        warehouse.ensure_schema()
+        return warehouse
+
+
+def last_open_days(market, days: int, as_of: str = DEFAULT_AS_OF) -> list[dt.date]:
     calendar = market.query("trade_cal", exchange="SSE", end_date=as_of, is_open="1")
     open_days = sorted(dt.datetime.strptime(day, "%Y%m%d").date() for day in calendar["cal_date"])
     if len(open_days) < days:
@@ -297,206 +238,197 @@ def last_open_days(market, days: int, as_of: str) -> list[dt.date]:
     return open_days[-days:]
 
 
-def minimum_calls(market, trade_dates: list[dt.date]) -> dict[str, int]:
-    """Calls a perfect full sync makes per API: one per request, plus a page per full reply."""
-
-    def pages(api: str, **params) -> int:
-        return len(market.query(api, **params)) // API_ROW_LIMITS[api] + 1
-
-    minimum = {
-        "stock_basic": sum(pages("stock_basic", list_status=s) for s in LIST_STATUSES),
-        "trade_cal": sum(
-            pages(
-                "trade_cal",
-                exchange=exchange,
-                start_date=to_tushare_date(trade_dates[0]),
-                end_date=to_tushare_date(trade_dates[-1]),
-            )
-            for exchange in CALENDAR_EXCHANGES
-        ),
-    }
-    for api in TRADING_DAY_APIS:
-        minimum[api] = sum(pages(api, trade_date=to_tushare_date(day)) for day in trade_dates)
-    return minimum
+def page_floor(market, api: str, trade_dates: list[dt.date]) -> int:
+    """The fewest calls that can bring ``api``'s rows of these days: ceil(rows / row limit)."""
+    rows = sum(len(market.query(api, trade_date=to_tushare_date(day))) for day in trade_dates)
+    return max(1, math.ceil(rows / API_ROW_LIMITS[api]))
 
 
-def throttled_seconds(calls: int, work_seconds: float, budget: int, window_seconds: float):
-    """Wall time of ``calls`` calls doing ``work_seconds`` of work under ``budget`` calls per
-    sliding window: every full budget waits for its window to roll, the rest runs at work
-    pace; never less than the work itself."""
-    waits = math.ceil(calls / budget) - 1
-    rest = calls - waits * budget
-    return max(work_seconds, waits * window_seconds + rest * work_seconds / calls)
+def copy_rows(database_url: str, table: str, csv) -> None:
+    """The physical limit: one COPY of a CSV built beforehand, one commit.
+
+    Postgres reads tushare's YYYYMMDD text as DATE, so the frames need no conversion. The
+    CSV comes from the writer our path uses (Arrow), built outside the timing.
+    """
+    csv.seek(0)
+    columns = ", ".join(f'"{name}"' for name in API_FIELDS["daily"])
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", csv)
+    finally:
+        connection.close()
 
 
-def projection(cases: dict, zquant_calls: int, calls_per_window: int, window_seconds: float):
-    """Throttled daily times at tushare's real minute, from the unthrottled work per call."""
-    ours_daily = cases["ours"]["steps"]["daily"]["seconds"]
-    ours_calls = cases["ours"]["http_calls"]["daily"]
-    per_zquant_call = cases["zquant"]["seconds"] / sum(cases["zquant"]["http_calls"].values())
-    zquant_work = per_zquant_call * zquant_calls
+def write_days(warehouse: Warehouse, days: list[dt.date], frames: list[pd.DataFrame]) -> None:
+    """Our write path, as the sync does it: one replace_partition per day."""
+    for day, frame in zip(days, frames, strict=True):
+        warehouse.replace_partition("daily", to_warehouse_frame("daily", frame), day)
 
-    def at(window: float) -> tuple[float, float]:
-        return (
-            throttled_seconds(ours_calls, ours_daily, calls_per_window, window),
-            throttled_seconds(zquant_calls, zquant_work, calls_per_window, window),
+
+def changed_frames(frames: list[pd.DataFrame], share: float, offset: int) -> list[pd.DataFrame]:
+    """The frames with ``close`` moved on every (1 / share)-th row, starting at ``offset``."""
+    step = round(1 / share)
+    changed = []
+    for frame in frames:
+        copy = frame.copy()
+        rows = copy.index[offset % step :: step]
+        copy.loc[rows, "close"] = copy.loc[rows, "close"] + 0.01 * (1 + offset)
+        changed.append(copy)
+    return changed
+
+
+def landed(warehouse: Warehouse, rows: int) -> str:
+    """Empty when the table holds ``rows`` rows: a write path that dropped some looks fast."""
+    count = warehouse.count_rows("daily")
+    return "" if count == rows else f"{warehouse.db_schema}.daily holds {count} rows, not {rows}"
+
+
+def call_figures(
+    bench: Bench, market, ts_codes: list[str], days: int, against: tuple[str, ...], curve: bool
+):
+    """The call figures at ``days``: against the floor and/or zquant's per-stock mode."""
+    trade_dates = last_open_days(market, days)
+    if "floor" in against:
+        floor = page_floor(market, "daily", trade_dates)
+        yield Figure(
+            id=f"sync.calls_vs_floor_{days}d",
+            title=f"daily API calls, whole market, {days} trading days",
+            ours=lambda: bench.daily_calls("ours", trade_dates),
+            baseline=lambda: Sample(floor),
+            baseline_name="page floor: ceil(rows / row limit)",
+            # Lower is better, so the ratio is floor / ours: at most 1.15x the floor.
+            target=1 / FLOOR_TARGET_MAX if days >= 250 else None,
+            unit="calls",
+            repeats=1,
+            deterministic=True,
+            curve="sync calls: ours vs page floor" if curve else None,
+            x=days,
+            note=f"target: at most {FLOOR_TARGET_MAX}x the floor"
+            f" (ratio >= {1 / FLOOR_TARGET_MAX:.3f})",
+        )
+    if "zquant" in against:
+        yield Figure(
+            id=f"sync.calls_vs_zquant_per_stock_{days}d",
+            title=f"daily API calls, whole market, {days} trading days",
+            ours=lambda: bench.daily_calls("ours", trade_dates),
+            baseline=lambda: bench.daily_calls(
+                "zquant", trade_dates, ts_codes=ts_codes, write=False
+            ),
+            baseline_name="zquant per stock: one call per stock over the range",
+            target=ZQUANT_TARGET if days >= 1_000 else None,
+            unit="calls",
+            repeats=1,
+            deterministic=True,
+            curve="sync calls: ours vs zquant per stock" if curve else None,
+            x=days,
         )
 
-    ours, zquant = at(TUSHARE_WINDOW_SECONDS)
-    return {
-        "window_seconds": TUSHARE_WINDOW_SECONDS,
-        "ours_daily_seconds": ours,
-        "zquant_seconds": zquant,
-        "check_predicted_seconds": at(window_seconds)[1],
-        "check_measured_seconds": cases["zquant_throttled"]["seconds"],
-    }
 
+def write_figures(bench: Bench, market, days: int):
+    trade_dates = last_open_days(market, days)
+    client = bench.client()
+    frames = [client.query("daily", trade_date=to_tushare_date(day)) for day in trade_dates]
+    rows = sum(len(frame) for frame in frames)
+    csv = copy_csv(pd.concat(frames, ignore_index=True))
+    problems: list[str] = []
 
-def median_case(bench: Bench, case: str, throttle, repeats: int, **extra) -> dict:
-    """The run with the median total time among ``repeats`` runs, with every time kept."""
-    runs = sorted(
-        (bench.run_case(case, throttle, **extra) for _ in range(repeats)),
-        key=lambda result: result["seconds"],
+    def rows_per_second(write: Callable[[Warehouse], None]) -> Sample:
+        """``write`` into empty tables of the warehouse's shape, in rows/s."""
+        warehouse = bench.empty_warehouse()
+        started = time.perf_counter()
+        write(warehouse)
+        seconds = time.perf_counter() - started
+        problems.append(landed(warehouse, rows))
+        warehouse.dispose()
+        return Sample(rows / seconds)
+
+    yield Figure(
+        id="write.vs_copy_prebuilt",
+        title=f"write path, daily rows of {days} days, rows/s",
+        ours=lambda: rows_per_second(lambda warehouse: write_days(warehouse, trade_dates, frames)),
+        baseline=lambda: rows_per_second(
+            lambda warehouse: copy_rows(bench.database_url, f"{warehouse.db_schema}.daily", csv)
+        ),
+        baseline_name="raw psycopg2 COPY of a pre-built CSV, one transaction",
+        target=WRITE_TARGET,
+        unit="rows/s",
+        higher_is_better=True,
+        check=lambda: "; ".join(filter(None, problems)),
+        note=f"{rows:,} rows; ours includes validation and serialisation",
     )
-    return {**runs[(len(runs) - 1) // 2], "all_seconds": [result["seconds"] for result in runs]}
+
+    stored = bench.empty_warehouse()
+    write_days(stored, trade_dates, frames)
+    resyncs = iter(range(1, 1_000_000))
+
+    def resync() -> None:
+        write_days(stored, trade_dates, changed_frames(frames, RESYNC_CHANGED_SHARE, next(resyncs)))
+
+    def first_load() -> None:
+        warehouse = bench.empty_warehouse()
+        write_days(warehouse, trade_dates, frames)
+        warehouse.dispose()
+
+    # The changed frames are built inside ours' timing: a re-sync receives new frames too.
+    yield Figure(
+        id="write.resync_1pct_vs_first_load",
+        title=f"re-sync of {days} days with 1% of rows changed",
+        ours=resync,
+        baseline=first_load,
+        baseline_name="first load of the same days into empty tables",
+        target=RESYNC_TARGET,
+        check=lambda: landed(stored, rows),
+        note=f"{rows:,} rows, {RESYNC_CHANGED_SHARE:.0%} of them changed per re-sync",
+    )
 
 
-def run(
-    stocks: int = DEFAULT_STOCKS,
-    days: int = DEFAULT_DAYS,
-    repeats: int = DEFAULT_REPEATS,
-    zquant_sample: int = DEFAULT_ZQUANT_SAMPLE,
-    calls_per_window: int = THROTTLE_CALLS,
-    window_seconds: float = THROTTLE_WINDOW_SECONDS,
-    pg_admin_url: str = PG_ADMIN_URL,
-    as_of: str = DEFAULT_AS_OF,
-) -> dict:
-    """Run every case; print a table and return the figures."""
-    counts = {
-        "stocks": stocks,
-        "days": days,
-        "repeats": repeats,
-        "zquant_sample": zquant_sample,
-        "calls_per_window": calls_per_window,
-    }
-    for name, value in counts.items():
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
-    if window_seconds <= 0:
-        raise ValueError(f"window_seconds must be > 0, got {window_seconds!r}")
-    market = sample_market(n_stocks=stocks, as_of=as_of)
-    trade_dates = last_open_days(market, days, as_of)
+def throttled_figure(bench: Bench, market, ts_codes: list[str]):
+    trade_dates = last_open_days(market, THROTTLED_DAYS)
+    throttle = (THROTTLE_CALLS, THROTTLE_WINDOW_SECONDS)
+
+    def timed(case: str, **extra) -> Sample:
+        result = bench.run_case(case, trade_dates, throttle, **extra)
+        return Sample(result["seconds"], result["peak_rss_mib"])
+
+    yield Figure(
+        id=f"sync.throttled_daily_vs_zquant_{THROTTLED_DAYS}d",
+        title=f"throttled daily sync time ({THROTTLE_CALLS} calls per"
+        f" {THROTTLE_WINDOW_SECONDS:g} s), {THROTTLED_DAYS} days",
+        ours=lambda: timed("ours"),
+        baseline=lambda: timed("zquant", ts_codes=ts_codes, write=True),
+        baseline_name="zquant's way: per-stock calls + to_sql, same budget",
+        target=20,
+        repeats=3,
+        long=True,
+        note="tushare's minute scaled down 5x; daily API only on both sides",
+    )
+
+
+def figures(size: str = "default") -> Iterator[Figure]:
+    """The sync and write figures at ``size`` (see the module docstring)."""
+    sizes = SIZES[size]
+    market = sample_market(n_stocks=sizes["stocks"], as_of=DEFAULT_AS_OF)
     ts_codes = sorted(market.query("stock_basic", list_status=",".join(LIST_STATUSES))["ts_code"])
-    # Every k-th stock, so the sample spans the boards and the listing years.
-    sample = ts_codes[:: max(1, len(ts_codes) // zquant_sample)][:zquant_sample]
-    throttle = (calls_per_window, window_seconds)
-    database_url = create_pg_database(pg_admin_url, "zq_bench_sync")
+    database_url = create_pg_database(PG_ADMIN_URL, "zq_bench_sync")
     try:
         with TushareWireServer(market) as server, tempfile.TemporaryDirectory() as scratch:
-            bench = Bench(
-                server,
-                database_url,
-                Path(scratch),
-                {"trade_dates": [day.isoformat() for day in trade_dates], "repeats": repeats},
-            )
-            cases = {
-                "ours": median_case(bench, "ours", None, repeats),
-                # Our calls stay under the budget, so this run is as short as the one above:
-                # a median of several costs little, and its figure is held to a target.
-                "ours_throttled": median_case(bench, "ours", throttle, repeats),
-                "zquant": median_case(bench, "zquant", None, repeats, ts_codes=sample),
-                "zquant_throttled": bench.run_case("zquant", throttle, ts_codes=ts_codes),
-                "write": bench.run_case("write", None),
-            }
+            bench = Bench(server, database_url, Path(scratch))
+            if size == "full":
+                for days in CURVE_DAYS:
+                    yield from call_figures(
+                        bench, market, ts_codes, days, ("floor", "zquant"), curve=True
+                    )
+            else:
+                floor_days, zquant_days = sizes["floor_days"], sizes["zquant_days"]
+                yield from call_figures(bench, market, ts_codes, floor_days, ("floor",), False)
+                yield from call_figures(bench, market, ts_codes, zquant_days, ("zquant",), False)
+            yield from write_figures(bench, market, sizes["write_days"])
+            if size == "full":
+                yield from throttled_figure(bench, market, ts_codes)
     finally:
-        drop_pg_database(pg_admin_url, database_url)
-    result = {
-        "stocks": len(ts_codes),
-        "trading_days": days,
-        "first_day": trade_dates[0].isoformat(),
-        "last_day": trade_dates[-1].isoformat(),
-        "repeats": repeats,
-        "throttle": {"calls": calls_per_window, "window_seconds": window_seconds},
-        "zquant_sample_stocks": len(sample),
-        "minimum_calls": minimum_calls(market, trade_dates),
-        "cases": cases,
-        "projection": projection(cases, len(ts_codes), calls_per_window, window_seconds),
-    }
-    print_table(result)
-    return result
-
-
-def print_table(result: dict) -> None:
-    cases, throttle, projected = result["cases"], result["throttle"], result["projection"]
-    print(
-        f"sync: {result['stocks']} stocks x {result['trading_days']} trading days"
-        f" ({result['first_day']}..{result['last_day']}); throttled = {throttle['calls']} calls"
-        f" per {throttle['window_seconds']:g} s per API; median of {result['repeats']}"
-        " (zquant's throttled run: once)"
-    )
-    header = ("case", "calls", "refused", "rows", "seconds", "rows/s", "peak RSS")
-    print("  {:<40}{:>7}{:>8}{:>9}{:>9}{:>9}{:>10}".format(*header))
-    sample = f"zquant's way, {result['zquant_sample_stocks']} stocks"
-    lines = [
-        ("ours, full sync", cases["ours"], None),
-        ("ours, full sync, throttled", cases["ours_throttled"], None),
-        ("ours, daily step", cases["ours"], "daily"),
-        ("ours, daily step, throttled", cases["ours_throttled"], "daily"),
-        (sample, cases["zquant"], None),
-        ("zquant's way, every stock, throttled", cases["zquant_throttled"], None),
-    ]
-    for name, case, step in lines:
-        part = case["steps"][step] if step else case
-        calls = case["http_calls"].get(step, 0) if step else sum(case["http_calls"].values())
-        print(
-            f"  {name:<40}{calls:>7}{case['refused_calls']:>8}{part['rows']:>9}"
-            f"{part['seconds']:>9.2f}{part['rows'] / part['seconds']:>9.0f}"
-            f"{case['peak_rss_mib']:>6.0f} MiB"
-        )
-    write = cases["write"]
-    for name, key in (
-        ("write path: ours", "ours_seconds"),
-        ("write path: raw COPY", "copy_seconds"),
-    ):
-        print(
-            f"  {name:<40}{'':>15}{write['rows']:>9}{write[key]:>9.2f}"
-            f"{write['rows'] / write[key]:>9.0f}"
-        )
-    print(
-        f"  projected at {throttle['calls']} calls per {projected['window_seconds']:g} s:"
-        f" ours daily {projected['ours_daily_seconds']:.1f} s, zquant's way"
-        f" {projected['zquant_seconds']:.0f} s (model check at {throttle['window_seconds']:g} s:"
-        f" predicted {projected['check_predicted_seconds']:.1f} s,"
-        f" measured {projected['check_measured_seconds']:.1f} s)"
-    )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stocks", type=int, default=DEFAULT_STOCKS)
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    parser.add_argument("--zquant-sample", type=int, default=DEFAULT_ZQUANT_SAMPLE)
-    parser.add_argument("--calls-per-window", type=int, default=THROTTLE_CALLS)
-    parser.add_argument("--window-seconds", type=float, default=THROTTLE_WINDOW_SECONDS)
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
-    parser.add_argument(
-        "--child", action="store_true", help="run one case from a JSON spec on stdin (internal)"
-    )
-    args = parser.parse_args()
-    if args.child:
-        child_main()
-        return
-    run(
-        args.stocks,
-        args.days,
-        args.repeats,
-        args.zquant_sample,
-        args.calls_per_window,
-        args.window_seconds,
-        args.pg_admin_url,
-    )
+        drop_pg_database(PG_ADMIN_URL, database_url)
 
 
 if __name__ == "__main__":
-    main()
+    child_main()

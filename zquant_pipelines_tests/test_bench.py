@@ -1,43 +1,35 @@
-"""The benchmark harness (``python -m bench``): a quick run end to end, and its figures."""
+"""``python -m bench`` end to end at the quick size, and the modules' own pieces.
+
+The harness itself (statistics, interleaving, judging, the README table) is tested in
+zquant_pipelines_tests/bench/test_harness.py without running any benchmark.
+"""
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench import bench_scheduling
-from bench.__main__ import DEFAULT_BENCHES, QUICK_SIZES, Figure, parse_only
-from zquant_pipelines.constants import ENV_CELERY_BROKER
-from zquant_pipelines.tasks.builders import schedule_name
+from bench import bench_scheduling, bench_sync
+from bench.__main__ import DEFAULT_MODULES, parse_only
+from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES
+from zquant_pipelines.sample_market import sample_market
 from zquant_pipelines.tasks.catalog import parse_catalog
+from zquant_pipelines_tests.bench.test_harness import CONTRACT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIGURE_KEYS = {
-    "bench",
-    "name",
-    "value",
-    "unit",
-    "baseline",
-    "baseline_name",
-    "ratio",
-    "target",
-    "met",
-    "note",
-}
 
 
-def run_bench(results: Path, *args: str) -> dict:
+def run_bench(results: Path, *args: str, timeout: float = 280) -> dict:
     """``python -m bench *args --results results`` as a user runs it; the results file."""
     finished = subprocess.run(
         [sys.executable, "-m", "bench", *args, "--results", str(results)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(results.read_text())
@@ -46,72 +38,39 @@ def run_bench(results: Path, *args: str) -> dict:
 
 
 @pytest.mark.slow
-def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
+def test_quick_run_measures_every_module_through_the_harness(pg_server_url, tmp_path):
     results = tmp_path / "results.json"
-    report = run_bench(results, "--quick")
+    # Scheduling is left out: five ticks, each starting a run process, take minutes here.
+    report = run_bench(results, "--size", "quick", "--only", "sync,history")
 
-    assert report["command"] == f"python -m bench --quick --results {results}"
+    assert (
+        report["command"] == f"python -m bench --size quick --only sync,history --results {results}"
+    )
     assert report["machine"]["cpu_count"] >= 1
-    assert report["machine"]["memory_mib"] > 0
-    assert report["machine"]["python"].count(".") == 2
+    assert report["load"]["cpu_count"] == report["machine"]["cpu_count"]
     assert all(report["versions"][name] for name in ("dagster", "pandas", "numpy", "sqlalchemy"))
-    assert report["sizes"]["sync_days"] == QUICK_SIZES.sync_days
-    assert set(report["details"]) == set(DEFAULT_BENCHES)
+    figures = {entry["id"]: entry for entry in report["figures"]}
+    for entry in figures.values():
+        assert CONTRACT <= set(entry), entry
+        assert entry["ours"] is not None and entry["ours"] > 0, entry
+        assert entry["repeats"] == len(entry["ours_values"]) >= 1, entry
+        assert (entry["met"] is None) == (entry["target"] is None), entry
+        assert "agree" not in entry["note"] and "differ" not in entry["note"], entry
 
-    figures = report["figures"]
-    assert {figure["bench"] for figure in figures} == set(DEFAULT_BENCHES)
-    for figure in figures:
-        assert set(figure) == FIGURE_KEYS
-        assert figure["value"] is not None and figure["value"] > 0, figure
-        if figure["baseline"] is not None:
-            value, baseline, ratio = figure["value"], figure["baseline"], figure["ratio"]
-            assert math.isclose(ratio, value / baseline) or math.isclose(ratio, baseline / value)
-        assert (figure["met"] is None) == (figure["target"] is None), figure
-
-    # The sync figures count real calls: one daily call per trading day for us, one per
-    # stock for zquant's way.
-    sync = report["details"]["sync"]
-    calls = next(f for f in figures if f["name"].startswith("daily API calls"))
-    assert calls["value"] == QUICK_SIZES.sync_days
-    assert calls["baseline"] == sync["stocks"]
-    assert calls["met"] is True
-    assert sync["cases"]["zquant_throttled"]["refused_calls"] == 0
-    assert sync["cases"]["write"]["rows"] == sync["cases"]["ours"]["steps"]["daily"]["rows"]
-
-    # The tick's run came from the bench task's schedule and reached its step after the tick;
-    # every workflow run finished every member, and each executor either ran or says why not.
-    scheduling = report["details"]["scheduling"]
-    members = QUICK_SIZES.scheduling_members
-    (tick,) = scheduling["tick"]["ticks"]
-    assert tick["schedule"] == schedule_name(bench_scheduling.TICK_TASK)
-    assert tick["succeeded_steps"] == [bench_scheduling.TICK_TASK]
-    assert_milestones_in_order(tick)
-    assert scheduling["tick"]["seconds"] == tick["to_first_step"]
-    executors = {case.name for case in bench_scheduling.EXECUTOR_CASES}
-    workflows, skipped = scheduling["workflows"], scheduling["skipped_executors"]
-    assert {"in_process", "multiprocess"} <= set(workflows)
-    assert set(workflows) | set(skipped) == executors and not set(workflows) & set(skipped)
-    assert all(reason for reason in skipped.values())
-    for case in workflows.values():
-        (run,), (one,) = case["runs"], case["one_member_runs"]
-        assert run["succeeded_steps"] == [bench_scheduling.noop_name(i) for i in range(members)]
-        assert one["succeeded_steps"] == [bench_scheduling.noop_name(0)]
-        for timed in (run, one):
-            assert_milestones_in_order(timed)
-        assert (case["seconds"], case["one_member_seconds"]) == (
-            run["to_success"],
-            one["to_success"],
-        )
-    scheduling_figures = [f for f in figures if f["bench"] == "scheduling"]
-    assert len(scheduling_figures) == 1 + len(workflows)
-
-
-def assert_milestones_in_order(run: dict) -> None:
-    """Enqueued, launched, started, first step, success: each after the one before, all
-    after the tick or submit they are counted from."""
-    times = [run[key] for key, _ in bench_scheduling.PHASES]
-    assert None not in times, run
-    assert 0 < times[0] and times == sorted(times), run
+    # The call figures count real calls: one daily call per trading day for us, one per
+    # stock for zquant's per-stock mode.
+    assert figures["sync.calls_vs_floor_5d"]["ours"] == 5
+    per_stock = figures["sync.calls_vs_zquant_per_stock_10d"]
+    market = sample_market(
+        n_stocks=bench_sync.SIZES["quick"]["stocks"], as_of=bench_sync.DEFAULT_AS_OF
+    )
+    stocks = len(market.query("stock_basic", list_status=",".join(LIST_STATUSES)))
+    assert (per_stock["ours"], per_stock["baseline"]) == (10, stocks)
+    for storage in ("sqlite", "postgres"):
+        stats = figures[f"stats.all_tasks_vs_plain_200_{storage}"]
+        assert stats["note"] == "" and stats["baseline"] > 0
+    write = figures["write.vs_copy_prebuilt"]
+    assert write["order"] == ["ours", "baseline", "baseline", "ours"] * 2 + ["ours", "baseline"]
 
 
 def test_bench_catalog_loads_with_both_workflows_per_executor():
@@ -143,34 +102,24 @@ def test_celery_case_is_skipped_with_a_reason_when_the_broker_is_unreachable(mon
 
 
 @pytest.mark.slow
+# Six workflow runs, each side starting its own Celery workers (rounds interleave).
+@pytest.mark.timeout(600)
 def test_quick_scale_out_runs_the_workflow_on_one_and_two_workers(
     pg_server_url, redis_url, tmp_path
 ):
-    report = run_bench(tmp_path / "results.json", "--only", "scale_out", "--quick")
-    detail = report["details"]["scale_out"]
-    assert detail["stocks"] == QUICK_SIZES.scale_out_stocks
-    assert set(detail["seconds"]) == {"unthrottled", "throttled", "latency"}
+    report = run_bench(
+        tmp_path / "results.json", "--only", "scale_out", "--size", "quick", timeout=560
+    )
     figures = report["figures"]
-    assert len(figures) == 3
-    for figure in figures:
-        assert figure["baseline_name"] == "the same on one worker"
-        assert 0 < figure["value"] and 0 < figure["baseline"]
-        assert math.isclose(figure["ratio"], figure["baseline"] / figure["value"])
+    assert [entry["id"] for entry in figures] == ["scale_out.two_workers_vs_one_unthrottled"]
+    for entry in figures:
+        assert entry["baseline_name"] == "the same on one worker"
+        assert entry["repeats"] == 3
+        assert 0 < entry["ours"] and 0 < entry["baseline"]
 
 
 def test_only_rejects_an_unknown_benchmark_by_name():
     assert parse_only("history, sync") == ["history", "sync"]
+    assert "scale_out" not in DEFAULT_MODULES
     with pytest.raises(argparse.ArgumentTypeError, match="'sync,speed'"):
         parse_only("sync,speed")
-
-
-def test_ratio_reads_as_times_better_and_decides_the_target():
-    faster = Figure("t", "time", 2.0, "s", baseline=50.0, higher_is_better=False, target_ratio=20)
-    assert (faster.ratio, faster.met) == (25.0, True)
-    slower_write = Figure("t", "rows/s", 40.0, "rows/s", baseline=100.0, target_ratio=0.5)
-    assert (slower_write.ratio, slower_write.met) == (0.4, False)
-    memory = Figure("t", "peak", 2100.0, "MiB", target_max=2048)
-    assert (memory.ratio, memory.target, memory.met) == (None, "<= 2048 MiB", False)
-    disagreeing = Figure("t", "time", 1.0, "s", baseline=100.0, target_ratio=50, problem="differ")
-    assert disagreeing.met is False
-    assert Figure("t", "info", 1.0, "s").met is None

@@ -11,7 +11,11 @@ import pytest
 from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.history.stats import TaskStats, task_stats
 from zquant_pipelines.history.store import STATUS_GROUPS
-from zquant_pipelines_tests.support.naive_stats import naive_task_stats, stats_differences
+from zquant_pipelines_tests.support.naive_stats import (
+    naive_task_stats,
+    plain_task_stats,
+    stats_differences,
+)
 from zquant_pipelines_tests.support.synthetic_runs import (
     FIRST_CREATED,
     KNOWN_ANSWER_TASK,
@@ -46,6 +50,16 @@ def test_since_keeps_runs_created_from_that_moment(store):
     assert stats_differences(report, naive_task_stats(store.instance, since=since)) == []
     planned_after = [run for run in store.planned if run.task and run.created >= since]
     assert report.overall.total_executions == len(planned_after) + len(store.unplanned_run_ids)
+
+
+def test_the_plain_count_of_the_benchmark_agrees_with_the_naive_one(store):
+    # bench/bench_history.py times the plain count as the strong baseline: it must count
+    # what the record-based oracle counts, for every task, one task and a since.
+    since = FIRST_CREATED + timedelta(hours=40)
+    for kwargs in ({}, {"task": MIXED_TASK}, {"task": NEVER_RAN_TASK}, {"since": since}):
+        plain = plain_task_stats(store.instance, **kwargs)
+        assert plain.overall.total_executions > 0 or kwargs.get("task") == NEVER_RAN_TASK
+        assert stats_differences(plain, naive_task_stats(store.instance, **kwargs)) == [], kwargs
 
 
 def test_counts_match_what_was_written_and_skip_untagged_runs(store):
