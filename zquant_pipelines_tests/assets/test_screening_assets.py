@@ -76,7 +76,10 @@ def joined_day(warehouse: Warehouse, day: dt.date) -> pd.DataFrame:
         return warehouse.read_frame(f"SELECT * FROM {table} WHERE trade_date = :d", {"d": day})
 
     basic = day_rows("daily_basic").drop(columns=["close", "trade_date"])
+    # A bare name factor_daily shares with daily_basic (zquant's turnover_rate, a copy)
+    # reads daily_basic's.
     factors = day_rows("factor_daily").drop(columns=["trade_date"])
+    factors = factors.drop(columns=[c for c in factors.columns if c in basic and c != "ts_code"])
     stocks = warehouse.read_frame("SELECT * FROM stock_basic")
     return (
         day_rows("daily")
