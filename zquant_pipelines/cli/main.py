@@ -265,6 +265,15 @@ def reload_command(ops: Operations, args) -> int:
     return EXIT_OK
 
 
+def status_command(ops: Operations, args) -> int:
+    verdicts = ops.freshness(dt.datetime.now(dt.UTC))
+    if args.json:
+        render.emit([verdict.to_dict() for verdict in verdicts])
+    else:
+        render.print_freshness(verdicts)
+    return EXIT_OK
+
+
 COMMANDS = {
     "tasks": tasks_command,
     "trigger": trigger_command,
@@ -278,4 +287,5 @@ COMMANDS = {
     "stats": stats_command,
     "sync-daily": sync_daily_command,
     "reload": reload_command,
+    "status": status_command,
 }

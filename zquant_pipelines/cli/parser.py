@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "reload", parents=[common], help="reload the code location (check it, locally)"
     )
+    commands.add_parser(
+        "status",
+        parents=[common],
+        help="per dataset: the latest complete trading day and whether it is on time"
+        " (local mode: reads the warehouse)",
+    )
 
     demo_parser = commands.add_parser(
         "demo", help="sync the most recent trading days into embedded storage (make run)"

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 # Private module, but it is where Dagster names the tags it writes on retried runs.
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 
-from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.constants import FRESHNESS_CHECK, TAG_TASK
 from zquant_pipelines.history.measures import (
     duration_seconds,
     mean_duration,
@@ -381,6 +381,13 @@ class GraphQLOperations(GraphQLClient, Operations):
 
     def resume(self, task_name: str) -> None:
         self.execute(DELETE_CONCURRENCY_LIMIT, {"concurrencyKey": pool_name(task_name)})
+
+    def freshness(self, now: dt.datetime) -> list:
+        raise UsageProblem(
+            "status reads the warehouse, which a webserver's GraphQL does not serve: run it"
+            " without --url where ZQUANT_WAREHOUSE_URL reaches the warehouse (the UI shows the"
+            f" same verdicts as each dataset's {FRESHNESS_CHECK} check)"
+        )
 
     def reload(self) -> str:
         data = self.execute(RELOAD_LOCATION, {"repositoryLocationName": self.location})
