@@ -222,7 +222,7 @@ def missed_deadline_alert(dataset: str, metadata: dict) -> Alert:
         dataset=dataset,
         expected_day=metadata["expected_day"],
         deadline=metadata["deadline"],
-        latest_complete_day=metadata["latest_complete_day"],
+        latest_complete_day=metadata.get("latest_complete_day"),
         missing_days=list(metadata["missing_days"]),
         ui_url=ui_url(),
     )

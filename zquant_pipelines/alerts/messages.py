@@ -100,7 +100,7 @@ def freshness_alert(
     dataset: str,
     expected_day: str,
     deadline: str,
-    latest_complete_day: str,
+    latest_complete_day: str | None,
     missing_days: list[str],
     ui_url: str,
 ) -> Alert:
@@ -109,7 +109,7 @@ def freshness_alert(
         [
             f"Dataset: {dataset}",
             f"Day expected: {expected_day} (open day, due by {deadline})",
-            f"Latest complete day: {latest_complete_day}",
+            f"Latest complete day: {latest_complete_day or '(none of the recent open days)'}",
             f"Missing open days: {', '.join(missing_days) or '(none)'}",
             f"Link: {asset_checks_link(ui_url, dataset)}",
         ],

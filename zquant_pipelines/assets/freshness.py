@@ -20,7 +20,7 @@ from dagster._time import get_current_datetime
 
 from zquant_pipelines.constants import FRESHNESS_CHECK, FRESHNESS_DATASETS, MARKET_TIMEZONE
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.freshness import LOOKBACK_OPEN_DAYS, Freshness, freshness
+from zquant_pipelines.sync.freshness import Freshness, freshness
 
 FRESHNESS_SENSOR = "freshness_by_calendar"
 FRESHNESS_INTERVAL_SECONDS = 60
@@ -34,24 +34,12 @@ FRESHNESS_DESCRIPTION = (
 VERDICT_KEYS = ("expected_day", "latest_complete_day")
 
 
-def verdict_metadata(verdict: Freshness) -> dict[str, str | bool | list[str]]:
-    shown = verdict.to_dict()
-    return {
-        "expected_day": shown["expected_day"],
-        "deadline": f"{verdict.deadline:%Y-%m-%d %H:%M} {MARKET_TIMEZONE}",
-        "latest_complete_day": shown["latest_complete_day"]
-        or f"none in the last {LOOKBACK_OPEN_DAYS} open days",
-        "on_time": verdict.on_time,
-        "missing_days": shown["missing_days"],
-    }
-
-
 def verdict_evaluation(verdict: Freshness) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey(verdict.dataset),
         check_name=FRESHNESS_CHECK,
         passed=verdict.on_time,
-        metadata=verdict_metadata(verdict),
+        metadata=verdict.to_metadata(),
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"{verdict.dataset} for {verdict.expected_day} stored by its deadline"
@@ -111,7 +99,10 @@ def freshness_checks(warehouse: Warehouse):
     f" datasets' {FRESHNESS_CHECK} check.",
 )
 def freshness_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    changed = new_freshness_evaluations(context.instance, warehouse, get_current_datetime())
+    try:
+        changed = new_freshness_evaluations(context.instance, warehouse, get_current_datetime())
+    except ValueError as error:  # no calendar up to today yet (before the first sync)
+        return dg.SkipReason(f"no verdict: {error}")
     if not changed:
         return dg.SkipReason("no freshness verdict changed")
     context.log.info(", ".join(evaluation.description for evaluation in changed))

@@ -12,6 +12,7 @@ alarms, and the first open day after a holiday is judged on its own deadline.
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zquant_pipelines.constants import (
@@ -46,15 +47,37 @@ class Freshness:
     missing_days: list[dt.date] = field(default_factory=list)
     checked_at: dt.datetime | None = None
 
+    def to_metadata(self) -> dict[str, str | bool | list[str] | None]:
+        """The verdict as its check evaluation's metadata (ISO dates and times)."""
+        latest = self.latest_complete_day
+        return {
+            "expected_day": self.expected_day.isoformat(),
+            "deadline": self.deadline.isoformat(),
+            "latest_complete_day": latest.isoformat() if latest else None,
+            "on_time": self.on_time,
+            "missing_days": [day.isoformat() for day in self.missing_days],
+        }
+
+    @classmethod
+    def from_metadata(
+        cls, dataset: str, metadata: Mapping, checked_at: dt.datetime | None
+    ) -> "Freshness":
+        """The verdict a check evaluation recorded (``to_metadata``'s values)."""
+        latest = metadata.get("latest_complete_day")
+        return cls(
+            dataset=dataset,
+            expected_day=dt.date.fromisoformat(metadata["expected_day"]),
+            deadline=dt.datetime.fromisoformat(metadata["deadline"]),
+            latest_complete_day=dt.date.fromisoformat(latest) if latest else None,
+            on_time=bool(metadata["on_time"]),
+            missing_days=[dt.date.fromisoformat(day) for day in metadata["missing_days"]],
+            checked_at=checked_at,
+        )
+
     def to_dict(self) -> dict:
         return {
             "dataset": self.dataset,
-            "expected_day": self.expected_day.isoformat(),
-            "deadline": self.deadline.isoformat(),
-            "latest_complete_day": self.latest_complete_day
-            and self.latest_complete_day.isoformat(),
-            "on_time": self.on_time,
-            "missing_days": [day.isoformat() for day in self.missing_days],
+            **self.to_metadata(),
             "checked_at": self.checked_at and self.checked_at.isoformat(),
         }
 
@@ -91,20 +114,17 @@ def expected_day(warehouse, now: dt.datetime, deadline: dt.time) -> dt.date:
     return days[-1]
 
 
-def freshness(
-    warehouse,
-    now: dt.datetime,
-    deadline: dt.time | None = None,
-    datasets: tuple[str, ...] = FRESHNESS_DATASETS,
-) -> list[Freshness]:
-    """Each dataset's verdict at ``now`` (an aware datetime)."""
-    deadline = deadline or freshness_deadline()
+def freshness(warehouse, now: dt.datetime, deadline: dt.time | None = None) -> list[Freshness]:
+    """Each dataset's verdict at ``now`` (an aware datetime); the deadline defaults to
+    ZQUANT_FRESHNESS_DEADLINE's. A calendar that does not reach today is a ValueError."""
+    if deadline is None:
+        deadline = freshness_deadline()
     expected = expected_day(warehouse, now, deadline)
     local_today = now.astimezone(MARKET_ZONE).date()
     # Up to today: a day stored before its deadline is already the latest complete one.
     window = recent_open_days(warehouse, local_today, LOOKBACK_OPEN_DAYS)
     verdicts = []
-    for dataset in datasets:
+    for dataset in FRESHNESS_DATASETS:
         counts = stored_day_counts(warehouse, dataset, window[0], window[-1])
         complete = [day for day in window if day_is_complete(dataset, *counts.get(day, (0, None)))]
         latest = complete[-1] if complete else None

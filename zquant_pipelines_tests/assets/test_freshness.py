@@ -24,6 +24,7 @@ from zquant_pipelines.constants import (
 )
 from zquant_pipelines.dates import MARKET_ZONE
 from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.support.alert_receivers import JsonReceiver, alert_receivers
 from zquant_pipelines_tests.support.freshness_warehouse import freshness_warehouse, store_days
 
@@ -141,7 +142,7 @@ def test_a_late_day_alarms_once_and_an_on_time_day_does_not(world, receiver):
     assert text.splitlines() == [
         "zquant: daily_basic for 2026-11-27 missed its deadline",
         "Dataset: daily_basic",
-        "Day expected: 2026-11-27 (open day, due by 2026-11-27 19:00 Asia/Shanghai)",
+        "Day expected: 2026-11-27 (open day, due by 2026-11-27T19:00:00+08:00)",
         "Latest complete day: 2026-11-20",
         "Missing open days: 2026-11-27",
         f"Link: {UI_URL}/assets/daily_basic?view=checks",
@@ -169,5 +170,22 @@ def test_the_deadline_is_configurable(world, receiver, monkeypatch):
     world.tick(at(FRIDAY, 20, 59))
     assert world.verdict("daily").metadata["expected_day"].value == "2026-11-20"
     world.tick(at(FRIDAY, 21))
-    assert world.verdict("daily").metadata["deadline"].value == "2026-11-27 21:00 Asia/Shanghai"
+    assert world.verdict("daily").metadata["deadline"].value == "2026-11-27T21:00:00+08:00"
     assert not world.verdict("daily").passed
+
+
+def test_a_calendar_that_does_not_reach_today_is_a_skip_naming_the_day(tmp_path):
+    """Before the first sync the warehouse holds no calendar: no verdict, and the sensor's
+    tick says why instead of failing every minute."""
+    (tmp_path / "home").mkdir()
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'empty.db'}")
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        world = World(instance, warehouse)
+        with freeze_time(at(FRIDAY, 20)):
+            context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
+            data = world.defs.resolve_sensor_def(FRESHNESS_SENSOR).evaluate_tick(context)
+    assert data.asset_events == []
+    assert data.skip_message == (
+        "no verdict: trade_cal has no SSE row for 2026-11-27 (1 day(s) in"
+        " 2026-11-27..2026-11-27): sync the trading calendar over that range first"
+    )

@@ -2,7 +2,6 @@
 read from a real SQLite warehouse whose calendar reaches today (the deadline set to 00:00 so
 the latest open day up to today is due whenever the test runs)."""
 
-import datetime as dt
 import json
 
 import dagster as dg
@@ -14,37 +13,21 @@ from zquant_pipelines.constants import (
     ENV_WAREHOUSE_URL,
     FRESHNESS_DATASETS,
 )
-from zquant_pipelines.dates import market_today
 from zquant_pipelines.operations.local import LocalOperations
-from zquant_pipelines_tests.support.freshness_warehouse import freshness_warehouse, store_days
-
-
-def open_days_before(last: dt.date, count: int) -> list[dt.date]:
-    days, day = [], last
-    while len(days) < count:
-        if day.weekday() < 5:
-            days.append(day)
-        day -= dt.timedelta(days=1)
-    return sorted(days)
+from zquant_pipelines_tests.support.freshness_warehouse import today_world
 
 
 @pytest.fixture
 def operations(tmp_path, monkeypatch):
     """Weekdays open; every dataset stored up to the latest open day but factor_daily,
     stored up to the open day before it."""
-    today = market_today()
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    warehouse = freshness_warehouse(
-        url, today - dt.timedelta(days=40), today + dt.timedelta(days=10)
-    )
-    *earlier, latest = open_days_before(today, 5)
-    store_days(warehouse, FRESHNESS_DATASETS, earlier)
-    store_days(warehouse, ("daily", "adj_factor", "daily_basic"), [latest])
+    _, before, latest = today_world(url, late=("factor_daily",))
     monkeypatch.setenv(ENV_WAREHOUSE_URL, url)
     monkeypatch.setenv(ENV_FRESHNESS_DEADLINE, "00:00")
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        yield LocalOperations(instance), earlier[-1], latest
+        yield LocalOperations(instance), before, latest
 
 
 def test_status_json_names_each_datasets_latest_complete_day(operations, capsys):
@@ -87,8 +70,3 @@ def test_a_bad_deadline_is_a_usage_error_naming_the_variable_and_value(
     assert main(["status"], operations=ops) == EXIT_USAGE
     error = capsys.readouterr().err
     assert f"{ENV_FRESHNESS_DEADLINE} '7pm' is not a time of day in HH:MM form" in error
-
-
-def test_status_with_url_says_it_reads_the_warehouse(capsys):
-    assert main(["status", "--url", "http://127.0.0.1:9"]) == EXIT_USAGE
-    assert "status reads the warehouse" in capsys.readouterr().err

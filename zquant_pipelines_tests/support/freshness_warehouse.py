@@ -5,7 +5,8 @@ import datetime as dt
 
 import pandas as pd
 
-from zquant_pipelines.constants import API_FIELDS, CALENDAR_EXCHANGES
+from zquant_pipelines.constants import API_FIELDS, CALENDAR_EXCHANGES, FRESHNESS_DATASETS
+from zquant_pipelines.dates import market_today
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.resources.warehouse_schema import TABLE_COLUMNS
 
@@ -53,6 +54,30 @@ def freshness_warehouse(
     warehouse.upsert("trade_cal", calendar_frame(first, last, set(holidays)))
     warehouse.upsert("stock_basic", stock_frame())
     return warehouse
+
+
+def weekdays_up_to(last: dt.date, count: int) -> list[dt.date]:
+    """The ``count`` weekdays up to ``last``, oldest first (a calendar with no holiday)."""
+    days, day = [], last
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day -= dt.timedelta(days=1)
+    return sorted(days)
+
+
+def today_world(url: str, late: tuple[str, ...]) -> tuple[Warehouse, dt.date, dt.date]:
+    """A warehouse whose calendar (weekdays open) reaches past today: every dataset stored
+    over the four weekdays before the latest one up to today, and on that latest one too
+    but the ``late`` datasets; the warehouse, the weekday before and the latest."""
+    today = market_today()
+    warehouse = freshness_warehouse(
+        url, today - dt.timedelta(days=40), today + dt.timedelta(days=10)
+    )
+    *earlier, latest = weekdays_up_to(today, 5)
+    store_days(warehouse, FRESHNESS_DATASETS, earlier)
+    store_days(warehouse, [t for t in FRESHNESS_DATASETS if t not in late], [latest])
+    return warehouse, earlier[-1], latest
 
 
 def store_days(warehouse: Warehouse, tables, days) -> None:
