@@ -26,7 +26,11 @@ from zquant_pipelines.dates import MARKET_ZONE
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines_tests.support.alert_receivers import JsonReceiver, alert_receivers
-from zquant_pipelines_tests.support.freshness_warehouse import freshness_warehouse, store_days
+from zquant_pipelines_tests.support.freshness_warehouse import (
+    freshness_warehouse,
+    store_days,
+    today_world,
+)
 
 UI_URL = "http://ui.example.com:3000"
 HOLIDAY = {dt.date(2026, 11, 23) + dt.timedelta(days=n) for n in range(4)}
@@ -189,3 +193,23 @@ def test_a_calendar_that_does_not_reach_today_is_a_skip_naming_the_day(tmp_path)
         "no verdict: trade_cal has no SSE row for 2026-11-27 (1 day(s) in"
         " 2026-11-27..2026-11-27): sync the trading calendar over that range first"
     )
+
+
+def test_executing_one_check_by_hand_records_that_datasets_verdict(tmp_path, monkeypatch):
+    """The UI's Execute on one dataset's check: a run of that check alone (at the real time,
+    over a calendar reaching today, the deadline at 00:00 so the latest open day is due)."""
+    monkeypatch.setenv(ENV_FRESHNESS_DEADLINE, "00:00")
+    warehouse, before, latest = today_world(
+        f"sqlite:///{tmp_path / 'warehouse.db'}", late=("daily_basic",)
+    )
+    (tmp_path / "home").mkdir()
+    key = dg.AssetCheckKey(dg.AssetKey("daily_basic"), FRESHNESS_CHECK)
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        job = World(instance, warehouse).defs.resolve_implicit_global_asset_job_def()
+        subset = job.get_subset(asset_selection=set(), asset_check_selection={key})
+        result = subset.execute_in_process(instance=instance)
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.asset_check_key == key and not evaluation.passed
+    assert evaluation.metadata["expected_day"].value == latest.isoformat()
+    assert evaluation.metadata["latest_complete_day"].value == before.isoformat()
