@@ -18,6 +18,7 @@ from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines_tests.support.make_dev import serve_make_dev
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
@@ -47,7 +48,8 @@ def make_dev_root(tmp_path_factory) -> Path:
 def dagster_dev(make_dev_root):
     # The market behind the gateway: the runs `make dev`'s daemon starts read it.
     with TushareWireServer(SampleMarketSource(), token=TUSHARE_TOKEN) as gateway:
-        yield from serve_make_dev(make_dev_root, gateway_url(gateway.url))
+        with serve_make_dev(make_dev_root, gateway_url(gateway.url), TEST_CATALOG) as url:
+            yield url
 
 
 def test_make_dev_starts_without_false_warnings_or_the_community_dialog(dagster_dev, make_dev_root):

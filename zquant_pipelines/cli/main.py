@@ -1,30 +1,29 @@
 """The `zquant` console script's entry point: ``main`` parses argv, runs the command on a
 back end from ``zquant_pipelines.operations`` and turns the outcome into an exit code (0 done,
 1 the operation failed, 2 bad input), with a one-line error on stderr.
+
+Loading Dagster, pandas and the back ends takes seconds, so this module, ``parser`` and
+``render`` import only the standard library and light modules (``constants``, ``dates``,
+``history.json_form``) at the top; ``main`` and each command import their heavy parts inside,
+after argv is parsed (`zquant --help` and usage errors print without them).
+test_cli_startup.py holds every command to that.
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from zquant_pipelines import demo
 from zquant_pipelines.cli import render
-from zquant_pipelines.cli.arguments import parse_config_json, since_day, sync_daily_params
 from zquant_pipelines.cli.parser import build_parser
 from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
 from zquant_pipelines.dates import market_today
-from zquant_pipelines.executors import celery_worker_app, worker_argv
-from zquant_pipelines.operations import (
-    OperationFailed,
-    Operations,
-    UsageProblem,
-    dagster_home_problem,
-    open_operations,
-)
-from zquant_pipelines.operations.base import find_task
-from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
-from zquant_pipelines.tasks.definitions import tasks_file
+
+if TYPE_CHECKING:
+    from zquant_pipelines.operations import Operations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -33,15 +32,27 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     """Run one command. ``operations`` replaces the back end chosen from --url and the
     environment (callers that hold one already, e.g. a loaded workspace)."""
     args = build_parser().parse_args(argv)
+    from zquant_pipelines.operations import (
+        OperationFailed,
+        UsageProblem,
+        dagster_home_problem,
+        open_operations,
+    )
+    from zquant_pipelines.tasks.catalog import CatalogError
+
     if args.command == "demo":
         # The demo creates a missing DAGSTER_HOME; it cannot use a file or a relative path.
         if problem := dagster_home_problem(os.environ.get(ENV_DAGSTER_HOME) or "/", False):
             print(f"zquant demo: {problem}", file=sys.stderr)
             return EXIT_USAGE
+        from zquant_pipelines import demo
+
         return demo.main(args.days)
     if args.command == "alerts":
         return alerts_test_command()
     if args.command == "worker":
+        from zquant_pipelines.executors import celery_worker_app, worker_argv
+
         try:
             argv = worker_argv(args.name, args.concurrency, args.loglevel)
         except ValueError as error:
@@ -73,6 +84,9 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
 
 
 def validate_catalog(args) -> int:
+    from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
+    from zquant_pipelines.tasks.definitions import tasks_file
+
     path = args.file or tasks_file()
     try:
         catalog = load_catalog(path)
@@ -120,6 +134,8 @@ def tasks_command(ops: Operations, args) -> int:
 
 
 def trigger_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import parse_config_json
+
     catalog = ops.catalog()
     run_id = ops.trigger(catalog, args.name, parse_config_json(args.config))
     if args.json:
@@ -144,6 +160,8 @@ def trigger_state_command(ops: Operations, args) -> int:
 
 
 def pause_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations.base import find_task
+
     catalog = ops.catalog()
     find_task(catalog, args.name)
     was_paused = args.name in ops.paused_tasks()
@@ -180,6 +198,8 @@ def retry_command(ops: Operations, args) -> int:
 
 
 def history_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations import UsageProblem
+
     if args.run_id:
         detail = ops.run_detail(args.run_id)
         if args.json:
@@ -200,11 +220,15 @@ def history_command(ops: Operations, args) -> int:
 
 def require_known_task(ops: Operations, name: str, runs_found: int) -> None:
     """A task that left the catalog keeps its runs; a name with neither is a mistake."""
+    from zquant_pipelines.operations.base import find_task
+
     if not runs_found:
         find_task(ops.catalog(), name)
 
 
 def stats_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import since_day
+
     report = ops.stats(args.name, since_day(args.since))
     if args.name:
         require_known_task(ops, args.name, report.tasks[0].total_executions)
@@ -216,6 +240,8 @@ def stats_command(ops: Operations, args) -> int:
 
 
 def sync_daily_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import sync_daily_params
+
     params = sync_daily_params(
         market_today(),
         codelist=args.codelist,
@@ -240,7 +266,6 @@ def sync_daily_command(ops: Operations, args) -> int:
 
 
 def alerts_test_command() -> int:
-    # Apprise and its plugins load only for this command: the other commands start faster.
     from zquant_pipelines.alerts.messages import test_alert
     from zquant_pipelines.alerts.notify import alert_urls, send, ui_url
 

@@ -1,16 +1,19 @@
 """The `zquant` command line: every command, option and flag spelling, as argparse parses it.
 
 ``build_parser`` is the whole grammar; ``SYNC_DAILY_OPTIONS`` names each sync-daily param's
-flag, so errors about a param can name the flag the user typed.
+flag, so errors about a param can name the flag the user typed. Imports the standard library
+and ``constants`` only: `zquant --help` and usage errors print without loading Dagster.
 """
 
 import argparse
 import os
 
-from zquant_pipelines import demo
-from zquant_pipelines.constants import ENV_DAGSTER_URL
-from zquant_pipelines.operations.base import SYNC_DAILY_TASK
-from zquant_pipelines.tasks.catalog import TASK_TYPES
+from zquant_pipelines.constants import (
+    DEMO_TRADING_DAYS,
+    ENV_DAGSTER_URL,
+    SYNC_DAILY_TASK,
+    TASK_TYPES,
+)
 
 # `zquant --help`: what the console script does, its two modes and its exit codes.
 DESCRIPTION = """\
@@ -135,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "--days",
         type=demo_days,
-        default=demo.DEFAULT_TRADING_DAYS,
-        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {demo.DEFAULT_TRADING_DAYS})",
+        default=DEMO_TRADING_DAYS,
+        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {DEMO_TRADING_DAYS})",
     )
 
     alerts = commands.add_parser(

@@ -8,11 +8,9 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
-from zquant_pipelines.constants import MARKET_TIMEZONE
+from zquant_pipelines.constants import MARKET_TIMEZONE, PAUSED_SLOTS, SYNC_DAILY_TASK
 from zquant_pipelines.dates import MARKET_ZONE
-from zquant_pipelines.history.store import json_ready
-from zquant_pipelines.operations.base import SYNC_DAILY_TASK
-from zquant_pipelines.tasks.control import PAUSED_SLOTS
+from zquant_pipelines.history.json_form import json_ready
 
 
 def emit(document) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from zquant_pipelines.constants import REPO_ROOT
+from zquant_pipelines.constants import REPO_ROOT, SYNC_DAILY_TASK
 from zquant_pipelines.history.runs import HistoryPage, RunDetail
 from zquant_pipelines.history.stats import StatsReport
 from zquant_pipelines.history.store import JsonRecord
@@ -46,9 +46,6 @@ REPOSITORY_NAME = "__repository__"
 RECENT_RUNS = 5
 # How long a command that waits for its run (`zquant sync-daily`) follows it at most.
 DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
-# `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
-# range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
-SYNC_DAILY_TASK = "repair_daily_bars"
 SYNC_DAILY_ACTION = "sync_daily_data"
 # Dagster's run statuses, as both back ends read them: a run in one of these has ended (it
 # cannot be terminated); retry from failure re-runs the steps of a run that ended in one of

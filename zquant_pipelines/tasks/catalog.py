@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE
+from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE, TASK_TYPES
 from zquant_pipelines.tasks.action_params import (
     ActionParams,
     ActionParamsError,
@@ -59,7 +59,6 @@ from zquant_pipelines.tasks.catalog_workflows import (
 from zquant_pipelines.tasks.catalog_yaml import CatalogFileError, read_catalog_yaml
 from zquant_pipelines.tasks.cron import cron_problems
 
-TASK_TYPES = ("manual_task", "common_task", "workflow")
 RETRY_BACKOFFS = ("fixed", "exponential")
 TASK_FIELDS = (
     "name",

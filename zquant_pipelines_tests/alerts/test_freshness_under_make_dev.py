@@ -22,6 +22,7 @@ from zquant_pipelines.constants import (
 from zquant_pipelines_tests.support.alert_receivers import alert_receivers, finished_tick_count
 from zquant_pipelines_tests.support.freshness_warehouse import today_world
 from zquant_pipelines_tests.support.make_dev import serve_make_dev
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
 from zquant_pipelines_tests.support.waiting import wait_until
 
 UI_URL = "http://dagster.example.com"
@@ -68,9 +69,7 @@ def test_a_missed_deadline_is_shown_and_announced_once(tmp_path, monkeypatch, ca
         }.items():
             monkeypatch.setenv(name, value)
         (tmp_path / "make_dev").mkdir()
-        server = serve_make_dev(tmp_path / "make_dev", UNUSED_TUSHARE_URL)
-        dev_url = next(server)
-        try:
+        with serve_make_dev(tmp_path / "make_dev", UNUSED_TUSHARE_URL, TEST_CATALOG) as dev_url:
             wait_until(lambda: web.received and mail.received, DEADLINE_SECONDS, "an alert")
             instance = dg.DagsterInstance.get()
             # The tick that sent it ends, then one more tick runs to its end.
@@ -85,15 +84,11 @@ def test_a_missed_deadline_is_shown_and_announced_once(tmp_path, monkeypatch, ca
                 DEADLINE_SECONDS,
                 "an alert tick after the alert",
             )
-            late_state, on_time_state = (
-                check_state(dev_url, "daily_basic"),
-                check_state(dev_url, "daily"),
-            )
+            late_state = check_state(dev_url, "daily_basic")
+            on_time_state = check_state(dev_url, "daily")
             capsys.readouterr()
             code = cli.main(["--url", dev_url, "status", "--json"])
             shown = capsys.readouterr()
-        finally:
-            server.close()
         web_texts, mail_texts = web.texts(), mail.texts()
 
     for texts in (web_texts, mail_texts):

@@ -1,17 +1,19 @@
-"""`make dev` (webserver + daemon, the Makefile's own command) on a free local port with a
-temporary DAGSTER_HOME: shared by the `make dev` test (test_dagster_dev.py) and the freshness
-test under it (alerts/test_freshness_under_dagster_dev.py)."""
+"""The real `make dev` (the Makefile's own command: webserver + daemon) on a free local port
+with a temporary instance and catalog, for the modules that test through it
+(test_dagster_dev.py, test_operations_doc.py): one per module, it takes seconds to start."""
 
 import os
 import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, REPO_ROOT
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.operations_environment import free_port
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
     START_TIMEOUT_SECONDS,
@@ -33,9 +35,13 @@ def make_dev_argv(port: int) -> list[str]:
     return argv
 
 
-def serve_make_dev(root: Path, tushare_api_url: str):
+@contextmanager
+def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[str]:
+    """`make dev` on a free port, serving ``catalog`` (a tasks.yaml's text) from an instance
+    under ``root`` (its log: ``root / "dagster_dev.log"``); yields its URL. While it serves,
+    this process's DAGSTER_HOME and ZQUANT_TASKS_FILE are make dev's."""
     tasks_file = root / "tasks.yaml"
-    tasks_file.write_text(TEST_CATALOG)
+    tasks_file.write_text(catalog)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(prepare_home(root / "dagster_home")),
