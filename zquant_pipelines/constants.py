@@ -52,6 +52,19 @@ MARKET_TIMEZONE = "Asia/Shanghai"
 
 # The task types of tasks.yaml (zquant's): a run by hand, a scheduled run, members in order.
 TASK_TYPES = ("manual_task", "common_task", "workflow")
+# `zquant tasks list --sort`: zquant's sort keys of its task list and ours (type, next tick);
+# operations/status.py orders by them.
+TASK_SORT_KEYS = (
+    "id",
+    "name",
+    "task_type",
+    "enabled",
+    "paused",
+    "max_retries",
+    "created_time",
+    "type",
+    "next",
+)
 # `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
 # range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
 SYNC_DAILY_TASK = "repair_daily_bars"
@@ -63,6 +76,8 @@ DEMO_TRADING_DAYS = 20
 # Run tags every task run carries.
 TAG_TASK = "zquant/task"
 TAG_TASK_TYPE = "zquant/task_type"
+# A multi-day step's progress, updated as it goes: one tag per step, this prefix + step key.
+TAG_PROGRESS_PREFIX = "zquant/progress/"
 
 # Exchanges whose calendars are synced (tushare's names).
 CALENDAR_EXCHANGES = ("SSE", "SZSE")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from zquant_pipelines.cli import render
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
+from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME, SYNC_DAILY_TASK
 from zquant_pipelines.dates import market_today
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     try:
         if args.command == "tasks" and args.tasks_command == "validate":
             return validate_catalog(args)
+        if args.command == "tasks" and args.tasks_command in CATALOG_EDITS:
+            return edit_catalog(args, operations)
         if operations is not None:
             return COMMANDS[args.command](operations, args)
         with open_operations(args.url) as opened:
@@ -103,7 +105,54 @@ def validate_catalog(args) -> int:
     return EXIT_OK
 
 
+def edit_catalog(args, operations: Operations | None) -> int:
+    """`zquant tasks add/update/remove/import-zquant`: the edit of tasks.yaml, then the
+    reload of the code location."""
+    # ruamel.yaml and the database drivers load only for edits: the other commands start faster.
+    from zquant_pipelines.tasks.definitions import tasks_file
+    from zquant_pipelines.tasks.editor import CatalogEditRefused
+    from zquant_pipelines.tasks.zquant_import import ZquantImportError
+
+    try:
+        result, notes = CATALOG_EDITS[args.tasks_command](tasks_file(), args)
+    except (CatalogEditRefused, ZquantImportError) as error:
+        if args.json:
+            render.emit({"file": str(tasks_file()), "changed": False, "problems": error.problems})
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.backup is None:  # a dry run: its command printed what it would write
+        return EXIT_OK
+    reloaded = reload_after_edit(args, operations)
+    if args.json:
+        render.emit(
+            {
+                "file": str(result.path),
+                "changed": True,
+                "tasks": list(result.names),
+                "backup": str(result.backup),
+                "reload": reloaded,
+            }
+        )
+    else:
+        render.print_edit(args.tasks_command, result, reloaded)
+    return EXIT_OK
+
+
+def reload_after_edit(args, operations: Operations | None) -> str:
+    """Reload the code location where it is served: on ``operations`` (a caller's), else as
+    ``reload_where_served`` finds it."""
+    from zquant_pipelines.operations import reload_where_served
+
+    if operations is not None:
+        return operations.reload()
+    return reload_where_served(args.url)
+
+
 def tasks_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations.status import sort_rows
+
     catalog = ops.catalog()
     now = dt.datetime.now(dt.UTC)
     if args.tasks_command == "show":
@@ -120,16 +169,13 @@ def tasks_command(ops: Operations, args) -> int:
         if (args.task_type is None or row.task_type == args.task_type)
         and (args.enabled is None or row.enabled == args.enabled)
     ]
-    order = {
-        "name": lambda row: row.name,
-        "type": lambda row: (row.task_type, row.name),
-        "next": lambda row: (row.next_tick is None, row.next_tick or now, row.name),
-    }
-    rows.sort(key=order[args.sort])
+    page = sort_rows(rows, args.sort, args.order)[args.skip : args.skip + args.limit]
     if args.json:
-        render.emit([row.to_dict() for row in rows])
+        render.emit({"tasks": [row.to_dict() for row in page], "total": len(rows)})
     else:
-        render.print_task_rows(rows)
+        render.print_task_rows(page)
+        if len(page) < len(rows):
+            print(f"(rows {args.skip + 1}-{args.skip + len(page)} of {len(rows)})")
     return EXIT_OK
 
 
@@ -137,11 +183,33 @@ def trigger_command(ops: Operations, args) -> int:
     from zquant_pipelines.cli.arguments import parse_config_json
 
     catalog = ops.catalog()
-    run_id = ops.trigger(catalog, args.name, parse_config_json(args.config))
+    overrides = parse_config_json(args.config)
+    if args.wait:
+        with render.RunFollower() as follow:
+            outcome = ops.trigger_to_end(catalog, args.name, overrides, follow)
+        return report_outcome(outcome, args)
+    run_id = ops.trigger(catalog, args.name, overrides)
     if args.json:
         render.emit({"task": args.name, "run_id": run_id})
     else:
         render.print_queued(args.name, run_id)
+    return EXIT_OK
+
+
+def report_outcome(outcome, args, task: str | None = None) -> int:
+    """A followed run's end: its outcome printed, exit 1 unless it succeeded."""
+    task = task or args.name
+    if args.json:
+        render.emit({**outcome.to_dict(), "rows_written": outcome.rows_written})
+    else:
+        render.print_outcome(outcome, task)
+    if outcome.status != "SUCCESS":
+        print(
+            f"zquant {args.command}: run {outcome.run_id} ended {outcome.status};"
+            f" see `zquant history --run {outcome.run_id}`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -202,10 +270,13 @@ def history_command(ops: Operations, args) -> int:
 
     if args.run_id:
         detail = ops.run_detail(args.run_id)
+        progress = ops.run_progress(args.run_id)
         if args.json:
-            render.emit(detail.to_dict())
+            render.emit({**detail.to_dict(), "progress": progress.to_dict()})
         else:
             render.print_run_detail(detail)
+            if progress.steps:
+                render.print_progress(progress)
         return EXIT_OK
     if not args.name:
         raise UsageProblem("give a task name (zquant history NAME) or --run RUN_ID")
@@ -250,19 +321,9 @@ def sync_daily_command(ops: Operations, args) -> int:
         start_date=args.start_date,
         end_date=args.end_date,
     )
-    outcome = ops.sync_daily(ops.catalog(), params)
-    if args.json:
-        render.emit({**outcome.to_dict(), "rows_written": outcome.rows_written})
-    else:
-        render.print_sync_outcome(outcome)
-    if outcome.status != "SUCCESS":
-        print(
-            f"zquant sync-daily: run {outcome.run_id} ended {outcome.status};"
-            f" see `zquant history --run {outcome.run_id}`",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    return EXIT_OK
+    with render.RunFollower() as follow:
+        outcome = ops.sync_daily(ops.catalog(), params, follow)
+    return report_outcome(outcome, args, SYNC_DAILY_TASK)
 
 
 def alerts_test_command() -> int:
@@ -298,6 +359,51 @@ def status_command(ops: Operations, args) -> int:
         render.print_freshness(verdicts)
     return EXIT_OK
 
+
+def add_command(path, args):
+    from zquant_pipelines.cli.arguments import spec_text
+    from zquant_pipelines.tasks import editor
+
+    spec = editor.parse_spec(*spec_text(args.spec_file))
+    return editor.add_task(path, spec), []
+
+
+def update_command(path, args):
+    from zquant_pipelines.cli.arguments import spec_text
+    from zquant_pipelines.tasks import editor
+
+    if args.spec_file is not None:
+        spec = editor.parse_spec(*spec_text(args.spec_file))
+        return editor.replace_task(path, args.name, spec), []
+    return editor.update_task(path, args.name, editor.parse_assignments(args.assignments)), []
+
+
+def remove_command(path, args):
+    from zquant_pipelines.tasks import editor
+
+    return editor.remove_task(path, args.name), []
+
+
+def import_zquant_command(path, args):
+    from zquant_pipelines.tasks import editor, zquant_import
+
+    imported = zquant_import.map_zquant_tasks(zquant_import.read_zquant_tasks(args.database_url))
+    if not imported.specs:
+        raise zquant_import.ZquantImportError(["zquant's task table holds no task"])
+    result = editor.add_tasks(path, imported.specs, dry_run=args.dry_run)
+    if args.dry_run and args.json:
+        render.emit({"tasks": imported.specs, "notes": imported.notes})
+    elif args.dry_run:
+        print(editor.entries_yaml(imported.specs), end="")
+    return result, imported.notes
+
+
+CATALOG_EDITS = {
+    "add": add_command,
+    "update": update_command,
+    "remove": remove_command,
+    "import-zquant": import_zquant_command,
+}
 
 COMMANDS = {
     "tasks": tasks_command,
