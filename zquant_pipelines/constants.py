@@ -40,6 +40,9 @@ ENV_ALERT_URLS = "ZQUANT_ALERT_URLS"
 # The UI's base URL, for the link to a run in an alert.
 ENV_UI_URL = "ZQUANT_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
+# The time of day ("HH:MM", Asia/Shanghai) by which each open day's data must be stored.
+ENV_FRESHNESS_DEADLINE = "ZQUANT_FRESHNESS_DEADLINE"
+DEFAULT_FRESHNESS_DEADLINE = "19:00"
 
 # Executors a task (tasks.yaml `executor:`) or ZQUANT_EXECUTOR may name (see executors.py).
 EXECUTOR_NAMES = ("in_process", "multiprocess", "celery")
@@ -156,6 +159,11 @@ DATE_COLUMNS = frozenset({"list_date", "delist_date", "cal_date", "pretrade_date
 
 # The market APIs partitioned by trading day (one call per API per open day, plus pages).
 TRADING_DAY_APIS = ("daily", "adj_factor", "daily_basic")
+
+# The datasets each open day must have stored by the freshness deadline, and the name of
+# their freshness check (the freshness sensor evaluates it, the freshness alert reads it).
+FRESHNESS_DATASETS = (*TRADING_DAY_APIS, "factor_daily")
+FRESHNESS_CHECK = "stored_by_deadline"
 
 # Rows per call before tushare truncates a reply (6000 for the market APIs; stock_basic
 # is documented the same). A reply holding exactly this many rows is paged.

@@ -45,7 +45,16 @@ MAY_IMPORT = {
     "redaction": set(),
     "alerts": {"constants", "redaction"},
     "instance_home": {"constants"},
-    "operations": {"constants", "history", "instance_home", "redaction", "supervision", "tasks"},
+    "operations": {
+        "constants",
+        "history",
+        "instance_home",
+        "redaction",
+        "resources",
+        "supervision",
+        "sync",
+        "tasks",
+    },
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
     "cli": {
         "alerts",

@@ -1,4 +1,5 @@
-"""The alert sensors: a run failure sensor and a sensor over blocking check evaluations.
+"""The alert sensors: a run failure sensor, a sensor over blocking check evaluations and a
+sensor over the freshness checks' verdicts.
 
 Both are ordinary Dagster sensors, listed and toggled in the UI like any other; they start
 RUNNING when ZQUANT_ALERT_URLS names a target and STOPPED otherwise, and read the targets at
@@ -8,8 +9,13 @@ once; on its first tick a sensor starts after the latest event instead of announ
 A target that does not take a message fails the tick (run failures) or is named in the skip
 reason (checks), visible in the sensor's tick history; the event is not sent again.
 
-Freshness deadline alerts belong here too, as a third sensor next to these two.
+The freshness alert reads the latest verdict of each dataset's freshness check (evaluated by
+the freshness sensor of assets/freshness.py, or by hand in the UI) and announces a failed one
+once per dataset and day expected; its cursor holds the last day announced per dataset. Its
+first tick announces a deadline already missed: that is the present, not history.
 """
+
+import json
 
 import dagster as dg
 
@@ -23,12 +29,18 @@ from dagster._core.storage.tags import (
     WILL_RETRY_TAG,
 )
 
-from zquant_pipelines.alerts.messages import Alert, check_failure_alert, run_failure_alert
+from zquant_pipelines.alerts.messages import (
+    Alert,
+    check_failure_alert,
+    freshness_alert,
+    run_failure_alert,
+)
 from zquant_pipelines.alerts.notify import alert_urls, deliver, send, ui_url
-from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.constants import FRESHNESS_CHECK, FRESHNESS_DATASETS, TAG_TASK
 
 RUN_FAILURE_SENSOR = "alert_on_run_failure"
 CHECK_FAILURE_SENSOR = "alert_on_blocking_check_failure"
+FRESHNESS_ALERT_SENSOR = "alert_on_missed_freshness_deadline"
 # Failed executions read per blocking check and tick; the cursor carries the rest on.
 CHECK_EXECUTIONS_PER_TICK = 100
 FAILED = AssetCheckExecutionRecordStatus.FAILED
@@ -144,7 +156,7 @@ def check_failure_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefin
                 undelivered.extend(send(check_alert(context.instance, record), urls))
             context.update_cursor(str(record.id))
         if undelivered:
-            return dg.SkipReason(f"alerts not delivered to: {', '.join(sorted(set(undelivered)))}")
+            return undelivered_reason(undelivered)
         return dg.SkipReason(NO_TARGETS) if not urls else None
 
     return alert_on_blocking_check_failure
@@ -167,8 +179,61 @@ def check_alert(instance: dg.DagsterInstance, record) -> Alert:
     )
 
 
+def undelivered_reason(undelivered: list[str]) -> dg.SkipReason:
+    return dg.SkipReason(f"alerts not delivered to: {', '.join(sorted(set(undelivered)))}")
+
+
+def freshness_alert_sensor(status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=FRESHNESS_ALERT_SENSOR,
+        default_status=status,
+        description="Sends a notification to ZQUANT_ALERT_URLS once per dataset and open day"
+        f" that misses its freshness deadline (the {FRESHNESS_CHECK} checks): dataset, day,"
+        " deadline, latest complete day, link.",
+    )
+    def alert_on_missed_freshness_deadline(context: dg.SensorEvaluationContext):
+        announced = json.loads(context.cursor) if context.cursor else {}
+        storage = context.instance.event_log_storage
+        urls = alert_urls()
+        undelivered = []
+        for dataset in FRESHNESS_DATASETS:
+            key = dg.AssetCheckKey(dg.AssetKey(dataset), FRESHNESS_CHECK)
+            history = storage.get_asset_check_execution_history(key, limit=1)
+            evaluation = history[0].evaluation if history else None
+            if not isinstance(evaluation, dg.AssetCheckEvaluation) or evaluation.passed:
+                continue
+            metadata = {name: value.value for name, value in evaluation.metadata.items()}
+            if announced.get(dataset) == metadata["expected_day"]:
+                continue
+            if urls:
+                undelivered.extend(send(missed_deadline_alert(dataset, metadata), urls))
+            announced[dataset] = metadata["expected_day"]
+        context.update_cursor(json.dumps(announced, sort_keys=True))
+        if undelivered:
+            return undelivered_reason(undelivered)
+        return dg.SkipReason(NO_TARGETS) if not urls else None
+
+    return alert_on_missed_freshness_deadline
+
+
+def missed_deadline_alert(dataset: str, metadata: dict) -> Alert:
+    """The alert of a failed freshness verdict (its metadata: assets/freshness.py)."""
+    return freshness_alert(
+        dataset=dataset,
+        expected_day=metadata["expected_day"],
+        deadline=metadata["deadline"],
+        latest_complete_day=metadata.get("latest_complete_day"),
+        missing_days=list(metadata["missing_days"]),
+        ui_url=ui_url(),
+    )
+
+
 def build_alert_definitions() -> dg.Definitions:
     status = default_status()
     return dg.Definitions(
-        sensors=[run_failure_alert_sensor(status), check_failure_alert_sensor(status)]
+        sensors=[
+            run_failure_alert_sensor(status),
+            check_failure_alert_sensor(status),
+            freshness_alert_sensor(status),
+        ]
     )

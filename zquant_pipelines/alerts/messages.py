@@ -1,7 +1,9 @@
 """The text of every alert: plain functions from what failed to a title and a body.
 
-Each body names the task, the run, the failed step, the first line of the error and a link
-to the run in the UI; every text passes through ``redact_credentials`` so a URL with a
+A run or check failure's body names the task, the run, the failed step, the first line of
+the error and a link to the run in the UI; a missed freshness deadline's names the dataset,
+the day expected, its deadline, the latest complete day, the open days missing and a link
+to the dataset's checks. Every text passes through ``redact_credentials`` so a URL with a
 password inside an error never leaves the machine. Environment values never enter a message
 (the UI's base URL is passed in, and it is redacted too).
 """
@@ -85,6 +87,31 @@ def check_failure_alert(
             f"Error: blocking check {check} of {asset} failed",
             f"Link: {run_link(ui_url, run_id)}",
             *(["Check metadata:", *details] if details else []),
+        ],
+    )
+
+
+def asset_checks_link(ui_url: str, asset: str) -> str:
+    return f"{ui_url.rstrip('/')}/assets/{asset}?view=checks"
+
+
+def freshness_alert(
+    *,
+    dataset: str,
+    expected_day: str,
+    deadline: str,
+    latest_complete_day: str | None,
+    missing_days: list[str],
+    ui_url: str,
+) -> Alert:
+    return _alert(
+        f"zquant: {dataset} for {expected_day} missed its deadline",
+        [
+            f"Dataset: {dataset}",
+            f"Day expected: {expected_day} (open day, due by {deadline})",
+            f"Latest complete day: {latest_complete_day or '(none of the recent open days)'}",
+            f"Missing open days: {', '.join(missing_days) or '(none)'}",
+            f"Link: {asset_checks_link(ui_url, dataset)}",
         ],
     )
 

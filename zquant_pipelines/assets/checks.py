@@ -13,7 +13,7 @@ import dagster as dg
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT
 from zquant_pipelines.constants import MIN_LISTED_SHARE, TABLE_KEYS
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.market import min_published_rows
+from zquant_pipelines.sync.market import day_is_complete, stored_day_counts
 
 # Checks whose failure stops the run (and the assets downstream of it in that run).
 BLOCKING_CHECKS = frozenset({"row_count_vs_listed"})
@@ -39,28 +39,12 @@ def no_duplicate_keys(warehouse: Warehouse, table: str, days: Sequence[dt.date])
 
 
 def row_count_vs_listed(warehouse: Warehouse, table: str, days: Sequence[dt.date]) -> CheckOutcome:
-    counts = warehouse.read_frame(
-        f"SELECT d.trade_date, COUNT(*) AS rows_that_day,"
-        f" (SELECT COUNT(*) FROM stock_basic s WHERE s.list_date <= d.trade_date"
-        f"  AND (s.delist_date IS NULL OR s.delist_date > d.trade_date)) AS listed"
-        f" FROM {table} d WHERE d.trade_date BETWEEN :start AND :end GROUP BY d.trade_date",
-        _day_range(days),
-    )
-    counted = dict(
-        zip(
-            counts["trade_date"],
-            zip(counts["rows_that_day"], counts["listed"], strict=True),
-            strict=True,
-        )
-    )
+    counted = stored_day_counts(warehouse, table, min(days), max(days))
     bad = {}
     for day in days:
         rows, listed = counted.get(day, (0, None))
-        if listed is None or rows > listed or rows < min_published_rows(table, listed):
-            bad[f"{day:{PARTITION_DATE_FORMAT}}"] = {
-                "rows": int(rows),
-                "listed": None if listed is None else int(listed),
-            }
+        if not day_is_complete(table, rows, listed):
+            bad[f"{day:{PARTITION_DATE_FORMAT}}"] = {"rows": rows, "listed": listed}
     return not bad, {
         "days_checked": len(days),
         "min_listed_share": MIN_LISTED_SHARE[table],

@@ -14,6 +14,7 @@ import dagster as dg
 
 from zquant_pipelines.assets.checks import BLOCKING_CHECKS, CHECKED_FROM, CHECKED_TO, TABLE_CHECKS
 from zquant_pipelines.assets.factors import factor_assets
+from zquant_pipelines.assets.freshness import freshness_checks
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.assets.screening import screening_assets
@@ -34,7 +35,9 @@ CHECK_HISTORY_LIMIT = 100
 
 market_data_job = dg.define_asset_job(
     name=MARKET_DATA_JOB_NAME,
-    selection=dg.AssetSelection.assets(*market_assets, *factor_assets, *screening_assets),
+    # The freshness checks judge the clock, not the days a run writes: their sensor runs them.
+    selection=dg.AssetSelection.assets(*market_assets, *factor_assets, *screening_assets)
+    - dg.AssetSelection.checks(freshness_checks),
     description="Reference data, then the trading-day market tables and factors of the"
     " chosen day(s), their stock screens and table statistics. A partition range runs as"
     " one run.",

@@ -393,6 +393,15 @@ def reload_command(ops: Operations, args) -> int:
     return EXIT_OK
 
 
+def status_command(ops: Operations, args) -> int:
+    verdicts = ops.freshness(dt.datetime.now(dt.UTC))
+    if args.json:
+        render.emit([verdict.to_dict() for verdict in verdicts])
+    else:
+        render.print_freshness(verdicts)
+    return EXIT_OK
+
+
 def add_command(path, args):
     from zquant_pipelines.cli.arguments import spec_text
     from zquant_pipelines.tasks import editor
@@ -451,4 +460,5 @@ COMMANDS = {
     "stats": stats_command,
     "sync-daily": sync_daily_command,
     "reload": reload_command,
+    "status": status_command,
 }

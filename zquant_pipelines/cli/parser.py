@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "reload", parents=[common], help="reload the code location (check it, locally)"
     )
+    commands.add_parser(
+        "status",
+        parents=[common],
+        help="per dataset: the latest complete trading day and whether it is on time"
+        " (local mode: reads the warehouse)",
+    )
 
     screen = commands.add_parser(
         "screen",

@@ -275,6 +275,31 @@ def print_outcome(outcome, task: str) -> None:
         print(f"Error: {outcome.error}")
 
 
+def print_freshness(verdicts) -> None:
+    """`zquant status`: a line per dataset, then the day expected and its deadline."""
+    print(
+        table(
+            ("DATASET", "LATEST COMPLETE DAY", "EXPECTED DAY", "ON TIME", "MISSING OPEN DAYS"),
+            [
+                (
+                    verdict.dataset,
+                    verdict.latest_complete_day or "-",
+                    verdict.expected_day,
+                    "yes" if verdict.on_time else "LATE",
+                    ", ".join(map(str, verdict.missing_days)) or "-",
+                )
+                for verdict in verdicts
+            ],
+        )
+    )
+    if verdicts:
+        print(
+            f"Each open day is due by {when(verdicts[0].deadline)[11:16]} {MARKET_TIMEZONE};"
+            f" the day expected at {when(verdicts[0].checked_at)} is"
+            f" {verdicts[0].expected_day} (due {when(verdicts[0].deadline)})."
+        )
+
+
 # --- a run's progress ------------------------------------------------------------------------
 
 

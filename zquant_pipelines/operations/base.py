@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -36,6 +37,9 @@ from zquant_pipelines.tasks.action_params import (
 from zquant_pipelines.tasks.builders import action_of, job_name
 from zquant_pipelines.tasks.catalog import Catalog, TaskSpec
 from zquant_pipelines.tasks.definitions import load_task_catalog
+
+if TYPE_CHECKING:  # the freshness module imports pandas: only `zquant status` loads it
+    from zquant_pipelines.sync.freshness import Freshness
 
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 # Definitions(...) loaded as a code location form one repository of this name.
@@ -260,6 +264,10 @@ class Operations(abc.ABC):
     @abc.abstractmethod
     def reload(self) -> str:
         """Reload (or, locally, load and check) the code location; say what was found."""
+
+    @abc.abstractmethod
+    def freshness(self, now: dt.datetime) -> list["Freshness"]:
+        """Each dataset's freshness verdict at ``now`` (`zquant status`)."""
 
     # --- what the commands show, built from the primitives ------------------------------
 

@@ -14,13 +14,19 @@ Runs launched here wait in the server's queue until its daemon starts them.
 """
 
 import datetime as dt
+import json
 import time
 from collections.abc import Mapping, Sequence
 
 # Private module, but it is where Dagster names the tags it writes on retried runs.
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 
-from zquant_pipelines.constants import PAUSED_SLOTS, TAG_TASK
+from zquant_pipelines.constants import (
+    FRESHNESS_CHECK,
+    FRESHNESS_DATASETS,
+    PAUSED_SLOTS,
+    TAG_TASK,
+)
 from zquant_pipelines.history.measures import (
     duration_seconds,
     mean_duration,
@@ -62,6 +68,7 @@ from zquant_pipelines.operations.graphql_client import GraphQLClient
 from zquant_pipelines.operations.graphql_documents import (
     CONCURRENCY_LIMITS,
     DELETE_CONCURRENCY_LIMIT,
+    LATEST_CHECK_EXECUTION,
     LAUNCH_RUN,
     REEXECUTE_RUN,
     RELOAD_LOCATION,
@@ -113,6 +120,8 @@ def innermost_error_line(event: Mapping) -> str:
 def metadata_value(entry: Mapping):
     if "intRepr" in entry:
         return int(entry["intRepr"])
+    if "jsonString" in entry:
+        return json.loads(entry["jsonString"])
     for key in ("floatValue", "text", "boolValue"):
         if key in entry:
             return entry[key]
@@ -394,6 +403,31 @@ class GraphQLOperations(GraphQLClient, Operations):
 
     def resume(self, task_name: str) -> None:
         self.execute(DELETE_CONCURRENCY_LIMIT, {"concurrencyKey": pool_name(task_name)})
+
+    def freshness(self, now: dt.datetime) -> list:
+        """The server's verdicts: each dataset's latest freshness check evaluation (the
+        freshness sensor stores one whenever a verdict changes), not one computed at ``now``."""
+        from zquant_pipelines.sync.freshness import Freshness
+
+        verdicts = []
+        for dataset in FRESHNESS_DATASETS:
+            data = self.execute(
+                LATEST_CHECK_EXECUTION,
+                {"assetKey": {"path": [dataset]}, "checkName": FRESHNESS_CHECK},
+            )
+            executions = data["assetCheckExecutions"]
+            evaluation = executions[0]["evaluation"] if executions else None
+            if evaluation is None:
+                raise OperationFailed(
+                    f"{dataset} has no {FRESHNESS_CHECK} verdict on {self.server} yet: is the"
+                    " freshness sensor running (the server's daemon starts it)?"
+                )
+            metadata = {
+                entry["label"]: metadata_value(entry) for entry in evaluation["metadataEntries"]
+            }
+            checked_at = utc_from_timestamp(evaluation["timestamp"])
+            verdicts.append(Freshness.from_metadata(dataset, metadata, checked_at))
+        return verdicts
 
     def reload(self) -> str:
         data = self.execute(RELOAD_LOCATION, {"repositoryLocationName": self.location})

@@ -282,6 +282,24 @@ mutation ReloadLocation($repositoryLocationName: String!) {
 }
 """
 
+LATEST_CHECK_EXECUTION = """
+query LatestCheckExecution($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {
+    status
+    evaluation {
+      timestamp
+      metadataEntries {
+        __typename
+        label
+        ... on TextMetadataEntry { text }
+        ... on BoolMetadataEntry { boolValue }
+        ... on JsonMetadataEntry { jsonString }
+      }
+    }
+  }
+}
+"""
+
 DOCUMENTS = {
     "TriggerStates": TRIGGER_STATES,
     "StartSchedule": START_SCHEDULE,
@@ -303,4 +321,5 @@ DOCUMENTS = {
     "TerminateRun": TERMINATE_RUN,
     "ReexecuteRun": REEXECUTE_RUN,
     "ReloadLocation": RELOAD_LOCATION,
+    "LatestCheckExecution": LATEST_CHECK_EXECUTION,
 }

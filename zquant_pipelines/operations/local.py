@@ -453,6 +453,21 @@ class LocalOperations(Operations):
             " on every command; a running webserver reloads with `zquant --url URL reload`)"
         )
 
+    def freshness(self, now: dt.datetime) -> list:
+        # Loaded here: SQLAlchemy and pandas would slow every other command's start.
+        from zquant_pipelines.resources.warehouse import Warehouse, default_warehouse_url
+        from zquant_pipelines.sync.freshness import freshness, freshness_deadline
+
+        # The warehouse of this environment (ZQUANT_WAREHOUSE_URL), as the code location's.
+        try:
+            deadline = freshness_deadline()
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+        try:
+            return freshness(Warehouse(url=default_warehouse_url()), now, deadline)
+        except ValueError as error:  # a calendar that does not reach today
+            raise OperationFailed(str(error)) from None
+
     def _repository(self):
         """The request context, code location and repository; a load error is reported."""
         context = self._request_context()

@@ -274,6 +274,31 @@ def min_published_rows(table: str, listed: int) -> int:
     return max(1, math.ceil(MIN_LISTED_SHARE[table] * listed))
 
 
+def day_is_complete(table: str, rows: int, listed: int | None) -> bool:
+    """Whether a stored open day of ``table`` holds its listed stocks' rows: at least
+    ``min_published_rows`` and at most the stocks listed (more means a stale stock list)."""
+    return listed is not None and min_published_rows(table, listed) <= rows <= listed
+
+
+def stored_day_counts(
+    warehouse, table: str, start_date: dt.date, end_date: dt.date
+) -> dict[dt.date, tuple[int, int]]:
+    """(rows stored, stocks listed) per day of ``table`` holding rows in the range."""
+    counts = warehouse.read_frame(
+        f"SELECT d.trade_date, COUNT(*) AS rows_that_day,"
+        f" (SELECT COUNT(*) FROM stock_basic s WHERE s.list_date <= d.trade_date"
+        f"  AND (s.delist_date IS NULL OR s.delist_date > d.trade_date)) AS listed"
+        f" FROM {table} d WHERE d.trade_date BETWEEN :start AND :end GROUP BY d.trade_date",
+        {"start": start_date, "end": end_date},
+    )
+    return {
+        day: (int(rows), int(listed))
+        for day, rows, listed in zip(
+            counts["trade_date"], counts["rows_that_day"], counts["listed"], strict=True
+        )
+    }
+
+
 def check_published(api_name: str, frame: pd.DataFrame, day: dt.date, listed: int) -> None:
     """Refuse an open day's reply that is empty or far short of the listed stocks."""
     expected = min_published_rows(api_name, listed)

@@ -1,6 +1,11 @@
 """The alert texts: what they name, and no credential in them."""
 
-from zquant_pipelines.alerts.messages import check_failure_alert, first_line, run_failure_alert
+from zquant_pipelines.alerts.messages import (
+    check_failure_alert,
+    first_line,
+    freshness_alert,
+    run_failure_alert,
+)
 from zquant_pipelines.alerts.notify import target_name
 
 
@@ -65,3 +70,22 @@ def test_target_names_hide_passwords_and_tokens():
     assert "TIiajkdnlazkcOXrIdevi7FQ" not in slack and slack.startswith("#2 slack://")
     assert target_name(3, "nosuch://secret-token@x") == "#3 nosuch://... (not a URL Apprise reads)"
     assert "secret" not in target_name(4, "secret-without-scheme")
+
+
+def test_freshness_alert_without_a_complete_day_says_so_and_hides_the_ui_password():
+    alert = freshness_alert(
+        dataset="factor_daily",
+        expected_day="2026-11-27",
+        deadline="2026-11-27T19:00:00+08:00",
+        latest_complete_day=None,
+        missing_days=["2026-11-26", "2026-11-27"],
+        ui_url="https://ops:uipass@dagster.example.com/",
+    )
+    assert alert.title == "zquant: factor_daily for 2026-11-27 missed its deadline"
+    assert alert.body.splitlines() == [
+        "Dataset: factor_daily",
+        "Day expected: 2026-11-27 (open day, due by 2026-11-27T19:00:00+08:00)",
+        "Latest complete day: (none of the recent open days)",
+        "Missing open days: 2026-11-26, 2026-11-27",
+        "Link: https://ops:***@dagster.example.com/assets/factor_daily?view=checks",
+    ]

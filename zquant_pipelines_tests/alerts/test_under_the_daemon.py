@@ -9,12 +9,11 @@ import sys
 
 import dagster as dg
 import pytest
-from dagster._core.scheduler.instigation import InstigatorState, InstigatorType
 
 from zquant_pipelines.alerts.definitions import RUN_FAILURE_SENSOR
 from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_UI_URL
 from zquant_pipelines.operations.base import WORKSPACE_FILE
-from zquant_pipelines_tests.support.alert_receivers import alert_receivers
+from zquant_pipelines_tests.support.alert_receivers import alert_receivers, sensor_tick_count
 from zquant_pipelines_tests.support.operations_environment import operations_environment
 from zquant_pipelines_tests.support.waiting import wait_until
 
@@ -25,16 +24,6 @@ DEADLINE_SECONDS = 300
 TASK = "by_hand"  # example_task, no retries (support/operations_environment.py)
 
 pytestmark = pytest.mark.slow
-
-
-def sensor_state(instance) -> InstigatorState | None:
-    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    return next((s for s in states if s.instigator_name == RUN_FAILURE_SENSOR), None)
-
-
-def tick_count(instance) -> int:
-    state = sensor_state(instance)
-    return len(instance.get_ticks(state.instigator_origin_id, state.selector_id)) if state else 0
 
 
 def test_a_run_failing_under_the_daemon_is_announced_once(tmp_path, monkeypatch):
@@ -50,7 +39,11 @@ def test_a_run_failing_under_the_daemon_is_announced_once(tmp_path, monkeypatch)
             )
             try:
                 # The sensor's first tick sets its cursor: later failures are announced.
-                wait_until(lambda: tick_count(env.instance), DEADLINE_SECONDS, "a first tick")
+                wait_until(
+                    lambda: sensor_tick_count(env.instance, RUN_FAILURE_SENSOR),
+                    DEADLINE_SECONDS,
+                    "a first tick",
+                )
                 triggered = subprocess.run(
                     [os.path.join(VENV_BIN, "zquant"), "trigger", TASK, "--json"]
                     + ["--config", json.dumps({"fail": True})],
@@ -62,9 +55,9 @@ def test_a_run_failing_under_the_daemon_is_announced_once(tmp_path, monkeypatch)
                 assert triggered.returncode == 0, triggered.stderr
                 run_id = json.loads(triggered.stdout)["run_id"]
                 wait_until(lambda: web.received and mail.received, DEADLINE_SECONDS, "an alert")
-                ticks_at_alert = tick_count(env.instance)
+                ticks_at_alert = sensor_tick_count(env.instance, RUN_FAILURE_SENSOR)
                 wait_until(
-                    lambda: tick_count(env.instance) > ticks_at_alert,
+                    lambda: sensor_tick_count(env.instance, RUN_FAILURE_SENSOR) > ticks_at_alert,
                     DEADLINE_SECONDS,
                     "a tick after the alert",
                 )

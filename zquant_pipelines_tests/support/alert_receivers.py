@@ -1,5 +1,6 @@
 """Local receivers of real alerts: an HTTP server taking Apprise's JSON webhook posts and an
-SMTP server (aiosmtpd) taking its e-mail, each keeping what it received."""
+SMTP server (aiosmtpd) taking its e-mail, each keeping what it received; and the count of a
+sensor's ticks, to see the daemon tick again after an alert."""
 
 import contextlib
 import email
@@ -9,6 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from zquant_pipelines_tests.support.operations_environment import free_port
 
@@ -78,3 +80,20 @@ def alert_receivers():
         mail.controller.stop()
         web.server.shutdown()
         web.server.server_close()
+
+
+def sensor_ticks(instance, sensor_name: str) -> list:
+    """The ticks of ``sensor_name`` the instance holds, newest first."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    state = next((s for s in states if s.instigator_name == sensor_name), None)
+    return instance.get_ticks(state.instigator_origin_id, state.selector_id) if state else []
+
+
+def sensor_tick_count(instance, sensor_name: str) -> int:
+    return len(sensor_ticks(instance, sensor_name))
+
+
+def finished_tick_count(instance, sensor_name: str) -> int | None:
+    """How many ticks of ``sensor_name`` have ended; None while one is in progress."""
+    ticks = sensor_ticks(instance, sensor_name)
+    return None if any(tick.status == TickStatus.STARTED for tick in ticks) else len(ticks)
