@@ -42,6 +42,9 @@ setup(
         "ruamel.yaml>=0.18,<0.19",
         # zquant's MySQL/MariaDB database, read by `zquant tasks import-zquant`.
         "PyMySQL>=1.1,<2",
+        # `zquant api`: zquant's scheduler REST API (uvicorn also serves dagster-webserver).
+        "fastapi>=0.115,<1",
+        "uvicorn>=0.30,<1",
     ],
     extras_require={
         "dev": [

@@ -36,6 +36,12 @@ ENV_ALERT_URLS = "ZQUANT_ALERT_URLS"
 # The UI's base URL, for the link to a run in an alert.
 ENV_UI_URL = "ZQUANT_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
+# `zquant api`: the key that may read and change (full) and the one that may only read,
+# sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+ENV_API_TOKEN = "ZQUANT_API_TOKEN"
+ENV_API_READ_TOKEN = "ZQUANT_API_READ_TOKEN"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
 
 # Executors a task (tasks.yaml `executor:`) or ZQUANT_EXECUTOR may name (see executors.py).
 EXECUTOR_NAMES = ("in_process", "multiprocess", "celery")

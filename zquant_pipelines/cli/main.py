@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
         celery_worker_app().worker_main(argv)
         return EXIT_OK
     try:
+        if args.command == "api":
+            return api_command(args)
         if args.command == "tasks" and args.tasks_command == "validate":
             return validate_catalog(args)
         if args.command == "tasks" and args.tasks_command in CATALOG_EDITS:
@@ -324,6 +326,17 @@ def alerts_test_command() -> int:
     if failed:
         print(f"zquant alerts test: not delivered to: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def api_command(args) -> int:
+    """Serve the REST API until stopped; keys and the address checked first."""
+    from zquant_pipelines.api.app import api_keys, serve, startup_problem
+
+    if problem := startup_problem(args.host, args.no_auth, *api_keys(args.no_auth)):
+        print(f"zquant api: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    serve(args.host, args.port, args.no_auth, args.url)
     return EXIT_OK
 
 

@@ -9,7 +9,11 @@ import argparse
 import os
 
 from zquant_pipelines.constants import (
+    DEFAULT_API_HOST,
+    DEFAULT_API_PORT,
     DEMO_TRADING_DAYS,
+    ENV_API_READ_TOKEN,
+    ENV_API_TOKEN,
     ENV_DAGSTER_URL,
     SYNC_DAILY_TASK,
     TASK_SORT_KEYS,
@@ -175,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "reload", parents=[common], help="reload the code location (check it, locally)"
+    )
+
+    api = commands.add_parser(
+        "api",
+        parents=[common],
+        help=f"serve zquant's scheduler REST API (keys: ${ENV_API_TOKEN}, ${ENV_API_READ_TOKEN})",
+    )
+    api.add_argument("--host", default=DEFAULT_API_HOST, help=f"default {DEFAULT_API_HOST}")
+    api.add_argument(
+        "--port", type=whole_number(0, 65535), default=DEFAULT_API_PORT, help="default %(default)s"
+    )
+    api.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without keys (refused unless --host is a loopback address)",
     )
 
     demo_parser = commands.add_parser(

@@ -17,6 +17,9 @@ import pytest
 import uvicorn
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
 from dagster_webserver.app import create_app_from_workspace_process_context
 
 from zquant_pipelines.constants import (
@@ -130,6 +133,12 @@ def operations_environment(
             ) as workspace,
         ):
             yield OperationsEnvironment(root, tasks_file, warehouse_url, instance, workspace)
+
+
+def drive_queue_once(env: OperationsEnvironment) -> None:
+    """One pass of Dagster's run queue daemon, as `dagster-daemon run` makes every few s."""
+    with QueuedRunCoordinatorDaemon(interval_seconds=1) as daemon:
+        list(daemon.run_iteration(env.workspace))
 
 
 def free_port() -> int:
