@@ -6,7 +6,8 @@ The real ``tushare`` SDK talks to it unchanged (point ``api._DataApi__http_url``
 the server picks the requested fields, pages with ``offset``/``limit`` under a per-API row
 limit, checks the token, and records every call (without the token) so tests can count
 calls per API. Faults: a calls-per-window limit answered with tushare's exact message,
-HTTP errors, a denied API, slow replies, a short reply (a day not yet fully published).
+HTTP errors, a denied API, slow replies, a short reply (a day not yet fully published), a
+reply held until the test releases it (a run caught mid-range).
 """
 
 import json
@@ -92,6 +93,7 @@ class TushareWireServer:
         self._slow_replies: list[float] = []
         self._denied: set[str] = set()
         self._short_replies: dict[tuple[str, str | None], int] = {}
+        self._held: dict[tuple[str, str], threading.Event] = {}
         self._rate_rules: dict[str | None, _RateRule] = {}
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -151,6 +153,19 @@ class TushareWireServer:
         """Hold the next ``count`` requests for ``seconds`` before answering."""
         with self._lock:
             self._slow_replies.extend([seconds] * count)
+
+    def hold(self, api_name: str, trade_date: str) -> None:
+        """Keep every request of ``api_name`` for ``trade_date`` (YYYYMMDD) waiting, after it
+        is recorded, until ``release()``: a run stays mid-range as long as a test needs."""
+        with self._lock:
+            self._held[(api_name, trade_date)] = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests, and the later ones at once."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        for event in held:
+            event.set()
 
     def deny(self, api_name: str) -> None:
         """Answer ``api_name`` with tushare's no-permission error."""
@@ -263,6 +278,10 @@ class TushareWireServer:
         # Recorded before the delay, so a test sees the call while its client is timing out.
         if delay:
             self._stopping.wait(delay)
+        with self._lock:
+            held = self._held.get((api_name, str(params.get("trade_date"))))
+        while held is not None and not held.wait(0.05) and not self._stopping.is_set():
+            pass
         return status, reply
 
     def _answer(
