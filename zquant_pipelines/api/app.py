@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from zquant_pipelines.api import schemas
 from zquant_pipelines.constants import ENV_API_READ_TOKEN, ENV_API_TOKEN
+from zquant_pipelines.history.progress import RunProgress
 from zquant_pipelines.history.runs import MAX_PAGE_SIZE, RunSummary
 from zquant_pipelines.operations import (
     OperationFailed,
@@ -53,8 +54,8 @@ PREFIX = "/api/v1/scheduler"
 # A task name no catalog uses: a workflow config is validated as a task of this name.
 VALIDATION_TASK = "zquant_api_workflow_validation"
 PAUSE_NOT_SUPPORTED = (
-    "execution_id: pausing a run is not supported yet (a run stops at a day boundary once"
-    " runs report their progress); terminate it, or pause the task (/tasks/pause)"
+    "execution_id: pausing a run is not supported yet; terminate it and resume it later"
+    " (/executions/resume goes on after the days it wrote), or pause the task (/tasks/pause)"
 )
 
 
@@ -180,7 +181,9 @@ def latest_run(operations: Operations, name: str) -> RunSummary | None:
     return runs[0] if runs else None
 
 
-def task_record(catalog: Catalog, row: TaskRow, latest: RunSummary | None) -> schemas.Task:
+def task_record(
+    catalog: Catalog, row: TaskRow, latest: RunSummary | None, progress: RunProgress | None
+) -> schemas.Task:
     task = catalog.tasks[row.name]
     return schemas.Task(
         id=row.id,
@@ -197,11 +200,17 @@ def task_record(catalog: Catalog, row: TaskRow, latest: RunSummary | None) -> sc
         retry_interval=task.retry_interval,
         latest_execution_time=(latest.start or latest.created) if latest else None,
         latest_execution_status=schemas.EXECUTION_STATUS[latest.status] if latest else None,
+        latest_execution_current_item=progress.current_item if progress else None,
+        latest_execution_progress=progress.progress_percent if progress else None,
         schedule_status=row.status,
     )
 
 
-def execution_record(catalog: Catalog, run: RunSummary, result: dict | None = None):
+def execution_record(
+    catalog: Catalog, run: RunSummary, progress: RunProgress, result: dict | None = None
+) -> schemas.Execution:
+    """The run as zquant's Execution; the progress fields from the steps' progress records
+    (null for a run without a multi-day step)."""
     return schemas.Execution(
         id=run.run_id,
         task_id=task_ids(catalog).get(run.task),
@@ -212,6 +221,11 @@ def execution_record(catalog: Catalog, run: RunSummary, result: dict | None = No
         result=result,
         error_message=run.error,
         retry_count=run.attempts - 1,
+        progress_percent=progress.progress_percent,
+        current_item=progress.current_item,
+        total_items=progress.total_items,
+        processed_items=progress.processed_items,
+        estimated_end_time=progress.estimated_end_time,
         terminate_requested=run.status == "CANCELING",
         created_time=run.created,
     )
@@ -235,8 +249,17 @@ class Scheduler:
 
     def task(self, catalog: Catalog, task_id: int) -> schemas.Task:
         name = task_named(catalog, task_id).name
-        row = next(row for row in self.rows(catalog) if row.name == name)
-        return task_record(catalog, row, latest_run(self.ops, name))
+        return self.task_of_row(
+            catalog, next(row for row in self.rows(catalog) if row.name == name)
+        )
+
+    def task_of_row(self, catalog: Catalog, row: TaskRow) -> schemas.Task:
+        latest = latest_run(self.ops, row.name)
+        progress = self.ops.run_progress(latest.run_id) if latest else None
+        return task_record(catalog, row, latest, progress)
+
+    def execution_of(self, catalog: Catalog, run: RunSummary, result: dict | None = None):
+        return execution_record(catalog, run, self.ops.run_progress(run.run_id), result)
 
     def edited(self, name: str) -> schemas.Task:
         self.backend.reload()
@@ -260,7 +283,7 @@ class Scheduler:
             and (body.enabled is None or row.enabled == body.enabled)
         ]
         page = sort_rows(rows, body.order_by, body.order)[body.skip : body.skip + body.limit]
-        tasks = [task_record(catalog, row, latest_run(self.ops, row.name)) for row in page]
+        tasks = [self.task_of_row(catalog, row) for row in page]
         return schemas.TaskList(tasks=tasks, total=len(rows))
 
     def get(self, task_id: int) -> schemas.Task:
@@ -311,7 +334,7 @@ class Scheduler:
                 break
         shown = runs[body.skip : wanted]
         return schemas.ExecutionListResponse(
-            executions=[execution_record(catalog, run) for run in shown], total=total
+            executions=[self.execution_of(catalog, run) for run in shown], total=total
         )
 
     def run(self, execution_id: str) -> RunSummary:
@@ -327,12 +350,12 @@ class Scheduler:
             raise ApiError(
                 404, f"execution_id: execution {execution_id!r} is not one of task {task_id}"
             )
-        return execution_record(catalog, run)
+        return self.execution_of(catalog, run)
 
     def terminate(self, execution_id: str) -> schemas.Execution:
         self.run(execution_id)
         self.ops.terminate(execution_id)
-        return execution_record(self.ops.catalog(), self.run(execution_id))
+        return self.execution_of(self.ops.catalog(), self.run(execution_id))
 
     def resume(self, execution_id: str) -> schemas.Execution:
         """zquant: the old row, a new execution re-running it; ours re-executes from failure
@@ -340,7 +363,7 @@ class Scheduler:
         self.run(execution_id)
         new_id = self.ops.retry(execution_id, from_failure=True)
         result = {"resumed_as_execution_id": new_id, "message": "re-executed from failure"}
-        return execution_record(self.ops.catalog(), self.run(execution_id), result)
+        return self.execution_of(self.ops.catalog(), self.run(execution_id), result)
 
     def workflow_tasks(self, task_id: int) -> list[schemas.Task]:
         catalog = self.ops.catalog()

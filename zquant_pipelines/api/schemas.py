@@ -11,8 +11,9 @@ How our things stand in for zquant's:
 - Execution status: QUEUED/NOT_STARTED -> pending, STARTING/STARTED/CANCELING/... ->
   running, SUCCESS -> success, FAILURE -> failed, CANCELED -> terminated.
 - The progress fields (progress_percent, current_item, total_items, processed_items,
-  estimated_end_time, latest_execution_progress/current_item) are null: runs report no
-  progress record yet; ``is_paused`` is false (a run cannot be paused yet).
+  estimated_end_time, latest_execution_progress/current_item) are the run's progress record
+  (history/progress.py: the days its multi-day steps wrote), null for a run without one;
+  ``is_paused`` is false (a run cannot be paused yet).
 """
 
 import datetime as dt

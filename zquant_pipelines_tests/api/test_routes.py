@@ -22,6 +22,7 @@ from zquant_pipelines_tests.support.operations_environment import (
     drive_queue_once,
     free_port,
     operations_environment,
+    seed_stock_basic,
     serving,
 )
 from zquant_pipelines_tests.support.waiting import wait_until
@@ -110,6 +111,7 @@ NIGHTLY, TICKER, BY_HAND, HELD, QUEUED, CHAIN, REPAIR = 1, 2, 3, 4, 5, 6, 7
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     with operations_environment(tmp_path_factory.mktemp("api")) as environment:
+        seed_stock_basic(environment)
         yield environment
 
 
@@ -214,7 +216,13 @@ def test_create_trigger_history_stats_round_trip(api, env, ui):
         "cron_expression": None,
         "interval_seconds": None,
         "description": "created by zquant's web client",
-        "config": {"task_action": "example_task", "message": "over rest"},
+        # A multi-day sync (of the offline sample market): its run reports progress.
+        "config": {
+            "task_action": "sync_daily_data",
+            "ts_code": "000047.SZ",
+            "start_date": "20240102",
+            "end_date": "20240110",
+        },
         "max_retries": 0,
         "retry_interval": 60,
         "enabled": True,
@@ -262,7 +270,10 @@ def test_create_trigger_history_stats_round_trip(api, env, ui):
     assert_execution(done)
     assert done["status"] == "success", done
     assert done["duration_seconds"] is not None and done["end_time"] is not None
-    assert done["progress_percent"] is None  # no progress record yet (docs/operations.md)
+    # The progress record: every open day of 2024-01-02..10 written.
+    assert done["progress_percent"] == 100.0
+    assert done["total_items"] == done["processed_items"] > 0
+    assert done["current_item"].endswith("2024-01-10"), done["current_item"]
 
     stats = post(api, "/stats", {"task_id": task_id})
     assert set(stats) == STATS_FIELDS
@@ -270,6 +281,7 @@ def test_create_trigger_history_stats_round_trip(api, env, ui):
     assert stats["success_rate"] == 1.0
     task = post(api, "/tasks/get", {"task_id": task_id})
     assert (task["latest_execution_status"], task["schedule_status"]) == ("success", "success")
+    assert task["latest_execution_progress"] == 100.0
     overall = post(api, "/stats", {})
     assert set(overall) == STATS_FIELDS and overall["total_executions"] >= 1
 

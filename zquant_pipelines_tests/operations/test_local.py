@@ -22,12 +22,11 @@ from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, T
 from zquant_pipelines.operations.base import REPOSITORY_NAME, SYNC_DAILY_TASK, WORKSPACE_FILE
 from zquant_pipelines.operations.local import queue_daemon_alive
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import (
     drive_queue_once,
     operations_environment,
+    seed_stock_basic,
 )
 from zquant_pipelines_tests.support.waiting import wait_until
 
@@ -46,9 +45,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     with operations_environment(tmp_path_factory.mktemp("local")) as environment:
-        warehouse = Warehouse(url=environment.warehouse_url)
-        sync_stock_basic(SampleMarketSource(), warehouse)  # a run checks its codes against it
-        warehouse.dispose()
+        seed_stock_basic(environment)
         yield environment
 
 
