@@ -469,3 +469,33 @@ def test_api_refuses_to_start_without_keys_or_off_loopback(monkeypatch, capsys):
     assert ENV_API_TOKEN in capsys.readouterr().err
     assert main(["api", "--no-auth", "--host", "0.0.0.0"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+def test_openapi_page_lists_zquants_18_routes(api):
+    # The reference's table: 18 POST routes, as zquant's web/src/services/zquant/scheduler.ts
+    # wraps them.
+    zquant_routes = {
+        "/tasks",
+        "/tasks/query",
+        "/tasks/get",
+        "/tasks/update",
+        "/tasks/delete",
+        "/tasks/trigger",
+        "/tasks/enable",
+        "/tasks/disable",
+        "/tasks/pause",
+        "/tasks/resume",
+        "/tasks/executions/list",
+        "/tasks/executions/get",
+        "/executions/pause",
+        "/executions/resume",
+        "/executions/terminate",
+        "/tasks/workflow/tasks",
+        "/tasks/workflow/validate",
+        "/stats",
+    }
+    paths = requests.get(f"{api}/openapi.json", timeout=60).json()["paths"]
+
+    posted = {path.removeprefix(PREFIX) for path, methods in paths.items() if "post" in methods}
+    assert zquant_routes <= posted
+    assert len(zquant_routes) == 18
