@@ -44,6 +44,9 @@ setup(
         "PyMySQL>=1.1,<2",
         # The live progress bar of `zquant trigger --wait` and `zquant sync-daily`.
         "rich>=13,<16",
+        # `zquant api`: zquant's scheduler REST API (uvicorn also serves dagster-webserver).
+        "fastapi>=0.115,<1",
+        "uvicorn>=0.30,<1",
     ],
     extras_require={
         "dev": [

@@ -43,6 +43,12 @@ DEFAULT_UI_URL = "http://127.0.0.1:3000"
 # The time of day ("HH:MM", Asia/Shanghai) by which each open day's data must be stored.
 ENV_FRESHNESS_DEADLINE = "ZQUANT_FRESHNESS_DEADLINE"
 DEFAULT_FRESHNESS_DEADLINE = "19:00"
+# `zquant api`: the key that may read and change (full) and the one that may only read,
+# sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+ENV_API_TOKEN = "ZQUANT_API_TOKEN"
+ENV_API_READ_TOKEN = "ZQUANT_API_READ_TOKEN"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
 
 # Executors a task (tasks.yaml `executor:`) or ZQUANT_EXECUTOR may name (see executors.py).
 EXECUTOR_NAMES = ("in_process", "multiprocess", "celery")

@@ -56,8 +56,10 @@ MAY_IMPORT = {
         "tasks",
     },
     "demo": {"assets", "constants", "dates", "instance_home", "operations", "resources", "sync"},
+    "api": {"constants", "history", "operations", "tasks"},
     "cli": {
         "alerts",
+        "api",
         "constants",
         "dates",
         "demo",

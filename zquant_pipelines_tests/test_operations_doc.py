@@ -48,7 +48,7 @@ STATE_PLACEHOLDER = re.compile(r"<(scheduleState|sensorState)\.id of (\w+)>")
 REQUEST_TIMEOUT_SECONDS = 60
 RUN_TIMEOUT_SECONDS = 180
 # Sections where the page says there is no such replacement.
-WITHOUT_GRAPHQL = {"The daily sync script", "A screen's list of a day"}
+WITHOUT_GRAPHQL = {"The daily sync script", "A screen's list of a day", "The REST API (zquant api)"}
 
 
 def doc_text() -> str:

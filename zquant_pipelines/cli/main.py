@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
         celery_worker_app().worker_main(argv)
         return EXIT_OK
     try:
+        if args.command == "api":
+            return api_command(args)
         if args.command == "tasks" and args.tasks_command == "validate":
             return validate_catalog(args)
         if args.command == "tasks" and args.tasks_command in CATALOG_EDITS:
@@ -381,6 +383,17 @@ def screen_command(args) -> int:
         render.emit(listing.to_dict())
     else:
         render.print_screen_list(listing)
+    return EXIT_OK
+
+
+def api_command(args) -> int:
+    """Serve the REST API until stopped; keys and the address checked first."""
+    from zquant_pipelines.api.app import api_keys, serve, startup_problem
+
+    if problem := startup_problem(args.host, args.no_auth, *api_keys(args.no_auth)):
+        print(f"zquant api: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    serve(args.host, args.port, args.no_auth, args.url)
     return EXIT_OK
 
 

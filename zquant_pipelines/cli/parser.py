@@ -9,7 +9,11 @@ import argparse
 import os
 
 from zquant_pipelines.constants import (
+    DEFAULT_API_HOST,
+    DEFAULT_API_PORT,
     DEMO_TRADING_DAYS,
+    ENV_API_READ_TOKEN,
+    ENV_API_TOKEN,
     ENV_DAGSTER_URL,
     SYNC_DAILY_TASK,
     TASK_SORT_KEYS,
@@ -197,6 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--date", help="YYYY-MM-DD or YYYYMMDD (default: the latest trading day)")
     screen.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
+
+    api = commands.add_parser(
+        "api",
+        parents=[common],
+        help=f"serve zquant's scheduler REST API (keys: ${ENV_API_TOKEN}, ${ENV_API_READ_TOKEN})",
+    )
+    api.add_argument("--host", default=DEFAULT_API_HOST, help=f"default {DEFAULT_API_HOST}")
+    api.add_argument(
+        "--port", type=whole_number(0, 65535), default=DEFAULT_API_PORT, help="default %(default)s"
+    )
+    api.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without keys (refused unless --host is a loopback address)",
     )
 
     demo_parser = commands.add_parser(

@@ -17,18 +17,17 @@ import psutil
 import pytest
 import sqlalchemy as sa
 from dagster._core.test_utils import create_run_for_test
-from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
-    QueuedRunCoordinatorDaemon,
-)
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, TAG_TASK
 from zquant_pipelines.operations.base import REPOSITORY_NAME, SYNC_DAILY_TASK, WORKSPACE_FILE
 from zquant_pipelines.operations.local import queue_daemon_alive
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines.tasks.builders import job_name
-from zquant_pipelines_tests.support.operations_environment import operations_environment
+from zquant_pipelines_tests.support.operations_environment import (
+    drive_queue_once,
+    operations_environment,
+    seed_stock_basic,
+)
 from zquant_pipelines_tests.support.waiting import wait_until
 
 ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
@@ -46,9 +45,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     with operations_environment(tmp_path_factory.mktemp("local")) as environment:
-        warehouse = Warehouse(url=environment.warehouse_url)
-        sync_stock_basic(SampleMarketSource(), warehouse)  # a run checks its codes against it
-        warehouse.dispose()
+        seed_stock_basic(environment)
         yield environment
 
 
@@ -96,12 +93,6 @@ def assert_remote_origin(run: dg.DagsterRun, job: str) -> None:
     assert origin.job_name == job
     assert origin.repository_origin.code_location_origin.location_name == LOCATION_NAME
     assert origin.repository_origin.repository_name == REPOSITORY_NAME
-
-
-def drive_queue_once(env) -> None:
-    """One pass of Dagster's run queue daemon, as `dagster-daemon run` makes every few s."""
-    with QueuedRunCoordinatorDaemon(interval_seconds=1) as daemon:
-        list(daemon.run_iteration(env.workspace))
 
 
 def test_sync_daily_runs_the_task_job_of_the_code_location(env):

@@ -17,6 +17,9 @@ import pytest
 import uvicorn
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
 from dagster_webserver.app import create_app_from_workspace_process_context
 
 from zquant_pipelines.constants import (
@@ -30,6 +33,9 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import WORKSPACE_FILE
 from zquant_pipelines.operations.local import LocalOperations
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync.market import sync_stock_basic
 
 # Each test works on tasks of its own, so the order the tests run in does not matter:
 # nightly/ticker (enable, disable), by_hand (history, stats: runs made by the fixture),
@@ -136,6 +142,20 @@ def operations_environment(
             ) as workspace,
         ):
             yield OperationsEnvironment(root, tasks_file, warehouse_url, instance, workspace)
+
+
+def seed_stock_basic(env: OperationsEnvironment) -> None:
+    """The sample market's stock list in the warehouse: a daily sync checks its codes
+    against it."""
+    warehouse = Warehouse(url=env.warehouse_url)
+    sync_stock_basic(SampleMarketSource(), warehouse)
+    warehouse.dispose()
+
+
+def drive_queue_once(env: OperationsEnvironment) -> None:
+    """One pass of Dagster's run queue daemon, as `dagster-daemon run` makes every few s."""
+    with QueuedRunCoordinatorDaemon(interval_seconds=1) as daemon:
+        list(daemon.run_iteration(env.workspace))
 
 
 def free_port() -> int:
