@@ -94,7 +94,7 @@ def test_trading_days_one_call_per_open_day_and_exact_rows(backing, source, serv
     assert dt.date(2026, 10, 5) in closed and dt.date(2026, 9, 28) in open_days
     server.reset_calls()
     for api_name in TRADING_DAY_APIS:
-        result = sync.sync_trading_days(source, warehouse, api_name, DAYS)
+        result = sync.sync_trading_days(source, warehouse, api_name, DAYS, shape=sync.PER_DAY)
         assert result.trade_dates == open_days
         assert result.closed_dates == closed
         calls = server.calls_to(api_name)
@@ -179,7 +179,9 @@ def test_a_failed_call_mid_range_keeps_the_days_before_and_writes_none_after(bac
     sync_reference(backing, warehouse)
     days = open_days_of(backing)
     with pytest.raises(TushareTransportError, match=f"{days[2]:%Y%m%d}"):
-        sync.sync_trading_days(FailsOnDay(backing, days[2]), warehouse, "daily", days)
+        sync.sync_trading_days(
+            FailsOnDay(backing, days[2]), warehouse, "daily", days, shape=sync.PER_DAY
+        )
     written = [warehouse.count_rows("daily", day) > 0 for day in days]
     assert written == [True, True] + [False] * (len(days) - 2)
 
