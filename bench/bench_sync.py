@@ -14,6 +14,12 @@ RSS (VmHWM) is its own, and each on fresh tables and a fresh rate-limit director
   Only ``daily``, so it is compared with our ``daily`` step alone, like for like. It
   fetches through ``TushareClient`` too, so it waits for the budget instead of drawing
   rate-limit errors: zquant's best case;
+- the call curve (issue 15): the calls of the three trading-day APIs over 1 to 2,500 days
+  of the whole market, ours against the page floor (ceil(rows / row limit)) and zquant's
+  two modes (one bulk call per day; one call per stock over the range), counted per
+  planned query against the sample market without HTTP (``PageCounter``; a range longer
+  than the market's history is projected from the planner's estimate), with the minutes
+  each takes at 500 calls a minute, computed;
 - write path: the same ``daily`` rows, fetched once untimed, written by our path
   (``to_warehouse_frame`` + ``Warehouse.replace_partition`` per day, as the sync does) and
   by the physical limit (one raw psycopg2 ``COPY`` of a CSV built from the frames, in one
@@ -67,10 +73,16 @@ from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
 from zquant_pipelines.sample_market import sample_market
 from zquant_pipelines.sync.market import (
+    listed_counts,
+    listed_during,
+    pages_for,
+    plan_calls,
+    spans_of,
     sync_stock_basic,
     sync_trade_cal,
     sync_trading_days,
     to_warehouse_frame,
+    window_params,
 )
 from zquant_pipelines_tests.support.services import (
     PG_ADMIN_URL,
@@ -91,6 +103,14 @@ CLIENT_WINDOW_MARGIN = 1.02
 UNTHROTTLED_CALLS = 1_000_000
 UNTHROTTLED_WINDOW_SECONDS = 1.0
 TUSHARE_WINDOW_SECONDS = 60.0
+# The call curve (issue 15): trading days of the whole market, and the budget its times
+# are computed under (tushare's 500 calls a minute at 5000+ points).
+CURVE_DAYS = (1, 5, 20, 60, 250, 1_000, 2_500)
+CURVE_CALLS_PER_MINUTE = 500
+FLOOR_FIGURE_DAYS = 250
+ZQUANT_FIGURE_DAYS = 1_000
+FLOOR_TARGET = 1.15
+ZQUANT_PER_STOCK_TARGET = 3.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 
@@ -239,6 +259,137 @@ def child_main() -> None:
     imports_rss = peak_rss_mib()
     result = CASES[spec["case"]](spec)
     print(json.dumps({**result, "imports_rss_mib": imports_rss, "peak_rss_mib": peak_rss_mib()}))
+
+
+# -- the call curve: calls counted per planned query, no HTTP ---------------------------
+
+
+class PageCounter:
+    """The sample market as ``TushareClient`` fetches it, counting calls: a query of R rows
+    costs ``pages_for(R, row_limit)`` calls (a page per full page, then the last, partial
+    or empty, one). test_bench checks the count against the wire server's."""
+
+    def __init__(self, market, row_limit: int):
+        self.market, self.row_limit = market, row_limit
+        self.calls = self.rows = 0
+
+    def query(self, api_name: str, **params) -> pd.DataFrame:
+        frame = self.market.query(api_name, **params)
+        self.calls += pages_for(len(frame), self.row_limit)
+        self.rows += len(frame)
+        return frame
+
+
+def stock_spans(market) -> pd.DataFrame:
+    """Every stock's listing span (L, D and P), as the sync reads it from stock_basic."""
+    basic = market.query("stock_basic", list_status=",".join(LIST_STATUSES))
+    return spans_of(to_warehouse_frame("stock_basic", basic))
+
+
+def counted_calls(market, stocks: pd.DataFrame, days: list[dt.date]) -> dict[str, dict]:
+    """Calls per trading-day API over ``days`` (open, oldest first), counted against the
+    market: ours (the sync's plan, each planned query run and its pages counted), the page
+    floor (ceil(rows / row limit) of the same rows), zquant's bulk mode (one ``trade_date``
+    call per day, unpaged) and per-stock mode (one call per stock listed in the range, each
+    under the row limit)."""
+    per_stock = int(listed_during(stocks, days[0], days[-1]).sum())
+    calls: dict[str, dict] = {}
+    for api in TRADING_DAY_APIS:
+        row_limit = API_ROW_LIMITS[api]
+        plan = plan_calls(days, listed_counts(stocks, days), row_limit)
+        counter = PageCounter(market, row_limit)
+        for window in plan.windows:
+            counter.query(api, **window_params(plan.shape, stocks, window))
+        calls[api] = {
+            "shape": plan.shape,
+            "ours": counter.calls,
+            "floor": math.ceil(counter.rows / row_limit),
+            "zquant_bulk_per_day": len(days),
+            "zquant_per_stock": per_stock,
+        }
+    return calls
+
+
+def projected_calls(listed: int, n_days: int) -> dict[str, dict]:
+    """``counted_calls`` for a range longer than the market's history: ``listed`` stocks
+    every day, each with a row every day (so ours is the planner's estimate, an upper
+    bound); zquant's per-stock mode gets only those stocks (no listing turnover: its best
+    case)."""
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=n) for n in range(n_days)]
+    calls: dict[str, dict] = {}
+    for api in TRADING_DAY_APIS:
+        row_limit = API_ROW_LIMITS[api]
+        plan = plan_calls(days, [listed] * n_days, row_limit)
+        calls[api] = {
+            "shape": plan.shape,
+            "ours": plan.calls,
+            "floor": math.ceil(listed * n_days / row_limit),
+            "zquant_bulk_per_day": n_days,
+            "zquant_per_stock": listed,
+        }
+    return calls
+
+
+CURVE_SERIES = ("ours", "floor", "zquant_bulk_per_day", "zquant_per_stock")
+
+
+def calls_curve(market, as_of: str, sizes=CURVE_DAYS) -> list[dict]:
+    """Per size: calls of each series summed over the trading-day APIs, and the minutes
+    they take at CURVE_CALLS_PER_MINUTE (computed, not slept: the steady rate, the APIs one
+    after another, waits only; a fresh budget lets a first burst through sooner, a budget
+    shared with other syncs makes it slower). A size within the market's
+    history is counted (``counted_calls``); a longer one is projected
+    (``projected_calls``) with the stocks listed on the last day."""
+    stocks = stock_spans(market)
+    history = last_open_days(market, market.horizon, as_of)  # every day with bars
+    curve = []
+    for n_days in sizes:
+        if n_days <= len(history):
+            method, per_api = "counted", counted_calls(market, stocks, history[-n_days:])
+        else:
+            listed = listed_counts(stocks, history[-1:])[0]
+            method, per_api = "projected", projected_calls(listed, n_days)
+        point = {"days": n_days, "method": method, "per_api": per_api}
+        for series in CURVE_SERIES:
+            point[series] = sum(api[series] for api in per_api.values())
+            point[f"{series}_minutes"] = point[series] / CURVE_CALLS_PER_MINUTE
+        curve.append(point)
+    return curve
+
+
+def call_figures(curve: list[dict]) -> list[dict]:
+    """The two call figures of issue 15 in the results contract's form (a count: one
+    repeat, no spread)."""
+    at = {point["days"]: point for point in curve}
+    floor, zquant = at[FLOOR_FIGURE_DAYS], at[ZQUANT_FIGURE_DAYS]
+    how = "calls counted per planned query against the sample market, no HTTP"
+    figures = [
+        {
+            "id": f"sync.calls_vs_floor_{FLOOR_FIGURE_DAYS}d",
+            "ours": floor["ours"],
+            "baseline": floor["floor"],
+            "ratio": floor["ours"] / floor["floor"],
+            "target": f"<= {FLOOR_TARGET:g}",
+            "met": floor["ours"] / floor["floor"] <= FLOOR_TARGET,
+            "projected": floor["method"] == "projected",
+            "note": f"ours / page floor, 3 trading-day APIs; {how}",
+        },
+        {
+            "id": f"sync.calls_vs_zquant_per_stock_{ZQUANT_FIGURE_DAYS}d",
+            "ours": zquant["ours"],
+            "baseline": zquant["zquant_per_stock"],
+            "ratio": zquant["zquant_per_stock"] / zquant["ours"],
+            "target": f">= {ZQUANT_PER_STOCK_TARGET:g}",
+            "met": zquant["zquant_per_stock"] / zquant["ours"] >= ZQUANT_PER_STOCK_TARGET,
+            "projected": zquant["method"] == "projected",
+            "note": f"zquant per-stock calls / ours, 3 trading-day APIs; {how}",
+        },
+    ]
+    for figure in figures:
+        # A projection never counts as met (issue 15).
+        figure["met"] = figure["met"] and not figure["projected"]
+        figure.update(repeats=1, iqr=0.0, peak_rss_mib=None)
+    return figures
 
 
 # -- parent side: the market, the server, the database, the cases -----------------------
@@ -422,6 +573,8 @@ def run(
         "cases": cases,
         "projection": projection(cases, len(ts_codes), calls_per_window, window_seconds),
     }
+    result["calls_curve"] = calls_curve(market, as_of)
+    result["call_figures"] = call_figures(result["calls_curve"])
     print_table(result)
     return result
 
@@ -469,6 +622,24 @@ def print_table(result: dict) -> None:
         f" predicted {projected['check_predicted_seconds']:.1f} s,"
         f" measured {projected['check_measured_seconds']:.1f} s)"
     )
+    print_curve(result["calls_curve"])
+
+
+def print_curve(curve: list[dict]) -> None:
+    print(
+        "  calls of the 3 trading-day APIs by range (minutes at"
+        f" {CURVE_CALLS_PER_MINUTE} calls/min per API, computed)"
+    )
+    labels = ("ours", "page floor", "zq bulk/day", "zq per stock")
+    print("  {:>6}  {:<10}{:>15}{:>15}{:>15}{:>15}".format("days", "", *labels))
+    for point in curve:
+        cells = "".join(f"{point[s]:>8} {point[s + '_minutes']:>5.1f}m" for s in CURVE_SERIES)
+        print(f"  {point['days']:>6}  {point['method']:<10}{cells}")
+    for figure in call_figures(curve):
+        print(
+            f"  {figure['id']}: {figure['ours']} vs {figure['baseline']}, ratio"
+            f" {figure['ratio']:.3f} (target {figure['target']}, met: {figure['met']})"
+        )
 
 
 def main() -> None:

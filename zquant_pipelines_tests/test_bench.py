@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_scheduling
+from bench import bench_scheduling, bench_sync
 from bench.__main__ import DEFAULT_BENCHES, QUICK_SIZES, Figure, parse_only
 from zquant_pipelines.constants import ENV_CELERY_BROKER
+from zquant_pipelines.resources.tushare_client import TushareClient
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sample_market import sample_market
+from zquant_pipelines.sync import market as sync
 from zquant_pipelines.tasks.builders import schedule_name
 from zquant_pipelines.tasks.catalog import parse_catalog
 
@@ -68,11 +72,11 @@ def test_quick_run_writes_every_figure(pg_server_url, tmp_path):
             assert math.isclose(ratio, value / baseline) or math.isclose(ratio, baseline / value)
         assert (figure["met"] is None) == (figure["target"] is None), figure
 
-    # The sync figures count real calls: one daily call per trading day for us, one per
-    # stock for zquant's way.
+    # The sync figures count real calls: a few days of 30 stocks fit one code-list call
+    # for us, one call per stock for zquant's way.
     sync = report["details"]["sync"]
     calls = next(f for f in figures if f["name"].startswith("daily API calls"))
-    assert calls["value"] == QUICK_SIZES.sync_days
+    assert calls["value"] == 1
     assert calls["baseline"] == sync["stocks"]
     assert calls["met"] is True
     assert sync["cases"]["zquant_throttled"]["refused_calls"] == 0
@@ -174,3 +178,47 @@ def test_ratio_reads_as_times_better_and_decides_the_target():
     disagreeing = Figure("t", "time", 1.0, "s", baseline=100.0, target_ratio=50, problem="differ")
     assert disagreeing.met is False
     assert Figure("t", "info", 1.0, "s").met is None
+
+
+def test_sync_call_counter_counts_what_the_wire_server_sees(tushare_server_factory, tmp_path):
+    """The call curve counts calls without HTTP: its count for a range equals the requests
+    the real sync makes through the SDK to the wire server, pages included."""
+    as_of = bench_sync.DEFAULT_AS_OF
+    market = sample_market(as_of=as_of)
+    server = tushare_server_factory(market)
+    client = TushareClient(
+        token=server.token,
+        api_url=server.url,
+        rate_limit_dir=str(tmp_path / "ratelimit"),
+        calls_per_minute=100_000,
+    )
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    days = bench_sync.last_open_days(market, 45, as_of)
+    sync.sync_stock_basic(client, warehouse)
+    sync.sync_trade_cal(client, warehouse, days[0], days[-1])
+    server.reset_calls()
+
+    result = sync.sync_trading_days(client, warehouse, "daily", days)
+    counted = bench_sync.counted_calls(market, bench_sync.stock_spans(market), days)["daily"]
+
+    assert counted["shape"] == sync.CODE_LISTS
+    assert counted["ours"] == len(server.calls_to("daily")) >= 3  # pages of 6,000 rows
+    assert counted["floor"] == math.ceil(result.rows / 6000)
+    assert counted["zquant_bulk_per_day"] == len(days)
+    warehouse.dispose()
+
+
+def test_call_curve_stays_near_the_floor_and_projects_beyond_the_history():
+    market = sample_market(n_stocks=60, as_of=bench_sync.DEFAULT_AS_OF)
+    curve = bench_sync.calls_curve(market, bench_sync.DEFAULT_AS_OF, sizes=(1, 250, 1000, 5000))
+
+    assert [point["method"] for point in curve] == ["counted"] * 3 + ["projected"]
+    for point in curve:
+        assert point["floor"] <= point["ours"] <= point["zquant_bulk_per_day"]
+        assert point["ours_minutes"] == point["ours"] / bench_sync.CURVE_CALLS_PER_MINUTE
+    assert curve[0]["ours"] == 3  # one call per API for one day
+    floor, zquant = bench_sync.call_figures(curve)
+    assert floor["id"] == "sync.calls_vs_floor_250d"
+    assert floor["ratio"] == curve[1]["ours"] / curve[1]["floor"] <= 1.15 and floor["met"]
+    assert zquant["id"] == "sync.calls_vs_zquant_per_stock_1000d"
+    assert zquant["ratio"] == curve[2]["zquant_per_stock"] / curve[2]["ours"]

@@ -240,24 +240,16 @@ def sync_trading_days(
     result.closed_dates = [day for day in days if not is_open[day]]
     opened = [day for day in days if is_open[day]]
     stocks = listing_spans(warehouse)
-    listed = {day: int(listed_on(stocks, day).sum()) for day in opened}
+    listed = dict(zip(opened, listed_counts(stocks, opened), strict=True))
     plan = plan_calls(
         opened,
-        [listed[day] for day in opened],
+        list(listed.values()),
         row_limit or API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT),
         shape=shape,
     )
 
     def fetch(window: tuple[dt.date, ...]) -> pd.DataFrame:
-        if plan.shape == PER_DAY:
-            return source.query(api_name, trade_date=to_tushare_date(window[0]))
-        codes = stocks.loc[listed_during(stocks, window[0], window[-1]), "ts_code"]
-        return source.query(
-            api_name,
-            ts_code=",".join(sorted(codes)),
-            start_date=to_tushare_date(window[0]),
-            end_date=to_tushare_date(window[-1]),
-        )
+        return source.query(api_name, **window_params(plan.shape, stocks, window))
 
     for window, reply in fetched_ahead(fetch, plan.windows):
         result.api_calls += 1
@@ -265,6 +257,19 @@ def sync_trading_days(
             result.rows += store_day(warehouse, api_name, day, frame, listed[day])
             result.trade_dates.append(day)
     return result
+
+
+def window_params(shape: str, stocks: pd.DataFrame, window: Sequence[dt.date]) -> dict:
+    """The query params of one planned call: the day (PER_DAY), or the codes of ``stocks``
+    (``listing_spans``) listed during the window over its first..last day (CODE_LISTS)."""
+    if shape == PER_DAY:
+        return {"trade_date": to_tushare_date(window[0])}
+    codes = stocks.loc[listed_during(stocks, window[0], window[-1]), "ts_code"]
+    return {
+        "ts_code": ",".join(sorted(codes)),
+        "start_date": to_tushare_date(window[0]),
+        "end_date": to_tushare_date(window[-1]),
+    }
 
 
 def store_day(warehouse, api_name: str, day: dt.date, frame: pd.DataFrame, listed: int) -> int:
@@ -346,12 +351,22 @@ def sync_stocks_over_range(
 
 
 def listing_spans(warehouse) -> pd.DataFrame:
-    """Every stock's ts_code, list_date and delist_date (datetime64, NaT if none) from
-    stock_basic."""
-    stocks = warehouse.read_frame("SELECT ts_code, list_date, delist_date FROM stock_basic")
+    """Every stock's ts_code, list_date and delist_date from stock_basic (``spans_of``)."""
+    return spans_of(warehouse.read_frame("SELECT ts_code, list_date, delist_date FROM stock_basic"))
+
+
+def spans_of(stock_basic: pd.DataFrame) -> pd.DataFrame:
+    """ts_code, list_date and delist_date of a stock_basic frame in warehouse form, the
+    dates as datetime64 (NaT if none)."""
+    stocks = stock_basic.loc[:, ["ts_code", "list_date", "delist_date"]].copy()
     for column in ("list_date", "delist_date"):
         stocks[column] = pd.to_datetime(stocks[column])
     return stocks
+
+
+def listed_counts(stocks: pd.DataFrame, days: Sequence[dt.date]) -> list[int]:
+    """How many of ``stocks`` are listed on each of ``days``."""
+    return [int(listed_on(stocks, day).sum()) for day in days]
 
 
 def listed_on(stocks: pd.DataFrame, day: dt.date) -> pd.Series:
