@@ -38,6 +38,10 @@ setup(
         "psutil>=5.9,<8",
         # Alert delivery to Slack, DingTalk, WeCom, Feishu, e-mail, webhooks (ZQUANT_ALERT_URLS).
         "apprise>=1.9,<2",
+        # Round-trip edits of tasks.yaml (`zquant tasks add/update/remove`): comments kept.
+        "ruamel.yaml>=0.18,<0.19",
+        # zquant's MySQL/MariaDB database, read by `zquant tasks import-zquant`.
+        "PyMySQL>=1.1,<2",
     ],
     extras_require={
         "dev": [

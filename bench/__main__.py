@@ -1,6 +1,6 @@
 """``make bench``: the benchmarks of issue 7 in one run, one table, ``bench/results.json``.
 
-Runs each benchmark (sync, factors, history, scheduling; ``--only`` picks some, and adds
+Runs each benchmark (sync, factors, history, scheduling, cli; ``--only`` picks some, and adds
 ``scale_out``, one Celery worker vs two, which needs Redis and takes minutes), turns its
 result into figures (value, baseline, ratio, unit, target, met), prints them as one table
 and writes them with the machine, the versions, the date, the sizes and every benchmark's
@@ -11,7 +11,7 @@ A benchmark that fails is recorded with its error and the others still run; the 
 status is then 1. ``--quick`` runs tiny sizes (a smoke test of the whole harness, seconds
 not minutes); the defaults finish in under 10 minutes on 2 cores.
 
-Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling,scale_out] [--quick]
+Run: ``.venv/bin/python -m bench [--only sync,factors,history,scheduling,cli,scale_out] [--quick]
 [--results PATH]``
 (``--help`` lists the size options).
 """
@@ -30,7 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from bench import bench_factors, bench_history, bench_scale_out, bench_scheduling, bench_sync
+from bench import (
+    bench_cli,
+    bench_factors,
+    bench_history,
+    bench_scale_out,
+    bench_scheduling,
+    bench_sync,
+)
 
 RESULTS_PATH = Path(__file__).with_name("results.json")
 PACKAGES = ("dagster", "pandas", "numpy", "sqlalchemy", "psycopg2-binary", "tushare")
@@ -53,6 +60,7 @@ class Sizes:
     scheduling_members: int
     scheduling_workflow_repeats: int
     scale_out_stocks: int
+    cli_repeats: int
 
 
 DEFAULT_SIZES = Sizes(
@@ -68,6 +76,7 @@ DEFAULT_SIZES = Sizes(
     scheduling_members=bench_scheduling.DEFAULT_MEMBERS,
     scheduling_workflow_repeats=bench_scheduling.DEFAULT_WORKFLOW_REPEATS,
     scale_out_stocks=bench_scale_out.DEFAULT_STOCKS,
+    cli_repeats=bench_cli.DEFAULT_REPEATS,
 )
 # Small enough to smoke-test every code path in seconds; the zquant-way case still waits
 # for the throttle once (30 calls against 20 per window).
@@ -84,6 +93,7 @@ QUICK_SIZES = Sizes(
     scheduling_members=2,
     scheduling_workflow_repeats=1,
     scale_out_stocks=50,
+    cli_repeats=1,
 )
 
 
@@ -436,12 +446,34 @@ def scale_out_figures(result: dict) -> list[Figure]:
     ]
 
 
+def run_cli(sizes: Sizes) -> dict:
+    return bench_cli.run(repeats=sizes.cli_repeats)
+
+
+def cli_figures(result: dict) -> list[Figure]:
+    medians = result["median_seconds"]
+    return [
+        Figure(
+            "cli",
+            "help_vs_import_dagster",
+            medians["zquant_help"],
+            "s",
+            baseline=medians["import_dagster"],
+            baseline_name='python -c "import dagster"',
+            higher_is_better=False,
+            target_ratio=4,
+            note=f"`zquant --help` wall time, median of {result['repeats']} interleaved runs",
+        )
+    ]
+
+
 BENCHES: dict[str, tuple[Callable[[Sizes], dict], Callable[[dict], list[Figure]]]] = {
     "sync": (run_sync, sync_figures),
     "factors": (run_factors, factor_figures),
     "history": (run_history, history_figures),
     "scheduling": (run_scheduling, scheduling_figures),
     "scale_out": (run_scale_out, scale_out_figures),
+    "cli": (run_cli, cli_figures),
 }
 # What `make bench` runs: scale_out needs Redis and Celery workers and takes minutes.
 DEFAULT_BENCHES = [name for name in BENCHES if name != "scale_out"]

@@ -47,6 +47,29 @@ DEFAULT_TASKS_FILE = "tasks.yaml"
 DEFAULT_PARTITIONS_START = "2020-01-02"
 MARKET_TIMEZONE = "Asia/Shanghai"
 
+# The task types of tasks.yaml (zquant's): a run by hand, a scheduled run, members in order.
+TASK_TYPES = ("manual_task", "common_task", "workflow")
+# `zquant tasks list --sort`: zquant's sort keys of its task list and ours (type, next tick);
+# operations/status.py orders by them.
+TASK_SORT_KEYS = (
+    "id",
+    "name",
+    "task_type",
+    "enabled",
+    "paused",
+    "max_retries",
+    "created_time",
+    "type",
+    "next",
+)
+# `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
+# range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
+SYNC_DAILY_TASK = "repair_daily_bars"
+# A paused task's pool has this many slots: its runs wait in the queue.
+PAUSED_SLOTS = 0
+# Trading days `zquant demo` (`make run`) syncs unless told otherwise.
+DEMO_TRADING_DAYS = 20
+
 # Run tags every task run carries.
 TAG_TASK = "zquant/task"
 TAG_TASK_TYPE = "zquant/task_type"

@@ -27,7 +27,12 @@ from zquant_pipelines.assets.factors import factor_daily
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
-from zquant_pipelines.constants import ENV_DAGSTER_HOME, ENV_EXECUTOR, TABLE_KEYS
+from zquant_pipelines.constants import (
+    DEMO_TRADING_DAYS,
+    ENV_DAGSTER_HOME,
+    ENV_EXECUTOR,
+    TABLE_KEYS,
+)
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed
@@ -35,7 +40,6 @@ from zquant_pipelines.operations.local import QUIET_RUN_CONFIG, LocalOperations
 from zquant_pipelines.resources.definitions import warehouse_from_env
 from zquant_pipelines.sync.market import REFERENCE_EXCHANGE
 
-DEFAULT_TRADING_DAYS = 20
 # The demo's steps are seconds of work: a process per step costs more than the work itself
 # (110 s against 52 s for a first `zquant demo` on a busy two-core machine), so the code
 # server the demo starts runs them in the run's process, unless ZQUANT_EXECUTOR says else.
@@ -59,7 +63,7 @@ def calendar_covers(warehouse, today: dt.date) -> bool:
     return int(frame["n"].iloc[0]) > 0
 
 
-def run_demo(ops: LocalOperations, trading_days: int = DEFAULT_TRADING_DAYS) -> dict:
+def run_demo(ops: LocalOperations, trading_days: int = DEMO_TRADING_DAYS) -> dict:
     """Sync reference data and the last ``trading_days`` open days; return the summary."""
     today = market_today()
     run_ids = []
@@ -172,7 +176,7 @@ def print_summary(summary: dict, dagster_home: str) -> None:
         print(f"  {summary['backfill']}")
 
 
-def main(trading_days: int = DEFAULT_TRADING_DAYS) -> int:
+def main(trading_days: int = DEMO_TRADING_DAYS) -> int:
     """The demo; the exit code (1: a run failed, said on stderr)."""
     home = prepare_home()
     os.environ.setdefault(ENV_DAGSTER_HOME, str(home))

@@ -6,8 +6,6 @@ code-location reload; secrets shown by name only; and foreign pages refused (CSR
 
 import json
 import os
-import shlex
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +14,15 @@ import pytest
 import requests
 
 from zquant_pipelines import cli
-from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN
-from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.make_dev import serve_make_dev
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
     FOREIGN_ORIGIN,
-    START_TIMEOUT_SECONDS,
     TUSHARE_TOKEN,
     assert_secrets_shown_by_name,
     cross_origin_post_refused,
@@ -37,23 +33,9 @@ from zquant_pipelines_tests.support.webserver_probes import (
     websocket_handshake,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_SECONDS = 180
 
 pytestmark = pytest.mark.slow
-
-
-def make_dev_argv(port: int) -> list[str]:
-    """The command of the Makefile's `dev` target, with this venv's python, on ``port``."""
-    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
-    recipe = shlex.split(lines[lines.index("dev: home") + 1])
-    program = recipe[0].removeprefix("$(BIN)/")
-    argv = [sys.executable] if program == "python" else [sys.executable, "-m", program]
-    argv += recipe[1:]
-    # DESIGN's contract: the UI on loopback port 3000.
-    assert argv[argv.index("-h") + 1] == "127.0.0.1" and argv[argv.index("-p") + 1] == "3000"
-    argv[argv.index("-p") + 1] = str(port)
-    return argv
 
 
 @pytest.fixture(scope="module")
@@ -66,54 +48,8 @@ def make_dev_root(tmp_path_factory) -> Path:
 def dagster_dev(make_dev_root):
     # The market behind the gateway: the runs `make dev`'s daemon starts read it.
     with TushareWireServer(SampleMarketSource(), token=TUSHARE_TOKEN) as gateway:
-        yield from serve_make_dev(make_dev_root, gateway_url(gateway.url))
-
-
-def serve_make_dev(root: Path, tushare_api_url: str):
-    tasks_file = root / "tasks.yaml"
-    tasks_file.write_text(TEST_CATALOG)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(prepare_home(root / "dagster_home")),
-        "ZQUANT_TASKS_FILE": str(tasks_file),
-        "ZQUANT_DATA_DIR": str(root / "data"),
-        ENV_TUSHARE_TOKEN: TUSHARE_TOKEN,
-        ENV_TUSHARE_API_URL: tushare_api_url,
-    }
-    env.pop("ZQUANT_DAGSTER_URL", None)
-    port = free_port()
-    log = (root / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        make_dev_argv(port),
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: process.poll() is None and location_loaded(url) or process.poll() is not None,
-            START_TIMEOUT_SECONDS,
-            "make dev to serve the code location",
-        )
-        assert process.poll() is None, (root / "dagster_dev.log").read_text()[-3000:]
-        old = {k: os.environ.get(k) for k in ("ZQUANT_TASKS_FILE", "DAGSTER_HOME")}
-        os.environ.update({k: env[k] for k in old})
-        yield url
-    finally:
-        for key, value in locals().get("old", {}).items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        with serve_make_dev(make_dev_root, gateway_url(gateway.url), TEST_CATALOG) as url:
+            yield url
 
 
 def test_make_dev_starts_without_false_warnings_or_the_community_dialog(dagster_dev, make_dev_root):

@@ -1,6 +1,7 @@
 """docs/operations.md is true: its GraphQL documents are valid for the installed schema and,
-executed in the page's order against a real webserver on a temporary instance, answer
-with the types the page expects; its `zquant` and `dagster` command lines parse.
+executed as written, in the page's order, against the real `make dev` serving the shipped
+tasks.yaml on a temporary instance, answer with the types the page expects; its `zquant`
+and `dagster` command lines parse.
 
 A GraphQL example on the page is an HTML comment ``<!-- graphql-test {"expect": ...} -->``
 right before a ```graphql block, optionally followed by a ```json block of variables.
@@ -12,7 +13,6 @@ import json
 import re
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 import dagster as dg
@@ -24,11 +24,18 @@ from dagster_graphql.schema import create_schema
 from graphql import OperationDefinitionNode, parse, validate
 
 from zquant_pipelines.cli.parser import build_parser
+from zquant_pipelines.constants import REPO_ROOT
 from zquant_pipelines.history.store import CANCELED, FAILED, RUNNING, SUCCESS, statuses_in
-from zquant_pipelines.operations.base import op_configs, run_config
-from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
+from zquant_pipelines.operations.graphql import GraphQLOperations
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines_tests.support.make_dev import serve_make_dev
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.waiting import wait_until
+from zquant_pipelines_tests.support.webserver_probes import TUSHARE_TOKEN
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+DOC = REPO_ROOT / "docs" / "operations.md"
+# The page's examples name the tasks of the catalog a new user has: the shipped one.
+SHIPPED_CATALOG = REPO_ROOT / "tasks.yaml"
 EXAMPLE = re.compile(
     r"<!-- graphql-test (?P<marker>\{.*?\}) -->\n"
     r"```graphql\n(?P<document>.*?)```\n"
@@ -39,6 +46,7 @@ SHELL_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 STATE_PLACEHOLDER = re.compile(r"<(scheduleState|sensorState)\.id of (\w+)>")
 REQUEST_TIMEOUT_SECONDS = 60
+RUN_TIMEOUT_SECONDS = 180
 # Sections where the page says there is no such replacement.
 WITHOUT_GRAPHQL = {"The daily sync script"}
 
@@ -137,31 +145,29 @@ def test_the_stats_example_counts_the_status_groups_zquant_stats_counts():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """(environment, url, the values of the page's placeholders that do not change)."""
-    with operations_environment(tmp_path_factory.mktemp("operations_doc")) as env:
-        ops = env.local_operations()
+    """(make dev's URL, the values of the page's placeholders that do not change): `make dev`
+    serving the shipped tasks.yaml, as the page's reader has it, and the runs its examples
+    act on."""
+    root = tmp_path_factory.mktemp("operations_doc")
+    with (
+        TushareWireServer(SampleMarketSource(), token=TUSHARE_TOKEN) as market,
+        serve_make_dev(root, market.url, SHIPPED_CATALOG.read_text()) as url,
+        GraphQLOperations(url) as ops,
+    ):
         catalog = ops.catalog()
-        by_hand, queued = catalog.tasks["by_hand"], catalog.tasks["queued"]
-        # A success and a failure, so the history and stats examples have both to count.
-        *_, failed = (
-            ops.execute_run(by_hand, run_config(op_configs(catalog, by_hand, overrides))).run_id
-            for overrides in ({}, {"fail": True})
+        # The shipped repair task fails on an empty warehouse (no stock list synced): a run
+        # launched from the code location, for the run and re-execution examples.
+        failed = ops.trigger(catalog, "repair_daily_bars", {})
+        # A paused task's run stays queued while the daemon serves the queue: one to terminate.
+        ops.pause("hello_script")
+        waiting = ops.trigger(catalog, "hello_script", {})
+        wait_until(
+            lambda: ops.run_status(failed) == "FAILURE",
+            RUN_TIMEOUT_SECONDS,
+            f"the repair run {failed} to fail",
         )
-        # No daemon serves this instance: a submitted run stays queued, ready to terminate.
-        waiting, crashed = (
-            ops.submit_run(task, run_config(op_configs(catalog, task, {})))
-            for task in (queued, by_hand)
-        )
-        # Re-execution needs a run launched from the code location (runs executed in
-        # process have no origin): one that failed as run monitoring fails a dead run.
-        env.instance.report_run_failed(env.instance.get_run_by_id(crashed))
-        with serving(env.workspace) as url:
-            placeholders = {
-                "<run id>": failed,
-                "<failed run id>": crashed,
-                "<queued run id>": waiting,
-            }
-            yield env, url, placeholders
+        assert ops.run_status(waiting) == "QUEUED"
+        yield url, {"<run id>": failed, "<failed run id>": failed, "<queued run id>": waiting}
 
 
 def post(url: str, document: str, variables: dict) -> dict:
@@ -202,8 +208,8 @@ def filled(value, fixed: dict[str, str], state_id: Callable[[str, str], str]):
     return value
 
 
-def test_documents_answer_as_the_page_says_on_a_webserver(site):
-    env, url, fixed = site
+def test_documents_answer_as_the_page_says_on_make_dev_with_the_shipped_catalog(site):
+    url, fixed = site
     state_id = state_id_resolver(url)
     problems = []
     # In the page's order: the enable/disable examples toggle a trigger away and back.
@@ -218,17 +224,18 @@ def test_documents_answer_as_the_page_says_on_a_webserver(site):
             problems.append(f"{example['name']}: expected {example['expect']}, got {body}")
     assert problems == []
     # The mutations did what the page says: the queued run is canceled, the failed one
-    # re-executed, and a run of queued_job launched with the page's config.
-    terminated = env.instance.get_run_by_id(fixed["<queued run id>"])
-    assert terminated.status == dg.DagsterRunStatus.CANCELED
-    (reexecution,) = env.instance.get_runs(
-        dg.RunsFilter(tags={PARENT_RUN_ID_TAG: fixed["<failed run id>"]})
-    )
-    assert reexecution.job_name == "by_hand_job"
-    launched = env.instance.get_runs(dg.RunsFilter(job_name="queued_job"))
-    assert {"message": "from GraphQL"} in [
-        run.run_config["ops"]["queued"]["config"] for run in launched
-    ]
+    # re-executed, and a run of heartbeat_job launched with the page's config.
+    with dg.DagsterInstance.get() as instance:
+        terminated = instance.get_run_by_id(fixed["<queued run id>"])
+        assert terminated.status == dg.DagsterRunStatus.CANCELED
+        (reexecution,) = instance.get_runs(
+            dg.RunsFilter(tags={PARENT_RUN_ID_TAG: fixed["<failed run id>"]})
+        )
+        assert reexecution.job_name == "repair_daily_bars_job"
+        launched = instance.get_runs(dg.RunsFilter(job_name="heartbeat_job"))
+        assert {"message": "from GraphQL"} in [
+            run.run_config["ops"]["heartbeat"]["config"] for run in launched
+        ]
 
 
 # --- command lines -------------------------------------------------------------------------

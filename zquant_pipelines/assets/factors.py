@@ -10,6 +10,7 @@ import dagster as dg
 from zquant_pipelines.assets import checks
 from zquant_pipelines.assets.partitions import (
     MISSING_HISTORY_NOTE,
+    add_partition_figures,
     partition_dates,
     trading_day_partitions,
 )
@@ -32,9 +33,9 @@ from zquant_pipelines.sync.factors import compute_and_store_factors
 def factor_daily(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     result = compute_and_store_factors(warehouse, partition_dates(context))
     context.log.info(f"factor_daily: {result.rows} rows over {len(result.trade_dates)} open day(s)")
+    add_partition_figures(context, result)
     return dg.MaterializeResult(
-        metadata={"rows": result.rows, "open_days": len(result.trade_dates)},
-        check_results=checks.run_checks("factor_daily", warehouse, result.trade_dates),
+        check_results=checks.run_checks("factor_daily", warehouse, result.trade_dates)
     )
 
 

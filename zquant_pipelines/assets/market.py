@@ -11,6 +11,7 @@ import dagster as dg
 from zquant_pipelines.assets import checks
 from zquant_pipelines.assets.partitions import (
     MISSING_HISTORY_NOTE,
+    add_partition_figures,
     partition_date,
     partition_dates,
     partitions_start,
@@ -91,14 +92,9 @@ def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
             f"{api_name}: {result.rows} rows over {len(result.trade_dates)} open day(s),"
             f" {len(result.closed_dates)} closed day(s), {result.api_calls} API call(s)"
         )
+        add_partition_figures(context, result)
         return dg.MaterializeResult(
-            metadata={
-                "rows": result.rows,
-                "api_calls": result.api_calls,
-                "open_days": len(result.trade_dates),
-                "closed_days": [f"{d:%Y-%m-%d}" for d in result.closed_dates],
-            },
-            check_results=checks.run_checks(api_name, warehouse, result.trade_dates),
+            check_results=checks.run_checks(api_name, warehouse, result.trade_dates)
         )
 
     return trading_day_asset

@@ -15,6 +15,7 @@ from zquant_pipelines.constants import (
     ENV_PARTITIONS_START,
     MARKET_TIMEZONE,
 )
+from zquant_pipelines.sync.market import SyncResult
 
 PARTITION_DATE_FORMAT = "%Y-%m-%d"
 # The end of each partitioned asset's description: its page shows most partitions missing.
@@ -47,3 +48,10 @@ def partition_date(partition_key: str) -> dt.date:
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
     """The days a (possibly ranged, single-run backfill) materialization covers."""
     return [partition_date(key) for key in context.partition_keys]
+
+
+def add_partition_figures(context: dg.AssetExecutionContext, result: SyncResult) -> None:
+    """Give each partition of the run its own day's figures: a ranged run materializes every
+    partition in it, and metadata of the whole run would show its totals on each day."""
+    for key in context.partition_keys:
+        context.add_asset_metadata(result.day_figures(partition_date(key)), partition_key=key)

@@ -8,6 +8,7 @@ Bad input raises ``UsageProblem`` naming the option as typed and its value (exit
 import datetime as dt
 import json
 import re
+import sys
 
 from zquant_pipelines.cli.parser import SYNC_DAILY_OPTIONS
 from zquant_pipelines.dates import MARKET_ZONE
@@ -16,6 +17,11 @@ from zquant_pipelines.tasks.action_params import (
     ActionParamsError,
     normalize_ts_code,
     parse_action_params,
+)
+from zquant_pipelines.tasks.catalog_yaml import (
+    MAX_CATALOG_BYTES,
+    CatalogFileError,
+    read_catalog_text,
 )
 
 
@@ -87,3 +93,17 @@ def since_day(text: str | None) -> dt.datetime | None:
     except ValueError:
         raise UsageProblem(f"--since {text!r} is not a date YYYY-MM-DD") from None
     return dt.datetime.combine(day, dt.time(), MARKET_ZONE)
+
+
+def spec_text(file_argument: str) -> tuple[str, str]:
+    """--file's text and how messages name it: a file (read as tasks.yaml is: size cap,
+    UTF-8), or stdin for ``-``."""
+    if file_argument == "-":
+        text = sys.stdin.read(MAX_CATALOG_BYTES + 1)
+        if len(text) > MAX_CATALOG_BYTES:
+            raise UsageProblem(f"--file -: stdin holds over {MAX_CATALOG_BYTES:,} characters")
+        return text, "stdin"
+    try:
+        return read_catalog_text(file_argument, f"--file {file_argument}"), file_argument
+    except CatalogFileError as error:
+        raise UsageProblem(str(error)) from None

@@ -1,30 +1,29 @@
 """The `zquant` console script's entry point: ``main`` parses argv, runs the command on a
 back end from ``zquant_pipelines.operations`` and turns the outcome into an exit code (0 done,
 1 the operation failed, 2 bad input), with a one-line error on stderr.
+
+Loading Dagster, pandas and the back ends takes seconds, so this module, ``parser`` and
+``render`` import only the standard library and light modules (``constants``, ``dates``,
+``history.json_form``) at the top; ``main`` and each command import their heavy parts inside,
+after argv is parsed (`zquant --help` and usage errors print without them).
+test_cli_startup.py holds every command to that.
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from zquant_pipelines import demo
 from zquant_pipelines.cli import render
-from zquant_pipelines.cli.arguments import parse_config_json, since_day, sync_daily_params
 from zquant_pipelines.cli.parser import build_parser
 from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
 from zquant_pipelines.dates import market_today
-from zquant_pipelines.executors import celery_worker_app, worker_argv
-from zquant_pipelines.operations import (
-    OperationFailed,
-    Operations,
-    UsageProblem,
-    dagster_home_problem,
-    open_operations,
-)
-from zquant_pipelines.operations.base import find_task
-from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
-from zquant_pipelines.tasks.definitions import tasks_file
+
+if TYPE_CHECKING:
+    from zquant_pipelines.operations import Operations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -33,15 +32,27 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     """Run one command. ``operations`` replaces the back end chosen from --url and the
     environment (callers that hold one already, e.g. a loaded workspace)."""
     args = build_parser().parse_args(argv)
+    from zquant_pipelines.operations import (
+        OperationFailed,
+        UsageProblem,
+        dagster_home_problem,
+        open_operations,
+    )
+    from zquant_pipelines.tasks.catalog import CatalogError
+
     if args.command == "demo":
         # The demo creates a missing DAGSTER_HOME; it cannot use a file or a relative path.
         if problem := dagster_home_problem(os.environ.get(ENV_DAGSTER_HOME) or "/", False):
             print(f"zquant demo: {problem}", file=sys.stderr)
             return EXIT_USAGE
+        from zquant_pipelines import demo
+
         return demo.main(args.days)
     if args.command == "alerts":
         return alerts_test_command()
     if args.command == "worker":
+        from zquant_pipelines.executors import celery_worker_app, worker_argv
+
         try:
             argv = worker_argv(args.name, args.concurrency, args.loglevel)
         except ValueError as error:
@@ -53,6 +64,8 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
     try:
         if args.command == "tasks" and args.tasks_command == "validate":
             return validate_catalog(args)
+        if args.command == "tasks" and args.tasks_command in CATALOG_EDITS:
+            return edit_catalog(args, operations)
         if operations is not None:
             return COMMANDS[args.command](operations, args)
         with open_operations(args.url) as opened:
@@ -73,6 +86,9 @@ def main(argv: Sequence[str] | None = None, operations: Operations | None = None
 
 
 def validate_catalog(args) -> int:
+    from zquant_pipelines.tasks.catalog import CatalogError, load_catalog
+    from zquant_pipelines.tasks.definitions import tasks_file
+
     path = args.file or tasks_file()
     try:
         catalog = load_catalog(path)
@@ -89,7 +105,54 @@ def validate_catalog(args) -> int:
     return EXIT_OK
 
 
+def edit_catalog(args, operations: Operations | None) -> int:
+    """`zquant tasks add/update/remove/import-zquant`: the edit of tasks.yaml, then the
+    reload of the code location."""
+    # ruamel.yaml and the database drivers load only for edits: the other commands start faster.
+    from zquant_pipelines.tasks.definitions import tasks_file
+    from zquant_pipelines.tasks.editor import CatalogEditRefused
+    from zquant_pipelines.tasks.zquant_import import ZquantImportError
+
+    try:
+        result, notes = CATALOG_EDITS[args.tasks_command](tasks_file(), args)
+    except (CatalogEditRefused, ZquantImportError) as error:
+        if args.json:
+            render.emit({"file": str(tasks_file()), "changed": False, "problems": error.problems})
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.backup is None:  # a dry run: its command printed what it would write
+        return EXIT_OK
+    reloaded = reload_after_edit(args, operations)
+    if args.json:
+        render.emit(
+            {
+                "file": str(result.path),
+                "changed": True,
+                "tasks": list(result.names),
+                "backup": str(result.backup),
+                "reload": reloaded,
+            }
+        )
+    else:
+        render.print_edit(args.tasks_command, result, reloaded)
+    return EXIT_OK
+
+
+def reload_after_edit(args, operations: Operations | None) -> str:
+    """Reload the code location where it is served: on ``operations`` (a caller's), else as
+    ``reload_where_served`` finds it."""
+    from zquant_pipelines.operations import reload_where_served
+
+    if operations is not None:
+        return operations.reload()
+    return reload_where_served(args.url)
+
+
 def tasks_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations.status import sort_rows
+
     catalog = ops.catalog()
     now = dt.datetime.now(dt.UTC)
     if args.tasks_command == "show":
@@ -106,20 +169,19 @@ def tasks_command(ops: Operations, args) -> int:
         if (args.task_type is None or row.task_type == args.task_type)
         and (args.enabled is None or row.enabled == args.enabled)
     ]
-    order = {
-        "name": lambda row: row.name,
-        "type": lambda row: (row.task_type, row.name),
-        "next": lambda row: (row.next_tick is None, row.next_tick or now, row.name),
-    }
-    rows.sort(key=order[args.sort])
+    page = sort_rows(rows, args.sort, args.order)[args.skip : args.skip + args.limit]
     if args.json:
-        render.emit([row.to_dict() for row in rows])
+        render.emit({"tasks": [row.to_dict() for row in page], "total": len(rows)})
     else:
-        render.print_task_rows(rows)
+        render.print_task_rows(page)
+        if len(page) < len(rows):
+            print(f"(rows {args.skip + 1}-{args.skip + len(page)} of {len(rows)})")
     return EXIT_OK
 
 
 def trigger_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import parse_config_json
+
     catalog = ops.catalog()
     run_id = ops.trigger(catalog, args.name, parse_config_json(args.config))
     if args.json:
@@ -144,6 +206,8 @@ def trigger_state_command(ops: Operations, args) -> int:
 
 
 def pause_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations.base import find_task
+
     catalog = ops.catalog()
     find_task(catalog, args.name)
     was_paused = args.name in ops.paused_tasks()
@@ -180,6 +244,8 @@ def retry_command(ops: Operations, args) -> int:
 
 
 def history_command(ops: Operations, args) -> int:
+    from zquant_pipelines.operations import UsageProblem
+
     if args.run_id:
         detail = ops.run_detail(args.run_id)
         if args.json:
@@ -200,11 +266,15 @@ def history_command(ops: Operations, args) -> int:
 
 def require_known_task(ops: Operations, name: str, runs_found: int) -> None:
     """A task that left the catalog keeps its runs; a name with neither is a mistake."""
+    from zquant_pipelines.operations.base import find_task
+
     if not runs_found:
         find_task(ops.catalog(), name)
 
 
 def stats_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import since_day
+
     report = ops.stats(args.name, since_day(args.since))
     if args.name:
         require_known_task(ops, args.name, report.tasks[0].total_executions)
@@ -216,6 +286,8 @@ def stats_command(ops: Operations, args) -> int:
 
 
 def sync_daily_command(ops: Operations, args) -> int:
+    from zquant_pipelines.cli.arguments import sync_daily_params
+
     params = sync_daily_params(
         market_today(),
         codelist=args.codelist,
@@ -240,7 +312,6 @@ def sync_daily_command(ops: Operations, args) -> int:
 
 
 def alerts_test_command() -> int:
-    # Apprise and its plugins load only for this command: the other commands start faster.
     from zquant_pipelines.alerts.messages import test_alert
     from zquant_pipelines.alerts.notify import alert_urls, send, ui_url
 
@@ -264,6 +335,51 @@ def reload_command(ops: Operations, args) -> int:
         print(message)
     return EXIT_OK
 
+
+def add_command(path, args):
+    from zquant_pipelines.cli.arguments import spec_text
+    from zquant_pipelines.tasks import editor
+
+    spec = editor.parse_spec(*spec_text(args.spec_file))
+    return editor.add_task(path, spec), []
+
+
+def update_command(path, args):
+    from zquant_pipelines.cli.arguments import spec_text
+    from zquant_pipelines.tasks import editor
+
+    if args.spec_file is not None:
+        spec = editor.parse_spec(*spec_text(args.spec_file))
+        return editor.replace_task(path, args.name, spec), []
+    return editor.update_task(path, args.name, editor.parse_assignments(args.assignments)), []
+
+
+def remove_command(path, args):
+    from zquant_pipelines.tasks import editor
+
+    return editor.remove_task(path, args.name), []
+
+
+def import_zquant_command(path, args):
+    from zquant_pipelines.tasks import editor, zquant_import
+
+    imported = zquant_import.map_zquant_tasks(zquant_import.read_zquant_tasks(args.database_url))
+    if not imported.specs:
+        raise zquant_import.ZquantImportError(["zquant's task table holds no task"])
+    result = editor.add_tasks(path, imported.specs, dry_run=args.dry_run)
+    if args.dry_run and args.json:
+        render.emit({"tasks": imported.specs, "notes": imported.notes})
+    elif args.dry_run:
+        print(editor.entries_yaml(imported.specs), end="")
+    return result, imported.notes
+
+
+CATALOG_EDITS = {
+    "add": add_command,
+    "update": update_command,
+    "remove": remove_command,
+    "import-zquant": import_zquant_command,
+}
 
 COMMANDS = {
     "tasks": tasks_command,

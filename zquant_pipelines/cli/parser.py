@@ -1,16 +1,20 @@
 """The `zquant` command line: every command, option and flag spelling, as argparse parses it.
 
 ``build_parser`` is the whole grammar; ``SYNC_DAILY_OPTIONS`` names each sync-daily param's
-flag, so errors about a param can name the flag the user typed.
+flag, so errors about a param can name the flag the user typed. Imports the standard library
+and ``constants`` only: `zquant --help` and usage errors print without loading Dagster.
 """
 
 import argparse
 import os
 
-from zquant_pipelines import demo
-from zquant_pipelines.constants import ENV_DAGSTER_URL
-from zquant_pipelines.operations.base import SYNC_DAILY_TASK
-from zquant_pipelines.tasks.catalog import TASK_TYPES
+from zquant_pipelines.constants import (
+    DEMO_TRADING_DAYS,
+    ENV_DAGSTER_URL,
+    SYNC_DAILY_TASK,
+    TASK_SORT_KEYS,
+    TASK_TYPES,
+)
 
 # `zquant --help`: what the console script does, its two modes and its exit codes.
 DESCRIPTION = """\
@@ -21,7 +25,9 @@ Every command works on the instance in DAGSTER_HOME, or with ``--url http://HOST
 document for scripts. Exit codes: 0 done, 1 the operation failed (a failed or missing run,
 an unreachable server, a code location that does not load), 2 bad input.
 """
-SORT_KEYS = ("name", "type", "next")
+# zquant's paging: skip >= 0, limit 1..1000 (default 100).
+MAX_PAGE_LIMIT = 1000
+DEFAULT_PAGE_LIMIT = 100
 # The demo syncs recent days (about a year at most); older history is a backfill.
 DEMO_MAX_TRADING_DAYS = 250
 # Each sync_daily_data param `zquant sync-daily` takes, and its flag.
@@ -51,13 +57,61 @@ def build_parser() -> argparse.ArgumentParser:
     enabled = listing.add_mutually_exclusive_group()
     enabled.add_argument("--enabled", action="store_const", const=True, dest="enabled")
     enabled.add_argument("--disabled", action="store_const", const=False, dest="enabled")
-    listing.add_argument("--sort", choices=SORT_KEYS, default="name")
+    listing.add_argument(
+        "--sort", choices=TASK_SORT_KEYS, default="id", help="zquant's order_by (default id)"
+    )
+    listing.add_argument(
+        "--order", choices=("asc", "desc"), default="desc", help="zquant's order (default desc)"
+    )
+    listing.add_argument("--skip", type=whole_number(0, None), default=0, help="rows skipped")
+    listing.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_PAGE_LIMIT),
+        default=DEFAULT_PAGE_LIMIT,
+        help=f"rows shown, 1 to {MAX_PAGE_LIMIT} (default {DEFAULT_PAGE_LIMIT})",
+    )
     show = task_commands.add_parser("show", parents=[common], help="one task in detail")
     show.add_argument("name")
     validate = task_commands.add_parser(
         "validate", parents=[common], help="check a tasks.yaml (default: ZQUANT_TASKS_FILE)"
     )
     validate.add_argument("file", nargs="?")
+    spec_help = "one task (or workflow) as tasks.yaml writes it, YAML or JSON; - reads stdin"
+    add = task_commands.add_parser(
+        "add", parents=[common], help="add a task to tasks.yaml (validated, then reloaded)"
+    )
+    add.add_argument("--file", required=True, dest="spec_file", help=spec_help)
+    update = task_commands.add_parser(
+        "update", parents=[common], help="change a task in tasks.yaml (validated, reloaded)"
+    )
+    update.add_argument("name")
+    change = update.add_mutually_exclusive_group(required=True)
+    change.add_argument(
+        "--file", dest="spec_file", help=f"{spec_help}; fields left out return to defaults"
+    )
+    change.add_argument(
+        "--set",
+        action="append",
+        dest="assignments",
+        metavar="FIELD=VALUE",
+        help="set one field (YAML value; config.KEY reaches into config; empty removes it),"
+        " repeatable",
+    )
+    remove = task_commands.add_parser(
+        "remove", parents=[common], help="remove a task from tasks.yaml (not a workflow member)"
+    )
+    remove.add_argument("name")
+    importing = task_commands.add_parser(
+        "import-zquant",
+        parents=[common],
+        help="add zquant's scheduled tasks (its MySQL or SQLite database) to tasks.yaml",
+    )
+    importing.add_argument(
+        "database_url", help="SQLAlchemy URL, e.g. mysql+pymysql://user:pw@host/zquant"
+    )
+    importing.add_argument(
+        "--dry-run", action="store_true", help="print the tasks.yaml entries, write nothing"
+    )
 
     trigger = commands.add_parser("trigger", parents=[common], help="queue a run of a task")
     trigger.add_argument("name")
@@ -129,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "--days",
         type=demo_days,
-        default=demo.DEFAULT_TRADING_DAYS,
-        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {demo.DEFAULT_TRADING_DAYS})",
+        default=DEMO_TRADING_DAYS,
+        help=f"trading days, 1 to {DEMO_MAX_TRADING_DAYS} (default {DEMO_TRADING_DAYS})",
     )
 
     alerts = commands.add_parser(
@@ -168,6 +222,22 @@ def demo_days(text: str) -> int:
             f"{text!r} is not a number of trading days from 1 to {DEMO_MAX_TRADING_DAYS}"
         )
     return days
+
+
+def whole_number(minimum: int, maximum: int | None):
+    """An argparse type: a whole number in [minimum, maximum] (a usage error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or number < minimum or (maximum is not None and number > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {bound}")
+        return number
+
+    return parse
 
 
 def add_common_options(parser: argparse.ArgumentParser, default_url, default_json) -> None:

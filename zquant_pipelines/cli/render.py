@@ -8,11 +8,9 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
-from zquant_pipelines.constants import MARKET_TIMEZONE
+from zquant_pipelines.constants import MARKET_TIMEZONE, PAUSED_SLOTS, SYNC_DAILY_TASK
 from zquant_pipelines.dates import MARKET_ZONE
-from zquant_pipelines.history.store import json_ready
-from zquant_pipelines.operations.base import SYNC_DAILY_TASK
-from zquant_pipelines.tasks.control import PAUSED_SLOTS
+from zquant_pipelines.history.json_form import json_ready
 
 
 def emit(document) -> None:
@@ -154,6 +152,12 @@ def print_validation(path, task_count: int, url: str | None) -> None:
             f"(zquant tasks validate validates the local file {path}; the server's catalog"
             f" is checked with `zquant --url {url} reload`)"
         )
+
+
+def print_edit(command: str, result, reloaded: str) -> None:
+    verb = {"add": "added", "update": "updated", "remove": "removed"}.get(command, "imported")
+    print(f"{verb} {', '.join(result.names)} in {result.path} (the old file: {result.backup})")
+    print(reloaded)
 
 
 def print_task_rows(rows) -> None:

@@ -1,20 +1,21 @@
 """What history and stats share about the Dagster run store.
 
 Owns: reaching the SQL run storage behind an instance, zquant's grouping of Dagster run
-statuses (success / failed / running / canceled), parsing status filters, and the JSON form
-of the history records. The run store is the only execution history; nothing here writes.
+statuses (success / failed / running / canceled), parsing status filters, and
+``JsonRecord`` (the records' ``to_dict``, in ``json_form``'s JSON form). The run store is
+the only execution history; nothing here writes.
 """
 
-import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import Enum
 
 import dagster as dg
 
 # Private module, but it is the base class of both SqliteRunStorage and PostgresRunStorage
 # and the only place their `connect()` is declared.
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
+
+from zquant_pipelines.history.json_form import json_ready
 
 SUCCESS = "success"
 FAILED = "failed"
@@ -99,24 +100,6 @@ def naive_utc(moment: datetime, field: str) -> datetime:
             " (e.g. with tzinfo=ZoneInfo('Asia/Shanghai'))"
         )
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def json_ready(value):
-    """Dataclasses, datetimes and enums in JSON form: ISO 8601 UTC times, enum values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: json_ready(getattr(value, field.name))
-            for field in dataclasses.fields(value)
-        }
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    return value
 
 
 class JsonRecord:

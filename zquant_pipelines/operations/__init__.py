@@ -7,11 +7,18 @@ import os
 import dagster as dg
 import yaml
 
-from zquant_pipelines.constants import ENV_DAGSTER_HOME, ENV_DAGSTER_URL
+from zquant_pipelines.constants import (
+    DEFAULT_UI_URL,
+    ENV_DAGSTER_HOME,
+    ENV_DAGSTER_URL,
+    ENV_UI_URL,
+)
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed, Operations, UsageProblem
 from zquant_pipelines.operations.graphql import GraphQLOperations
+from zquant_pipelines.operations.graphql_client import webserver_answers
 from zquant_pipelines.operations.local import LocalOperations
+from zquant_pipelines.redaction import redact_credentials
 
 __all__ = [
     "OperationFailed",
@@ -19,6 +26,7 @@ __all__ = [
     "UsageProblem",
     "dagster_home_problem",
     "open_operations",
+    "reload_where_served",
 ]
 
 
@@ -42,6 +50,26 @@ def open_operations(url: str | None = None) -> Operations:
             f"DAGSTER_HOME {home!r}: its dagster.yaml cannot be used: {first_line}"
         ) from None
     return LocalOperations(instance)
+
+
+def reload_where_served(url: str | None = None) -> str:
+    """After tasks.yaml changed: reload the code location on the webserver at ``url`` (or
+    ZQUANT_DAGSTER_URL), else on the one at ZQUANT_UI_URL (default 127.0.0.1:3000) when one
+    answers there, so the UI shows the change at once; what happened, in one line. A failed
+    reload is an OperationFailed saying the file was written."""
+    url = url or os.environ.get(ENV_DAGSTER_URL)
+    if url is None:
+        url = os.environ.get(ENV_UI_URL) or DEFAULT_UI_URL
+        if not webserver_answers(url):
+            return (
+                f"no webserver answered at {redact_credentials(url)}: a webserver reads the new"
+                " catalog when it starts or reloads (`zquant --url URL reload`)"
+            )
+    try:
+        with GraphQLOperations(url) as served:
+            return served.reload()
+    except (OperationFailed, UsageProblem) as error:
+        raise OperationFailed(f"tasks.yaml was written, but the reload failed: {error}") from None
 
 
 def dagster_home_problem(home: str, must_exist: bool) -> str | None:

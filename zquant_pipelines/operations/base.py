@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from zquant_pipelines.constants import REPO_ROOT
+from zquant_pipelines.constants import REPO_ROOT, SYNC_DAILY_TASK
 from zquant_pipelines.history.runs import HistoryPage, RunDetail
 from zquant_pipelines.history.stats import StatsReport
 from zquant_pipelines.history.store import JsonRecord
@@ -42,9 +42,6 @@ REPOSITORY_NAME = "__repository__"
 RECENT_RUNS = 5
 # How long a command that waits for its run (`zquant sync-daily`) follows it at most.
 DEFAULT_RUN_TIMEOUT_SECONDS = 3600.0
-# `zquant sync-daily` runs this task's job (action sync_daily_data) with its own codes and
-# range: zquant's sync_daily_data.py, as a Dagster run that shows in the task's history.
-SYNC_DAILY_TASK = "repair_daily_bars"
 SYNC_DAILY_ACTION = "sync_daily_data"
 # Dagster's run statuses, as both back ends read them: a run in one of these has ended (it
 # cannot be terminated); retry from failure re-runs the steps of a run that ended in one of
@@ -245,14 +242,17 @@ class Operations(abc.ABC):
         paused = self.paused_tasks()
         runs = self.run_states([task.name for task in tasks])
         return [
-            task_row(task, triggers.get(task.name), task.name in paused, runs[task.name], now)
-            for task in tasks
+            task_row(
+                number, task, triggers.get(task.name), task.name in paused, runs[task.name], now
+            )
+            for number, task in enumerate(tasks, start=1)
         ]
 
     def task_detail(self, catalog: Catalog, name: str, now: dt.datetime) -> TaskDetail:
         task = find_task(catalog, name)
         runs = self.run_states([name])[name]
         row = task_row(
+            list(catalog.tasks).index(name) + 1,
             task,
             self.trigger_states([task]).get(name),
             name in self.paused_tasks(),

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 # Private module, but it is where Dagster names the tags it writes on retried runs.
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG, ROOT_RUN_ID_TAG
 
-from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.constants import PAUSED_SLOTS, TAG_TASK
 from zquant_pipelines.history.measures import (
     duration_seconds,
     mean_duration,
@@ -81,7 +81,6 @@ from zquant_pipelines.operations.graphql_documents import (
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
 from zquant_pipelines.tasks.builders import IN_FLIGHT_STATUSES, job_name, pool_name, task_tags
 from zquant_pipelines.tasks.catalog import TaskSpec
-from zquant_pipelines.tasks.control import PAUSED_SLOTS
 
 DURATION_PAGE_SIZE = 1000
 EVENT_PAGE_SIZE = 1000

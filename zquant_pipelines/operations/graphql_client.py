@@ -16,6 +16,8 @@ from zquant_pipelines.operations.base import OperationFailed, UsageProblem
 from zquant_pipelines.redaction import redact_credentials
 
 REQUEST_TIMEOUT_SECONDS = 60
+# How long a probe waits for a webserver that may not be there (`webserver_answers`).
+PROBE_TIMEOUT_SECONDS = 5
 # What a `--read-only` webserver answers a mutation with: the result type of union-typed
 # mutations, and inside the GraphQL error of Boolean-typed ones (setConcurrencyLimit:
 # "Boolean cannot represent a non boolean value: <GrapheneUnauthorizedError instance>").
@@ -37,6 +39,17 @@ def graphql_endpoint(url: str) -> str:
         )
     base = url.strip().rstrip("/")
     return base if base.endswith("/graphql") else f"{base}/graphql"
+
+
+def webserver_answers(url: str) -> bool:
+    """Whether a GraphQL server answers at ``url`` (the probe before an optional reload)."""
+    try:
+        reply = requests.post(
+            graphql_endpoint(url), json={"query": "{ __typename }"}, timeout=PROBE_TIMEOUT_SECONDS
+        )
+        return reply.ok and "data" in reply.json()
+    except (UsageProblem, requests.RequestException, ValueError):
+        return False
 
 
 class GraphQLClient:

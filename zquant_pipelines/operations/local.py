@@ -428,6 +428,9 @@ class LocalOperations(Operations):
         control.resume_task(self.instance, task_name)
 
     def reload(self) -> str:
+        if self._workspace is not None:
+            # A workspace kept open (a long-lived caller's) serves what it loaded: reload it.
+            self._workspace.reload_code_location(self.location)
         _, _, repository = self._repository()
         return (
             f"code location {self.location} loads from {self.workspace_file}:"

@@ -64,13 +64,13 @@ def compute_and_store_factors(
     for day in targets:
         frame = by_day.get(day, factors.iloc[0:0])
         if ts_codes:
-            result.rows += warehouse.upsert("factor_daily", frame)
+            rows = warehouse.upsert("factor_daily", frame)
         elif frame.empty:
             raise ValueError(
                 f"factor_daily for {day:%Y-%m-%d}: no stock has market data that open day;"
                 " sync its daily, adj_factor and daily_basic first (stored factors kept)"
             )
         else:
-            result.rows += warehouse.replace_partition("factor_daily", frame, day)
-        result.trade_dates.append(day)
+            rows = warehouse.replace_partition("factor_daily", frame, day)
+        result.add_day(day, rows, api_calls=0)
     return result

@@ -44,15 +44,40 @@ class DayNotPublishedError(RuntimeError):
     has not (fully) published the day yet. Nothing of that day was written."""
 
 
+@dataclass(frozen=True)
+class DayWritten:
+    """What a sync wrote for one open day (a ranged run's partition shows these)."""
+
+    rows: int
+    api_calls: int
+
+
 @dataclass
 class SyncResult:
-    """What one sync wrote: rows per table, logical API calls, the trading days touched."""
+    """What one sync wrote: rows per table, logical API calls, the trading days touched,
+    and, for syncs by day, each day's own figures (``by_day``)."""
 
     table: str
     rows: int = 0
     api_calls: int = 0
     trade_dates: list[dt.date] = field(default_factory=list)
     closed_dates: list[dt.date] = field(default_factory=list)
+    by_day: dict[dt.date, DayWritten] = field(default_factory=dict)
+
+    def add_day(self, day: dt.date, rows: int, api_calls: int) -> None:
+        """One open day written: its own figures, and the totals."""
+        self.by_day[day] = DayWritten(rows, api_calls)
+        self.rows += rows
+        self.api_calls += api_calls
+        self.trade_dates.append(day)
+
+    def day_figures(self, day: dt.date) -> dict:
+        """What the page of ``day``'s partition shows: that day's rows and API calls (not
+        the totals of a ranged run), and whether the market was open."""
+        if day in self.closed_dates:
+            return {"rows": 0, "api_calls": 0, "market": "closed"}
+        written = self.by_day.get(day, DayWritten(rows=0, api_calls=0))
+        return {"rows": written.rows, "api_calls": written.api_calls, "market": "open"}
 
     def merge(self, other: "SyncResult") -> "SyncResult":
         return SyncResult(
@@ -61,6 +86,7 @@ class SyncResult:
             api_calls=self.api_calls + other.api_calls,
             trade_dates=self.trade_dates + other.trade_dates,
             closed_dates=self.closed_dates + other.closed_dates,
+            by_day=self.by_day | other.by_day,
         )
 
 
@@ -252,10 +278,11 @@ def sync_trading_days(
         return source.query(api_name, **window_params(plan.shape, stocks, window))
 
     for window, reply in fetched_ahead(fetch, plan.windows):
-        result.api_calls += 1
+        # One call serves the window's days: a day's figures count it on the first day.
+        calls = 1
         for day, frame in split_by_day(api_name, to_warehouse_frame(api_name, reply), window):
-            result.rows += store_day(warehouse, api_name, day, frame, listed[day])
-            result.trade_dates.append(day)
+            result.add_day(day, store_day(warehouse, api_name, day, frame, listed[day]), calls)
+            calls = 0
     return result
 
 

@@ -63,14 +63,19 @@ def report(context: dg.OpExecutionContext, result: sync.SyncResult, *, repair_co
         if day < first_partition or day.weekday() >= 5:
             continue
         key = f"{day:{PARTITION_DATE_FORMAT}}"
+        figures = result.day_figures(day)
         if repair_codes:
             context.log_event(
                 dg.AssetObservation(
-                    asset_key=result.table, partition=key, metadata={"ts_codes": list(repair_codes)}
+                    asset_key=result.table,
+                    partition=key,
+                    metadata={**figures, "ts_codes": list(repair_codes)},
                 )
             )
         else:
-            context.log_event(dg.AssetMaterialization(asset_key=result.table, partition=key))
+            context.log_event(
+                dg.AssetMaterialization(asset_key=result.table, partition=key, metadata=figures)
+            )
     summary = {
         f"{result.table}_rows": result.rows,
         f"{result.table}_api_calls": result.api_calls,

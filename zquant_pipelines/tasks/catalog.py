@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE
+from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE, TASK_TYPES
 from zquant_pipelines.tasks.action_params import (
     ActionParams,
     ActionParamsError,
@@ -56,10 +56,13 @@ from zquant_pipelines.tasks.catalog_workflows import (
     celery_workflow_problems,
     parse_workflow,
 )
-from zquant_pipelines.tasks.catalog_yaml import CatalogFileError, read_catalog_yaml
+from zquant_pipelines.tasks.catalog_yaml import (
+    CatalogFileError,
+    parse_catalog_yaml,
+    read_catalog_text,
+)
 from zquant_pipelines.tasks.cron import cron_problems
 
-TASK_TYPES = ("manual_task", "common_task", "workflow")
 RETRY_BACKOFFS = ("fixed", "exponential")
 TASK_FIELDS = (
     "name",
@@ -149,7 +152,16 @@ def load_catalog(path: str | Path) -> Catalog:
     """Read and validate a tasks.yaml file."""
     source = str(path)
     try:
-        data = read_catalog_yaml(path, source)
+        text = read_catalog_text(path, source)
+    except CatalogFileError as error:
+        raise CatalogError([str(error)], source) from None
+    return catalog_from_text(text, source)
+
+
+def catalog_from_text(text: str, source: str = "tasks.yaml") -> Catalog:
+    """Validate a catalog file's text, as ``load_catalog`` validates the file's."""
+    try:
+        data = parse_catalog_yaml(text)
     except CatalogFileError as error:
         raise CatalogError([str(error)], source) from None
     return parse_catalog(data, source)

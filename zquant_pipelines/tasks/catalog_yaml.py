@@ -27,16 +27,15 @@ class CatalogFileError(Exception):
     """A catalog file that cannot be read as YAML; the message is the one problem."""
 
 
-def read_catalog_yaml(path: str | Path, source: str) -> object:
-    """The file's YAML data, unvalidated."""
-    text = _read_catalog_text(path, source)
+def parse_catalog_yaml(text: str) -> object:
+    """``text`` read as a catalog file is read: YAML data, unvalidated."""
     try:
         return yaml.load(text, Loader=_CatalogLoader)
     except yaml.YAMLError as error:
         raise CatalogFileError(_yaml_problem(error)) from None
 
 
-def _read_catalog_text(path: str | Path, source: str) -> str:
+def read_catalog_text(path: str | Path, source: str) -> str:
     """The file's text; a file over ``MAX_CATALOG_BYTES`` is refused before it is read."""
     try:
         with open(path, "rb") as file:

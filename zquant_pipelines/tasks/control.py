@@ -9,9 +9,8 @@ manual, until resume removes the limit and the held runs start. dagster.yaml set
 
 import dagster as dg
 
+from zquant_pipelines.constants import PAUSED_SLOTS
 from zquant_pipelines.tasks.builders import pool_name
-
-PAUSED_SLOTS = 0
 
 
 def pause_task(instance: dg.DagsterInstance, task_name: str) -> None:

@@ -71,6 +71,11 @@ def zquant_json(world: World, capsys, *argv: str):
     return json.loads(out)
 
 
+def listed(world: World, capsys, *argv: str) -> list[dict]:
+    """`zquant tasks list --json`'s rows (zquant's {tasks, total})."""
+    return zquant_json(world, capsys, "tasks", "list", *argv)["tasks"]
+
+
 def stored_status(world: World, instigator_name: str) -> InstigatorStatus | None:
     states = [
         state
@@ -84,19 +89,23 @@ def stored_status(world: World, instigator_name: str) -> InstigatorStatus | None
 
 
 def test_tasks_list_shows_every_task_with_its_status(world, capsys):
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
-    assert tuple(rows) == tuple(sorted(TASK_NAMES))
+    rows = {row["name"]: row for row in listed(world, capsys)}
+    assert tuple(rows) == tuple(reversed(TASK_NAMES))  # zquant's default order: id desc
     assert rows["by_hand"]["status"] == "failed"  # its latest run failed
     assert rows["by_hand"]["latest_run_id"] == world.by_hand_runs[-1]
     assert rows["repair_daily_bars"]["trigger"] == "manual"
     ticker = rows["ticker"]
     assert (ticker["enabled"], ticker["status"], ticker["next_tick"]) == (False, "disabled", None)
     assert ticker["trigger"] == "every 60 s"
-    assert rows["chain"]["status"] in ("pending", "running")  # never run, or queued elsewhere
+    # zquant's rules: a task no trigger starts that never ran is disabled; a running
+    # schedule waits for its next fire (pending).
+    assert rows["chain"]["status"] in ("disabled", "running")  # never run, or queued elsewhere
+    if rows["nightly"]["enabled"] and rows["nightly"]["latest_run_status"] is None:
+        assert rows["nightly"]["status"] == "pending"
 
 
 def test_tasks_list_next_tick_of_a_cron_task(world, capsys):
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
+    rows = {row["name"]: row for row in listed(world, capsys)}
     nightly = rows["nightly"]
     assert nightly["trigger"] == "0 18 * * 1-5 (Asia/Shanghai)"
     if not nightly["enabled"]:
@@ -108,14 +117,45 @@ def test_tasks_list_next_tick_of_a_cron_task(world, capsys):
 
 
 def test_tasks_list_filters_and_sorts(world, capsys):
-    manual = zquant_json(world, capsys, "tasks", "list", "--type", "manual_task")
+    manual = listed(world, capsys, "--type", "manual_task")
     assert {row["name"] for row in manual} == {"by_hand", "held", "repair_daily_bars"}
-    disabled = zquant_json(world, capsys, "tasks", "list", "--disabled")
+    disabled = listed(world, capsys, "--disabled")
     assert disabled and all(not row["enabled"] for row in disabled)
-    by_next = zquant_json(world, capsys, "tasks", "list", "--sort", "next")
+    by_next = listed(world, capsys, "--sort", "next", "--order", "asc")
     ticks = [row["next_tick"] for row in by_next]
     known = [tick for tick in ticks if tick is not None]
     assert ticks[: len(known)] == sorted(known)  # timed rows first, earliest first
+
+
+def test_tasks_list_pages_as_zquant(world, capsys):
+    page = zquant_json(
+        world,
+        capsys,
+        "tasks",
+        "list",
+        "--sort",
+        "name",
+        "--order",
+        "asc",
+        "--skip",
+        "2",
+        "--limit",
+        "3",
+    )
+    assert [row["name"] for row in page["tasks"]] == sorted(TASK_NAMES)[2:5]
+    assert page["total"] == len(TASK_NAMES)
+    by_retries = listed(world, capsys, "--sort", "max_retries")
+    assert [row["max_retries"] for row in by_retries] == sorted(
+        (row["max_retries"] for row in by_retries), reverse=True
+    )
+    assert [row["id"] for row in listed(world, capsys, "--order", "asc")] == list(
+        range(1, len(TASK_NAMES) + 1)
+    )
+    for argv in (("--limit", "0"), ("--limit", "1001"), ("--skip", "-1")):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error
+            zquant(world, capsys, "tasks", "list", *argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and f"argument {argv[0]}: {argv[1]!r}" in err, err
 
 
 def test_tasks_list_human_table(world, capsys):
@@ -249,13 +289,13 @@ def test_disable_and_enable_a_schedule(world, capsys):
     result = zquant_json(world, capsys, "disable", "nightly")
     assert result == {"task": "nightly", "trigger": "nightly_schedule", "running": False}
     assert stored_status(world, "nightly_schedule") == InstigatorStatus.STOPPED
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
+    rows = {row["name"]: row for row in listed(world, capsys)}
     assert (rows["nightly"]["status"], rows["nightly"]["next_tick"]) == ("disabled", None)
 
     assert zquant_json(world, capsys, "disable", "nightly")["running"] is False  # idempotent
     assert zquant_json(world, capsys, "enable", "nightly")["running"] is True
     assert stored_status(world, "nightly_schedule") == InstigatorStatus.RUNNING
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
+    rows = {row["name"]: row for row in listed(world, capsys)}
     assert rows["nightly"]["enabled"] and rows["nightly"]["next_tick"]
 
 
@@ -278,13 +318,13 @@ def test_pause_and_resume_hold_the_task_pool(world, capsys):
     assert zquant_json(world, capsys, "pause", "held") == {"task": "held", "paused": True}
     limits = {limit.name: limit.limit for limit in instance.event_log_storage.get_pool_limits()}
     assert limits[pool_name("held")] == 0
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
+    rows = {row["name"]: row for row in listed(world, capsys)}
     assert rows["held"]["status"] == "paused"
 
     assert zquant_json(world, capsys, "resume", "held") == {"task": "held", "paused": False}
     assert not control.is_paused(instance, "held")
-    rows = {row["name"]: row for row in zquant_json(world, capsys, "tasks", "list")}
-    assert rows["held"]["status"] == "pending"
+    rows = {row["name"]: row for row in listed(world, capsys)}
+    assert rows["held"]["status"] == "disabled"  # zquant: a manual task that never ran
 
 
 # --- history / stats -------------------------------------------------------------------

@@ -53,7 +53,7 @@ def json_both(site, capsys, *argv: str) -> tuple[object, object]:
 def test_tasks_list_and_show_agree_with_local(site, capsys):
     remote, local = json_both(site, capsys, "tasks", "list")
     assert remote == local
-    statuses = {row["name"]: row["status"] for row in remote}
+    statuses = {row["name"]: row["status"] for row in remote["tasks"]}
     assert statuses["by_hand"] == "failed"
     remote, local = json_both(site, capsys, "tasks", "show", "by_hand")
     assert remote == local

@@ -5,8 +5,11 @@ import datetime as dt
 import pytest
 from dagster._core.scheduler.instigation import InstigatorStatus
 
+from zquant_pipelines.constants import TASK_SORT_KEYS
 from zquant_pipelines.operations.local import stored_trigger_running
 from zquant_pipelines.operations.status import (
+    NEXT_TICK_KEY,
+    ROW_SORT_KEYS,
     TriggerState,
     instigator_name,
     next_tick,
@@ -18,20 +21,29 @@ NOW = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.UTC)  # a Friday, 17:00 in Shangha
 
 
 @pytest.mark.parametrize(
-    "enabled, paused, in_flight, latest, expected",
+    "enabled, paused, in_flight, latest, has_trigger, overdue, expected",
     [
-        (False, True, True, "SUCCESS", "disabled"),
-        (True, True, True, "FAILURE", "paused"),
-        (True, False, True, "SUCCESS", "running"),
-        (True, False, False, "SUCCESS", "success"),
-        (True, False, False, "FAILURE", "failed"),
-        (True, False, False, "CANCELED", "failed"),
-        (True, False, False, "STARTED", "running"),
-        (True, False, False, None, "pending"),
+        (False, True, True, "SUCCESS", True, False, "disabled"),
+        (True, True, True, "FAILURE", True, False, "paused"),
+        (True, False, True, "SUCCESS", True, False, "running"),
+        (True, False, False, "STARTED", True, False, "running"),
+        # zquant's pending: enabled and waiting for its next fire, also after a success.
+        (True, False, False, "SUCCESS", True, False, "pending"),
+        (True, False, False, None, True, False, "pending"),
+        (True, False, False, "FAILURE", True, False, "failed"),
+        (True, False, False, "CANCELED", True, False, "failed"),
+        # A trigger over 300 s late (the daemon is not ticking): disabled.
+        (True, False, False, "SUCCESS", True, True, "disabled"),
+        (True, False, True, None, True, True, "running"),
+        # No trigger (zquant: no scheduler job): how the latest run went, else disabled.
+        (True, False, False, "SUCCESS", False, False, "success"),
+        (True, False, False, "FAILURE", False, False, "failed"),
+        (True, False, False, None, False, False, "disabled"),
+        (True, False, True, None, False, False, "running"),
     ],
 )
-def test_schedule_status(enabled, paused, in_flight, latest, expected):
-    assert schedule_status(enabled, paused, in_flight, latest) == expected
+def test_schedule_status(enabled, paused, in_flight, latest, has_trigger, overdue, expected):
+    assert schedule_status(enabled, paused, in_flight, latest, has_trigger, overdue) == expected
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +106,7 @@ def test_instigator_names(tasks):
 )
 def test_stored_state_wins_over_the_default(stored, enabled, expected):
     assert stored_trigger_running(stored, enabled) is expected
+
+
+def test_the_cli_offers_exactly_the_sort_keys_the_list_orders_by():
+    assert set(TASK_SORT_KEYS) == {*ROW_SORT_KEYS, NEXT_TICK_KEY}

@@ -25,16 +25,34 @@ def require_service(name: str, error: Exception) -> None:
 def create_pg_database(admin_url: str, prefix: str) -> str:
     """Create a uniquely named database and return its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
+    run_as_admin(admin_url, f'CREATE DATABASE "{name}"')
     return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_pg_database(admin_url: str, url: str) -> None:
-    name = sa.make_url(url).database
+    run_as_admin(admin_url, f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
+
+
+MARIADB_ADMIN_URL = os.environ.get(
+    "ZQUANT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+)
+
+
+def create_mariadb_database(admin_url: str, prefix: str) -> str:
+    """Create a uniquely named MariaDB/MySQL database (utf8mb4) and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    run_as_admin(admin_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    url = sa.make_url(admin_url).set(database=name, query={"charset": "utf8mb4"})
+    return url.render_as_string(hide_password=False)
+
+
+def drop_mariadb_database(admin_url: str, url: str) -> None:
+    run_as_admin(admin_url, f"DROP DATABASE IF EXISTS `{sa.make_url(url).database}`")
+
+
+def run_as_admin(admin_url: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE refuse to run in one)."""
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(statement))
     engine.dispose()

@@ -1,0 +1,86 @@
+"""The real `make dev` (the Makefile's own command: webserver + daemon) on a free local port
+with a temporary instance and catalog, for the modules that test through it
+(test_dagster_dev.py, test_operations_doc.py): one per module, it takes seconds to start."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, REPO_ROOT
+from zquant_pipelines.instance_home import prepare_home
+from zquant_pipelines_tests.support.operations_environment import free_port
+from zquant_pipelines_tests.support.waiting import wait_until
+from zquant_pipelines_tests.support.webserver_probes import (
+    START_TIMEOUT_SECONDS,
+    TUSHARE_TOKEN,
+    location_loaded,
+)
+
+
+def make_dev_argv(port: int) -> list[str]:
+    """The command of the Makefile's `dev` target, with this venv's python, on ``port``."""
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    recipe = shlex.split(lines[lines.index("dev: home") + 1])
+    program = recipe[0].removeprefix("$(BIN)/")
+    argv = [sys.executable] if program == "python" else [sys.executable, "-m", program]
+    argv += recipe[1:]
+    # DESIGN's contract: the UI on loopback port 3000.
+    assert argv[argv.index("-h") + 1] == "127.0.0.1" and argv[argv.index("-p") + 1] == "3000"
+    argv[argv.index("-p") + 1] = str(port)
+    return argv
+
+
+@contextmanager
+def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[str]:
+    """`make dev` on a free port, serving ``catalog`` (a tasks.yaml's text) from an instance
+    under ``root`` (its log: ``root / "dagster_dev.log"``); yields its URL. While it serves,
+    this process's DAGSTER_HOME and ZQUANT_TASKS_FILE are make dev's."""
+    tasks_file = root / "tasks.yaml"
+    tasks_file.write_text(catalog)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_home(root / "dagster_home")),
+        "ZQUANT_TASKS_FILE": str(tasks_file),
+        "ZQUANT_DATA_DIR": str(root / "data"),
+        ENV_TUSHARE_TOKEN: TUSHARE_TOKEN,
+        ENV_TUSHARE_API_URL: tushare_api_url,
+    }
+    env.pop("ZQUANT_DAGSTER_URL", None)
+    port = free_port()
+    log = (root / "dagster_dev.log").open("w")
+    process = subprocess.Popen(
+        make_dev_argv(port),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: process.poll() is None and location_loaded(url) or process.poll() is not None,
+            START_TIMEOUT_SECONDS,
+            "make dev to serve the code location",
+        )
+        assert process.poll() is None, (root / "dagster_dev.log").read_text()[-3000:]
+        old = {k: os.environ.get(k) for k in ("ZQUANT_TASKS_FILE", "DAGSTER_HOME")}
+        os.environ.update({k: env[k] for k in old})
+        yield url
+    finally:
+        for key, value in locals().get("old", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
