@@ -42,6 +42,8 @@ setup(
         "ruamel.yaml>=0.18,<0.19",
         # zquant's MySQL/MariaDB database, read by `zquant tasks import-zquant`.
         "PyMySQL>=1.1,<2",
+        # The live progress bar of `zquant trigger --wait` and `zquant sync-daily`.
+        "rich>=13,<16",
     ],
     extras_require={
         "dev": [

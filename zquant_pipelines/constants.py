@@ -73,6 +73,8 @@ DEMO_TRADING_DAYS = 20
 # Run tags every task run carries.
 TAG_TASK = "zquant/task"
 TAG_TASK_TYPE = "zquant/task_type"
+# A multi-day step's progress, updated as it goes: one tag per step, this prefix + step key.
+TAG_PROGRESS_PREFIX = "zquant/progress/"
 
 # Exchanges whose calendars are synced (tushare's names).
 CALENDAR_EXCHANGES = ("SSE", "SZSE")

@@ -14,6 +14,7 @@ from zquant_pipelines.assets.partitions import (
     partition_dates,
     trading_day_partitions,
 )
+from zquant_pipelines.assets.progress import StepProgressReporter
 from zquant_pipelines.constants import TRADING_DAY_APIS
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.factors import compute_and_store_factors
@@ -31,7 +32,14 @@ from zquant_pipelines.sync.factors import compute_and_store_factors
     check_specs=checks.check_specs_for("factor_daily"),
 )
 def factor_daily(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    result = compute_and_store_factors(warehouse, partition_dates(context))
+    days = partition_dates(context)
+    progress = StepProgressReporter(context, ["factor_daily"], days)
+    result = compute_and_store_factors(
+        warehouse,
+        days,
+        progress=progress,
+        written_through=progress.written_through("factor_daily"),
+    )
     context.log.info(f"factor_daily: {result.rows} rows over {len(result.trade_dates)} open day(s)")
     add_partition_figures(context, result)
     return dg.MaterializeResult(

@@ -17,6 +17,7 @@ from zquant_pipelines.assets.partitions import (
     partitions_start,
     trading_day_partitions,
 )
+from zquant_pipelines.assets.progress import StepProgressReporter
 from zquant_pipelines.constants import TRADING_DAY_APIS
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.resources.market_source import MarketSource
@@ -85,8 +86,15 @@ def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
     def trading_day_asset(
         context: dg.AssetExecutionContext, market_source: MarketSource, warehouse: Warehouse
     ) -> dg.MaterializeResult:
+        days = partition_dates(context)
+        progress = StepProgressReporter(context, [api_name], days)
         result = sync.sync_trading_days(
-            market_source, warehouse, api_name, partition_dates(context)
+            market_source,
+            warehouse,
+            api_name,
+            days,
+            progress=progress,
+            written_through=progress.written_through(api_name),
         )
         context.log.info(
             f"{api_name}: {result.rows} rows over {len(result.trade_dates)} open day(s),"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from zquant_pipelines.cli import render
 from zquant_pipelines.cli.parser import build_parser
-from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME
+from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_DAGSTER_HOME, SYNC_DAILY_TASK
 from zquant_pipelines.dates import market_today
 
 if TYPE_CHECKING:
@@ -183,11 +183,33 @@ def trigger_command(ops: Operations, args) -> int:
     from zquant_pipelines.cli.arguments import parse_config_json
 
     catalog = ops.catalog()
-    run_id = ops.trigger(catalog, args.name, parse_config_json(args.config))
+    overrides = parse_config_json(args.config)
+    if args.wait:
+        with render.RunFollower() as follow:
+            outcome = ops.trigger_to_end(catalog, args.name, overrides, follow)
+        return report_outcome(outcome, args)
+    run_id = ops.trigger(catalog, args.name, overrides)
     if args.json:
         render.emit({"task": args.name, "run_id": run_id})
     else:
         render.print_queued(args.name, run_id)
+    return EXIT_OK
+
+
+def report_outcome(outcome, args, task: str | None = None) -> int:
+    """A followed run's end: its outcome printed, exit 1 unless it succeeded."""
+    task = task or args.name
+    if args.json:
+        render.emit({**outcome.to_dict(), "rows_written": outcome.rows_written})
+    else:
+        render.print_outcome(outcome, task)
+    if outcome.status != "SUCCESS":
+        print(
+            f"zquant {args.command}: run {outcome.run_id} ended {outcome.status};"
+            f" see `zquant history --run {outcome.run_id}`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -248,10 +270,13 @@ def history_command(ops: Operations, args) -> int:
 
     if args.run_id:
         detail = ops.run_detail(args.run_id)
+        progress = ops.run_progress(args.run_id)
         if args.json:
-            render.emit(detail.to_dict())
+            render.emit({**detail.to_dict(), "progress": progress.to_dict()})
         else:
             render.print_run_detail(detail)
+            if progress.steps:
+                render.print_progress(progress)
         return EXIT_OK
     if not args.name:
         raise UsageProblem("give a task name (zquant history NAME) or --run RUN_ID")
@@ -296,19 +321,9 @@ def sync_daily_command(ops: Operations, args) -> int:
         start_date=args.start_date,
         end_date=args.end_date,
     )
-    outcome = ops.sync_daily(ops.catalog(), params)
-    if args.json:
-        render.emit({**outcome.to_dict(), "rows_written": outcome.rows_written})
-    else:
-        render.print_sync_outcome(outcome)
-    if outcome.status != "SUCCESS":
-        print(
-            f"zquant sync-daily: run {outcome.run_id} ended {outcome.status};"
-            f" see `zquant history --run {outcome.run_id}`",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    return EXIT_OK
+    with render.RunFollower() as follow:
+        outcome = ops.sync_daily(ops.catalog(), params, follow)
+    return report_outcome(outcome, args, SYNC_DAILY_TASK)
 
 
 def alerts_test_command() -> int:

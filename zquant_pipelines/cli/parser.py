@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         help="JSON object merged into the task's params (a workflow: params per member name)",
     )
+    trigger.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the run to its end with its progress (a bar on a terminal, else lines"
+        " on stderr); exit 1 unless it succeeds",
+    )
     for command, text in (
         ("enable", "start the task's schedule or sensor"),
         ("disable", "stop the task's schedule or sensor (runs by hand still start)"),

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
-from zquant_pipelines.constants import MARKET_TIMEZONE, PAUSED_SLOTS, SYNC_DAILY_TASK
+from zquant_pipelines.constants import MARKET_TIMEZONE, PAUSED_SLOTS
 from zquant_pipelines.dates import MARKET_ZONE
 from zquant_pipelines.history.json_form import json_ready
 
@@ -266,10 +266,109 @@ def print_stats(report, task: str | None) -> None:
     print("Success % = success / finished runs; running runs are not counted in it.")
 
 
-def print_sync_outcome(outcome) -> None:
+def print_outcome(outcome, task: str) -> None:
     written = ", ".join(f"{name} {rows}" for name, rows in outcome.rows_written.items())
-    print(f"Run {outcome.run_id} ({SYNC_DAILY_TASK}): {outcome.status}")
+    print(f"Run {outcome.run_id} ({task}): {outcome.status}")
     if written:
         print(f"Rows written: {written}")
     if outcome.error:
         print(f"Error: {outcome.error}")
+
+
+# --- a run's progress ------------------------------------------------------------------------
+
+
+def progress_line(progress) -> str:
+    """A run's status and progress in one line (the steps' sum, history/progress.py)."""
+    line = f"Run {progress.run_id}: {progress.status}"
+    if progress.total_items:
+        line += (
+            f", {progress.processed_items} of {count(progress.total_items, 'day')} written"
+            f" ({progress.progress_percent:.1f}%), last {progress.current_item}"
+        )
+        if progress.estimated_end_time is not None:
+            line += f", estimated end {when(progress.estimated_end_time)}"
+    return line
+
+
+def print_progress(progress) -> None:
+    """`zquant history --run`: the run's progress and each multi-day step's."""
+    print(f"\nProgress: {progress_line(progress)}")
+    print(
+        table(
+            ("STEP", "DONE", "TOTAL", "LAST WRITTEN", "ROWS", "ELAPSED S", "ESTIMATED END"),
+            [
+                (
+                    step.step_key,
+                    step.done,
+                    step.total,
+                    f"{step.table} {step.day}",
+                    step.rows,
+                    seconds(step.elapsed_seconds),
+                    when(step.estimated_end_time),
+                )
+                for step in progress.steps
+            ],
+        )
+    )
+
+
+class RunFollower:
+    """Shows a followed run's progress on stderr as it goes (a ``ProgressListener``): a live
+    bar when stderr is a terminal, else a plain line whenever the line changes. Use as a
+    context manager; ``console`` replaces stderr's (a test forces a terminal)."""
+
+    def __init__(self, console=None):
+        # rich loads only for the commands that follow a run: the others start faster.
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.bar = None
+        self.task_id = None
+        self.last_line = None
+
+    def __enter__(self) -> "RunFollower":
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[end]}"),
+                console=self.console,
+            )
+            self.bar.start()
+            self.task_id = self.bar.add_task("queued", total=None, end="")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, progress) -> None:
+        if self.bar is None:
+            line = progress_line(progress)
+            if line != self.last_line:
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                self.last_line = line
+            return
+        end = progress.estimated_end_time
+        self.bar.update(
+            self.task_id,
+            description=f"{progress.status} {progress.current_item or ''}".rstrip(),
+            total=progress.total_items,
+            completed=progress.processed_items or 0,
+            end=f"end {when(end)}" if end else "",
+        )
+        # Drawn now rather than at rich's next timed refresh: each look shows its figures.
+        self.bar.refresh()

@@ -13,12 +13,13 @@ says which tasks exist and what they run; the instance or server says what happe
 import abc
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
 from zquant_pipelines.constants import REPO_ROOT, SYNC_DAILY_TASK
+from zquant_pipelines.history.progress import RunProgress
 from zquant_pipelines.history.runs import HistoryPage, RunDetail
 from zquant_pipelines.history.stats import StatsReport
 from zquant_pipelines.history.store import JsonRecord
@@ -48,6 +49,8 @@ SYNC_DAILY_ACTION = "sync_daily_data"
 # RETRYABLE_FROM_FAILURE (Dagster refuses the others).
 FINISHED_RUN_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 RETRYABLE_FROM_FAILURE = ("FAILURE", "CANCELED")
+# What a command that follows a run hears at each look at it (cli/follow.py shows it).
+ProgressListener = Callable[[RunProgress], None]
 
 
 class UsageProblem(Exception):
@@ -103,6 +106,13 @@ class RunOutcome(JsonRecord):
         }
 
 
+def no_such_run(run_id: str) -> OperationFailed:
+    return OperationFailed(
+        f"run_id: no run {run_id!r} in the run store; list a task's runs with"
+        " `zquant history NAME`"
+    )
+
+
 def find_task(catalog: Catalog, name: str) -> TaskSpec:
     if name not in catalog.tasks:
         raise UsageProblem(
@@ -151,6 +161,12 @@ def op_configs(catalog: Catalog, task: TaskSpec, overrides: Mapping) -> dict[str
 
 def run_config(configs: Mapping[str, Mapping]) -> dict:
     return {"ops": {op_name: {"config": dict(config)} for op_name, config in configs.items()}}
+
+
+def task_run(catalog: Catalog, name: str, overrides: Mapping) -> tuple[TaskSpec, dict]:
+    """The task ``name`` and the run config of a run of it with ``overrides``."""
+    task = find_task(catalog, name)
+    return task, run_config(op_configs(catalog, task, overrides))
 
 
 class Operations(abc.ABC):
@@ -204,12 +220,23 @@ class Operations(abc.ABC):
         """Queue a run of the task's job with ``config``; return the run id."""
 
     @abc.abstractmethod
-    def execute_run(self, task: TaskSpec, config: dict) -> RunOutcome:
-        """Run the task's job with ``config`` to its end."""
+    def execute_run(
+        self, task: TaskSpec, config: dict, on_progress: ProgressListener | None = None
+    ) -> RunOutcome:
+        """Run the task's job with ``config`` to its end (``run_to_end``)."""
+
+    @abc.abstractmethod
+    def run_to_end(self, run_id: str, on_progress: ProgressListener | None = None) -> RunOutcome:
+        """Follow a queued run to its end; ``on_progress`` hears its progress at every look."""
 
     @abc.abstractmethod
     def run_status(self, run_id: str) -> str | None:
         """The run's Dagster status (``STARTED``, ``FAILURE``, ...), None for an unknown id."""
+
+    @abc.abstractmethod
+    def run_progress(self, run_id: str) -> RunProgress:
+        """The run's status and how far its multi-day steps have come (history/progress.py);
+        OperationFailed for an unknown id."""
 
     @abc.abstractmethod
     def request_termination(self, run_id: str) -> None:
@@ -290,10 +317,21 @@ class Operations(abc.ABC):
         )
 
     def trigger(self, catalog: Catalog, name: str, overrides: Mapping) -> str:
-        task = find_task(catalog, name)
-        return self.submit_run(task, run_config(op_configs(catalog, task, overrides)))
+        return self.submit_run(*task_run(catalog, name, overrides))
 
-    def sync_daily(self, catalog: Catalog, params: Mapping) -> RunOutcome:
+    def trigger_to_end(
+        self,
+        catalog: Catalog,
+        name: str,
+        overrides: Mapping,
+        on_progress: ProgressListener | None = None,
+    ) -> RunOutcome:
+        """`zquant trigger --wait`: a run of the task, queued and followed to its end."""
+        return self.execute_run(*task_run(catalog, name, overrides), on_progress)
+
+    def sync_daily(
+        self, catalog: Catalog, params: Mapping, on_progress: ProgressListener | None = None
+    ) -> RunOutcome:
         """Run the sync-daily task to its end with ``params`` (cli/arguments.py checks them)."""
         task = find_task(catalog, SYNC_DAILY_TASK)
         if action_of(task)[0] != SYNC_DAILY_ACTION:
@@ -301,7 +339,7 @@ class Operations(abc.ABC):
                 f"task {SYNC_DAILY_TASK!r} in {catalog.source} runs {action_of(task)[0]!r}:"
                 f" sync-daily needs it to run {SYNC_DAILY_ACTION!r}"
             )
-        return self.execute_run(task, run_config({task.name: params}))
+        return self.execute_run(task, run_config({task.name: params}), on_progress)
 
     def terminate(self, run_id: str) -> str:
         """Terminate a run that has not ended; its status read back afterwards."""
@@ -328,10 +366,7 @@ class Operations(abc.ABC):
     def existing_run_status(self, run_id: str) -> str:
         status = self.run_status(run_id)
         if status is None:
-            raise OperationFailed(
-                f"run_id: no run {run_id!r} in the run store; list a task's runs with"
-                " `zquant history NAME`"
-            )
+            raise no_such_run(run_id)
         return status
 
     def set_enabled(self, catalog: Catalog, name: str, enabled: bool) -> TriggerState:

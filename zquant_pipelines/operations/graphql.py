@@ -27,6 +27,7 @@ from zquant_pipelines.history.measures import (
     nearest_rank_p95,
     success_rate,
 )
+from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -51,9 +52,11 @@ from zquant_pipelines.operations.base import (
     REPOSITORY_NAME,
     OperationFailed,
     Operations,
+    ProgressListener,
     RunOutcome,
     UsageProblem,
     location_name,
+    no_such_run,
 )
 from zquant_pipelines.operations.graphql_client import GraphQLClient
 from zquant_pipelines.operations.graphql_documents import (
@@ -212,10 +215,7 @@ class GraphQLOperations(GraphQLClient, Operations):
     def run_detail(self, run_id: str) -> RunDetail:
         data = self.execute(RUN_DETAIL, {"runId": run_id})
         if data["runOrError"]["__typename"] == "RunNotFoundError":
-            raise OperationFailed(
-                f"run_id: no run {run_id!r} in the run store; list a task's runs with"
-                " `zquant history NAME`"
-            )
+            raise no_such_run(run_id)
         run = self.result(data, "runOrError", "Run")
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}
         steps = [
@@ -296,12 +296,18 @@ class GraphQLOperations(GraphQLClient, Operations):
             )
         return self.result(data, "launchRun", "LaunchRunSuccess")["run"]["runId"]
 
-    def execute_run(self, task: TaskSpec, config: dict) -> RunOutcome:
-        run_id = self.submit_run(task, config)
+    def execute_run(
+        self, task: TaskSpec, config: dict, on_progress: ProgressListener | None = None
+    ) -> RunOutcome:
+        return self.run_to_end(self.submit_run(task, config), on_progress)
+
+    def run_to_end(self, run_id: str, on_progress: ProgressListener | None = None) -> RunOutcome:
         deadline = time.monotonic() + self.run_timeout_seconds
         while True:
-            data = self.execute(RUN_STATUS, {"runId": run_id})
-            status = self.result(data, "runOrError", "Run")["status"]
+            progress = self.run_progress(run_id)
+            status = progress.status
+            if on_progress is not None:
+                on_progress(progress)
             if status in FINISHED_STATUSES:
                 return self.outcome(run_id, status)
             if time.monotonic() > deadline:
@@ -329,6 +335,14 @@ class GraphQLOperations(GraphQLClient, Operations):
         if data["runOrError"]["__typename"] == "RunNotFoundError":
             return None
         return self.result(data, "runOrError", "Run")["status"]
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        data = self.execute(RUN_STATUS, {"runId": run_id})
+        if data["runOrError"]["__typename"] == "RunNotFoundError":
+            raise no_such_run(run_id)
+        run = self.result(data, "runOrError", "Run")
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        return run_progress(run_id, run["status"], tags)
 
     def request_termination(self, run_id: str) -> None:
         data = self.execute(TERMINATE_RUN, {"runId": run_id})

@@ -188,7 +188,7 @@ RUN_STATUS = """
 query RunStatus($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { status }
+    ... on Run { status tags { key value } }
     ... on Error { message }
   }
 }

@@ -36,6 +36,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
     HistoryPage,
@@ -53,9 +54,11 @@ from zquant_pipelines.operations.base import (
     WORKSPACE_FILE,
     OperationFailed,
     Operations,
+    ProgressListener,
     RunOutcome,
     UsageProblem,
     location_name,
+    no_such_run,
 )
 from zquant_pipelines.operations.status import RunState, TriggerState, instigator_name
 from zquant_pipelines.supervision import fail_runs_with_dead_workers
@@ -271,14 +274,17 @@ class LocalOperations(Operations):
         )
         return self.instance.submit_run(run.run_id, context).run_id
 
-    def execute_run(self, task: TaskSpec, config: dict) -> RunOutcome:
-        return self.run_to_end(self.submit_run(task, {**config, **QUIET_RUN_CONFIG}))
+    def execute_run(
+        self, task: TaskSpec, config: dict, on_progress: ProgressListener | None = None
+    ) -> RunOutcome:
+        return self.run_to_end(self.submit_run(task, {**config, **QUIET_RUN_CONFIG}), on_progress)
 
-    def run_to_end(self, run_id: str) -> RunOutcome:
+    def run_to_end(self, run_id: str, on_progress: ProgressListener | None = None) -> RunOutcome:
         """Follow a queued run to its end: the daemon takes it from the queue or, with none
         alive, this command does when the queue's rules let it. A run of a paused task is
         left held in the queue (OperationFailed says so): a pause lasts until someone
-        resumes, which a command must not wait for."""
+        resumes, which a command must not wait for. ``on_progress`` hears the run's
+        progress at every look, the last one after the run ended."""
         deadline = time.monotonic() + self.run_timeout_seconds
         told = None
         next_sweep = time.monotonic()
@@ -294,6 +300,8 @@ class LocalOperations(Operations):
                 run = self.instance.get_run_by_id(run_id)
                 if run is None:
                     raise OperationFailed(f"run_id: no run {run_id!r} in the run store")
+                if on_progress is not None:
+                    on_progress(run_progress(run_id, run.status.value, run.tags))
                 if run.is_finished:
                     return self.outcome(run_id)
                 if run.status == dg.DagsterRunStatus.QUEUED:
@@ -357,6 +365,12 @@ class LocalOperations(Operations):
     def run_status(self, run_id: str) -> str | None:
         run = self.instance.get_run_by_id(run_id)
         return run.status.value if run is not None else None
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        run = self.instance.get_run_by_id(run_id)
+        if run is None:
+            raise no_such_run(run_id)
+        return run_progress(run_id, run.status.value, run.tags)
 
     def request_termination(self, run_id: str) -> None:
         # What the webserver's terminateRun does: the coordinator cancels a queued run and

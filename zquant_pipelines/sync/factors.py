@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from zquant_pipelines.factors.library import FACTOR_LOOKBACK_TRADING_DAYS, compute_factor_daily
 from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
+from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
 
 FACTOR_INPUT_TABLES = ("daily", "adj_factor", "daily_basic")
 
@@ -38,21 +39,32 @@ def read_factor_inputs(
 
 
 def compute_and_store_factors(
-    warehouse, trade_dates: Iterable[dt.date], ts_codes: Sequence[str] | None = None
+    warehouse,
+    trade_dates: Iterable[dt.date],
+    ts_codes: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+    written_through: dt.date | None = None,
 ) -> SyncResult:
     """Factors of ``trade_dates`` (all stocks, or ``ts_codes``) into ``factor_daily``.
 
     With all stocks each day is replaced atomically; for a subset the rows are upserted so
     other stocks' factors stay. Stocks whose window reaches before the stored history get
     NULL for that factor (the window is not full), never a value from a shorter window.
+    ``progress`` hears of each day stored; open days up to ``written_through`` (stored by
+    an earlier attempt) are not computed again.
     """
     days = sorted(set(trade_dates))
     result = SyncResult(table="factor_daily")
     if not days:
         return result
     is_open = open_days(warehouse, days[0], days[-1])
-    targets = [day for day in days if is_open[day]]
+    counter = DayCounter(
+        "factor_daily", [day for day in days if is_open[day]], progress, written_through
+    )
+    targets = counter.pending
     result.closed_dates = [day for day in days if not is_open[day]]
+    result.resumed_dates = list(counter.resumed)
+    result.trade_dates = list(counter.resumed)
     if not targets:
         return result
     start = lookback_start(warehouse, targets[0], FACTOR_LOOKBACK_TRADING_DAYS)
@@ -73,4 +85,5 @@ def compute_and_store_factors(
         else:
             rows = warehouse.replace_partition("factor_daily", frame, day)
         result.add_day(day, rows, api_calls=0)
+        counter.written(day, rows)
     return result

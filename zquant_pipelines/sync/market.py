@@ -32,6 +32,7 @@ from zquant_pipelines.constants import (
     TRADING_DAY_APIS,
 )
 from zquant_pipelines.dates import to_tushare_date
+from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
 
 # The calendar every trading-day decision reads; SSE and SZSE share their open days.
 REFERENCE_EXCHANGE = "SSE"
@@ -55,13 +56,18 @@ class DayWritten:
 @dataclass
 class SyncResult:
     """What one sync wrote: rows per table, logical API calls, the trading days touched,
-    and, for syncs by day, each day's own figures (``by_day``)."""
+    and, for syncs by day, each day's own figures (``by_day``).
+
+    ``trade_dates`` are the open days the table now holds for the range, ``resumed_dates``
+    those of them an earlier attempt wrote (not fetched again: no call, no rows counted).
+    """
 
     table: str
     rows: int = 0
     api_calls: int = 0
     trade_dates: list[dt.date] = field(default_factory=list)
     closed_dates: list[dt.date] = field(default_factory=list)
+    resumed_dates: list[dt.date] = field(default_factory=list)
     by_day: dict[dt.date, DayWritten] = field(default_factory=dict)
 
     def add_day(self, day: dt.date, rows: int, api_calls: int) -> None:
@@ -76,18 +82,11 @@ class SyncResult:
         the totals of a ranged run), and whether the market was open."""
         if day in self.closed_dates:
             return {"rows": 0, "api_calls": 0, "market": "closed"}
+        if day in self.resumed_dates:
+            # Written by an earlier attempt whose materialization carries its figures.
+            return {"api_calls": 0, "market": "open", "written_by": "an earlier attempt"}
         written = self.by_day.get(day, DayWritten(rows=0, api_calls=0))
         return {"rows": written.rows, "api_calls": written.api_calls, "market": "open"}
-
-    def merge(self, other: "SyncResult") -> "SyncResult":
-        return SyncResult(
-            table=self.table,
-            rows=self.rows + other.rows,
-            api_calls=self.api_calls + other.api_calls,
-            trade_dates=self.trade_dates + other.trade_dates,
-            closed_dates=self.closed_dates + other.closed_dates,
-            by_day=self.by_day | other.by_day,
-        )
 
 
 def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -245,16 +244,21 @@ def sync_trading_days(
     warehouse,
     api_name: str,
     trade_dates: Iterable[dt.date],
+    progress: ProgressCallback | None = None,
+    written_through: dt.date | None = None,
     *,
     row_limit: int | None = None,
     shape: str | None = None,
 ) -> SyncResult:
     """The open days among ``trade_dates``, each replaced atomically; closed days cost no
-    call. ``plan_calls`` picks the calls' shape for ``row_limit`` (the source's rows per
-    call; default ``API_ROW_LIMITS``) unless ``shape`` names one.
+    call. ``plan_calls`` picks the calls' shape for the days still to write and
+    ``row_limit`` (the source's rows per call; default ``API_ROW_LIMITS``) unless ``shape``
+    names one.
 
     Each day is its own transaction, so a failure on day k leaves days before it written
-    and day k exactly as it was; a day not published yet is such a failure.
+    and day k exactly as it was; a day not published yet is such a failure. ``progress``
+    hears of each day written (sync/progress.py); open days up to ``written_through``, which
+    an earlier attempt wrote, are not fetched again.
     """
     if api_name not in TRADING_DAY_APIS:
         raise ValueError(f"api_name {api_name!r} is not a trading-day API {TRADING_DAY_APIS}")
@@ -264,11 +268,13 @@ def sync_trading_days(
         return result
     is_open = open_days(warehouse, days[0], days[-1])
     result.closed_dates = [day for day in days if not is_open[day]]
-    opened = [day for day in days if is_open[day]]
+    counter = DayCounter(api_name, [day for day in days if is_open[day]], progress, written_through)
+    result.resumed_dates = list(counter.resumed)
+    result.trade_dates = list(counter.resumed)
     stocks = listing_spans(warehouse)
-    listed = dict(zip(opened, listed_counts(stocks, opened), strict=True))
+    listed = dict(zip(counter.pending, listed_counts(stocks, counter.pending), strict=True))
     plan = plan_calls(
-        opened,
+        counter.pending,
         list(listed.values()),
         row_limit or API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT),
         shape=shape,
@@ -281,7 +287,9 @@ def sync_trading_days(
         # One call serves the window's days: a day's figures count it on the first day.
         calls = 1
         for day, frame in split_by_day(api_name, to_warehouse_frame(api_name, reply), window):
-            result.add_day(day, store_day(warehouse, api_name, day, frame, listed[day]), calls)
+            rows = store_day(warehouse, api_name, day, frame, listed[day])
+            result.add_day(day, rows, calls)
+            counter.written(day, rows)
             calls = 0
     return result
 
@@ -353,16 +361,19 @@ def sync_stocks_over_range(
     ts_codes: Sequence[str],
     start_date: dt.date,
     end_date: dt.date,
+    progress: ProgressCallback | None = None,
 ) -> SyncResult:
     """Repair a few stocks over a range: one call per API for the whole code list.
 
-    Upserts only (other stocks' rows on those days stay), so it never removes data.
+    Upserts only (other stocks' rows on those days stay), so it never removes data. The one
+    call is reported to ``progress`` as one item, named by the range's last day.
     """
     if api_name not in TRADING_DAY_APIS:
         raise ValueError(f"api_name {api_name!r} is not a trading-day API {TRADING_DAY_APIS}")
     if not ts_codes:
         raise ValueError("ts_codes is empty: name at least one stock")
     check_date_range(start_date, end_date)
+    counter = DayCounter(api_name, [end_date], progress)
     frame = to_warehouse_frame(
         api_name,
         source.query(
@@ -373,6 +384,7 @@ def sync_stocks_over_range(
         ),
     )
     rows = warehouse.upsert(api_name, frame)
+    counter.written(end_date, rows)
     written = sorted(set(frame["trade_date"]))
     return SyncResult(table=api_name, rows=rows, api_calls=1, trade_dates=written)
 

@@ -22,6 +22,7 @@ from zquant_pipelines.assets.partitions import (
     partition_date,
     partitions_start,
 )
+from zquant_pipelines.assets.progress import StepProgressReporter
 from zquant_pipelines.constants import CALENDAR_EXCHANGES, ENV_SCRIPTS_DIR, REPO_ROOT
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
@@ -126,16 +127,23 @@ def codes_of(params) -> list[str]:
 
 def sync_stock_days(context, apis: Sequence[str], codes: list[str], start, end) -> dict:
     r = context.resources
+    days = days_between(start, end)
+    progress = StepProgressReporter(context, apis, days)
     summary: dict = {}
     for api_name in apis:
         if codes:
             result = sync.sync_stocks_over_range(
-                r.market_source, r.warehouse, api_name, codes, start, end
+                r.market_source, r.warehouse, api_name, codes, start, end, progress=progress
             )
             summary |= report(context, result, repair_codes=codes)
         else:
             result = sync.sync_trading_days(
-                r.market_source, r.warehouse, api_name, days_between(start, end)
+                r.market_source,
+                r.warehouse,
+                api_name,
+                days,
+                progress=progress,
+                written_through=progress.written_through(api_name),
             )
             summary |= report(context, result)
     return summary
@@ -186,7 +194,15 @@ def sync_daily_basic_data(context, params) -> dict:
 def calculate_factor(context, params) -> dict:
     start, end = resolve_range(params, context.resources.warehouse)
     codes = list(params.codes or [])
-    result = compute_and_store_factors(context.resources.warehouse, days_between(start, end), codes)
+    days = days_between(start, end)
+    progress = StepProgressReporter(context, ["factor_daily"], days)
+    result = compute_and_store_factors(
+        context.resources.warehouse,
+        days,
+        codes,
+        progress=progress,
+        written_through=progress.written_through("factor_daily"),
+    )
     return report(context, result, repair_codes=codes or None)
 
 

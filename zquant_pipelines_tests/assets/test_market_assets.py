@@ -6,11 +6,13 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG, ROOT_RUN_ID_TAG
 
 from zquant_pipelines.assets.definitions import build_asset_definitions
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.schedules import CATCH_UP_PARTITIONS
-from zquant_pipelines.constants import API_FIELDS, TRADING_DAY_APIS
+from zquant_pipelines.constants import API_FIELDS, TAG_PROGRESS_PREFIX, TRADING_DAY_APIS
+from zquant_pipelines.history.progress import StepProgress, progress_tag
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -56,16 +58,25 @@ def instance(tmp_path):
         yield instance
 
 
-def run_job(defs, instance, start: str, end: str | None = None) -> dg.ExecuteInProcessResult:
+def run_job(
+    defs,
+    instance,
+    start: str,
+    end: str | None = None,
+    tags: dict[str, str] | None = None,
+    assets: list[str] | None = None,
+) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def("market_data_job")
     if end is None:
         return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
+        asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
+            **(tags or {}),
         },
     )
 
@@ -115,6 +126,43 @@ def test_partition_range_is_one_run(defs, instance, server):
     # Ten open weekdays of the sample market's stocks: one call for their code list.
     (call,) = server.calls_to("daily")
     assert (call.params["start_date"], call.params["end_date"]) == ("20261116", "20261127")
+
+
+def test_a_ranged_run_resumed_from_failure_fetches_only_the_days_not_written(
+    defs, instance, server
+):
+    """A run of daily and adj_factor over four open days fails on the third day of daily;
+    run again with the tags a re-execution from failure carries, daily fetches the days from
+    the third on, and adj_factor, which wrote every day in the failed run, nothing."""
+    first, last = "2026-11-24", "2026-11-27"
+    assets = ["stock_basic", "trade_cal", "daily", "adj_factor"]
+    server.short_reply("daily", rows=0, trade_date="20261126")
+    failed = run_job(defs, instance, first, last, assets=assets)
+    assert not failed.success
+    server.clear_faults()
+    server.reset_calls()
+    # A re-execution starts with its parent's tags (progress tags too) and its lineage.
+    parent_tags = instance.get_run_by_id(failed.run_id).tags
+    copied = {k: v for k, v in parent_tags.items() if k.startswith(TAG_PROGRESS_PREFIX)}
+    assert set(copied) == {progress_tag("daily"), progress_tag("adj_factor")}
+    reexecution = {**copied, PARENT_RUN_ID_TAG: failed.run_id, ROOT_RUN_ID_TAG: failed.run_id}
+    resume = {**reexecution, RESUME_RETRY_TAG: "true"}
+    resumed = run_job(defs, instance, first, last, resume, assets)
+    assert resumed.success
+    assert [call.params["trade_date"] for call in server.calls_to("daily")] == [
+        "20261126",
+        "20261127",
+    ]
+    assert server.calls_to("adj_factor") == []
+    tags = instance.get_run_by_id(resumed.run_id).tags
+    daily = StepProgress.from_tag("daily", tags[progress_tag("daily")])
+    assert (daily.run_id, daily.done, daily.total) == (resumed.run_id, 4, 4)
+    assert daily.written_through == {"daily": last}
+    assert first in instance.get_materialized_partitions(dg.AssetKey("daily"))
+    # Re-executing all steps (no resume tag) fetches every day again, copied tags or not.
+    server.reset_calls()
+    assert run_job(defs, instance, first, last, reexecution, assets).success
+    assert len(server.calls_to("daily")) == len(server.calls_to("adj_factor")) == 4
 
 
 def test_rerun_of_a_day_leaves_identical_rows(defs, instance, resources):

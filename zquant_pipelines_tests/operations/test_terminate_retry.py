@@ -6,8 +6,14 @@ The workflow ``pair`` runs first -> flaky -> last (serial, stop on failure); fla
 fails until its folder holds ``fixed``, as an operator's fix would make it pass. A retry
 from failure must re-run flaky and last only, linked to its parent and root as Dagster's
 Re-execute links them.
+
+``backfill_bars`` syncs the whole market's daily bars over a range from a tushare wire server
+(the real SDK); one day of it is not published on the first try, so the run fails mid-range.
+A retry from failure must fetch only the days that run did not write.
 """
 
+import collections
+import datetime as dt
 import json
 import textwrap
 
@@ -16,12 +22,16 @@ import pytest
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 
 from zquant_pipelines import cli
-from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, TAG_TASK
 from zquant_pipelines.operations.base import OperationFailed, op_configs, run_config
+from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.sync import market as sync
 from zquant_pipelines_tests.support.operations_environment import (
     operations_environment,
     serving,
 )
+from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 CATALOG = textwrap.dedent(
     """
@@ -52,8 +62,17 @@ CATALOG = textwrap.dedent(
         max_retries: 0
         executor: in_process
         config: {task_action: example_task}
+      - name: backfill_bars
+        task_type: manual_task
+        max_retries: 0
+        executor: in_process
+        config: {task_action: sync_all_daily_data, start_date: "20240102", end_date: "20240110"}
     """
 )
+# backfill_bars' open days (2024-01-01 is New Year's Day); the fourth one is not published
+# on the first try.
+BACKFILL_DAYS = ["20240102", "20240103", "20240104", "20240105", "20240108", "20240109", "20240110"]
+UNPUBLISHED_DAY = "20240105"
 FAILS_UNTIL_FIXED = """
 import sys
 from pathlib import Path
@@ -63,10 +82,24 @@ sys.exit(0 if Path("fixed").exists() else 1)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def wire():
+    with TushareWireServer(SampleMarketSource()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, wire):
     root = tmp_path_factory.mktemp("rerun")
     scripts = {"fails_until_fixed.py": FAILS_UNTIL_FIXED}
-    with operations_environment(root, CATALOG, scripts) as environment:
+    tushare = {ENV_TUSHARE_TOKEN: wire.token, ENV_TUSHARE_API_URL: wire.url}
+    with operations_environment(root, CATALOG, scripts, tushare) as environment:
+        # The stock list and calendar the runs' syncs read, straight from the sample market.
+        warehouse = Warehouse(url=environment.warehouse_url)
+        warehouse.ensure_schema()
+        sync.sync_stock_basic(SampleMarketSource(), warehouse)
+        sync.sync_trade_cal(
+            SampleMarketSource(), warehouse, dt.date(2023, 12, 1), dt.date(2024, 1, 31)
+        )
         yield environment
 
 
@@ -200,3 +233,67 @@ def test_a_retry_of_a_paused_task_is_held_in_the_queue_until_resume(env, capsys)
         finally:
             ops.resume("alone")
         assert ops.run_to_end(retry_id).status == "SUCCESS"
+
+
+def calls_per_day(wire, api_name: str) -> dict[str, int]:
+    """How many calls asked for each day: by its trade_date, or in their range."""
+    calls = collections.Counter(
+        day
+        for call in wire.calls_to(api_name)
+        for day in BACKFILL_DAYS
+        if (call.params.get("trade_date") or call.params["start_date"])
+        <= day
+        <= (call.params.get("trade_date") or call.params["end_date"])
+    )
+    return {day: calls[day] for day in BACKFILL_DAYS}
+
+
+def stored_days(env, table: str) -> list[str]:
+    frame = Warehouse(url=env.warehouse_url).read_frame(
+        f"SELECT DISTINCT trade_date FROM {table} ORDER BY trade_date"
+    )
+    return [f"{day:%Y%m%d}" for day in frame["trade_date"]]
+
+
+def test_retry_from_failure_fetches_only_the_days_the_failed_run_did_not_write(env, wire, capsys):
+    wire.short_reply("daily", rows=0, trade_date=UNPUBLISHED_DAY)
+    try:
+        parent = run_task(env, "backfill_bars")
+    finally:
+        wire.clear_faults()
+    assert env.instance.get_run_by_id(parent).status == dg.DagsterRunStatus.FAILURE
+    written_before = BACKFILL_DAYS[: BACKFILL_DAYS.index(UNPUBLISHED_DAY)]
+    assert stored_days(env, "daily") == written_before
+
+    wire.reset_calls()
+    code, out, err = zquant(env, capsys, "retry", parent, "--from-failure", "--json")
+    assert code == 0, err
+    seen = []
+    with env.local_operations() as ops:
+        outcome = ops.run_to_end(json.loads(out)["run_id"], seen.append)
+    assert outcome.status == "SUCCESS", outcome.error
+
+    # The days the failed run wrote cost no call; the others one each, and adj_factor,
+    # which the failed run never reached, every day.
+    assert calls_per_day(wire, "daily") == {
+        day: int(day not in written_before) for day in BACKFILL_DAYS
+    }
+    assert calls_per_day(wire, "adj_factor") == dict.fromkeys(BACKFILL_DAYS, 1)
+    assert stored_days(env, "daily") == stored_days(env, "adj_factor") == BACKFILL_DAYS
+    # The run reports every day of the range as written, the resumed ones too.
+    materialized = {
+        record.asset_materialization.partition
+        for record in env.instance.get_records_for_run(
+            outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        if record.asset_materialization.asset_key == dg.AssetKey("daily")
+    }
+    assert materialized == {
+        dt.datetime.strptime(d, "%Y%m%d").strftime("%Y-%m-%d") for d in BACKFILL_DAYS
+    }
+    # Its progress went on from the days written: 2 tables x 7 days, 3 of them resumed.
+    final = seen[-1]
+    assert (final.status, final.processed_items, final.total_items) == ("SUCCESS", 14, 14)
+    assert final.current_item == "adj_factor 2024-01-10"
+    counted = [p.processed_items for p in seen if p.processed_items is not None]
+    assert counted == sorted(counted) and min(counted) >= len(written_before) + 1

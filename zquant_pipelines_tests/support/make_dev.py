@@ -1,6 +1,7 @@
 """The real `make dev` (the Makefile's own command: webserver + daemon) on a free local port
 with a temporary instance and catalog, for the modules that test through it
-(test_dagster_dev.py, test_operations_doc.py): one per module, it takes seconds to start."""
+(test_dagster_dev.py, test_operations_doc.py, cli/test_progress_under_dagster_dev.py): one
+per module, it takes seconds to start."""
 
 import os
 import shlex

@@ -99,11 +99,15 @@ class OperationsEnvironment:
 
 @contextlib.contextmanager
 def operations_environment(
-    root: Path, catalog: str = TEST_CATALOG, scripts: Mapping[str, str] | None = None
+    root: Path,
+    catalog: str = TEST_CATALOG,
+    scripts: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
 ):
     """The environment variables set for the duration, the instance and the workspace open
     (the code location serves ``catalog``; ``scripts``, name -> text, are run_script's
-    folder when given)."""
+    folder when given; ``environment`` adds variables, e.g. a tushare wire server's URL and
+    token, which the code location and its runs then read)."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog)
     warehouse_url = f"sqlite:///{root / 'warehouse.db'}"
@@ -121,6 +125,8 @@ def operations_environment(
         patch.setenv(ENV_TASKS_FILE, str(tasks_file))
         patch.setenv(ENV_WAREHOUSE_URL, warehouse_url)
         patch.setenv(ENV_DATA_DIR, str(root / "data"))
+        for name, value in (environment or {}).items():
+            patch.setenv(name, value)
         with (
             dg.DagsterInstance.get() as instance,
             WorkspaceProcessContext(

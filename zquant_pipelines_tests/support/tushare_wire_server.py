@@ -6,7 +6,8 @@ The real ``tushare`` SDK talks to it unchanged (point ``api._DataApi__http_url``
 the server picks the requested fields, pages with ``offset``/``limit`` under a per-API row
 limit, checks the token, and records every call (without the token) so tests can count
 calls per API. Faults: a calls-per-window limit answered with tushare's exact message,
-HTTP errors, a denied API, slow replies, a short reply (a day not yet fully published).
+HTTP errors, a denied API, slow replies, a short reply (a day not yet fully published), a
+reply held until the test releases it (a run caught mid-range).
 """
 
 import json
@@ -92,6 +93,7 @@ class TushareWireServer:
         self._slow_replies: list[float] = []
         self._denied: set[str] = set()
         self._short_replies: dict[tuple[str, str | None], int] = {}
+        self._held: dict[tuple[str, str], threading.Event] = {}
         self._rate_rules: dict[str | None, _RateRule] = {}
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -152,14 +154,29 @@ class TushareWireServer:
         with self._lock:
             self._slow_replies.extend([seconds] * count)
 
+    def hold(self, api_name: str, trade_date: str) -> None:
+        """Keep every request of ``api_name`` for ``trade_date`` (YYYYMMDD), or for a range
+        holding it, waiting after it is recorded, until ``release()``: a run stays mid-range
+        as long as a test needs."""
+        with self._lock:
+            self._held[(api_name, trade_date)] = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests, and the later ones at once."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        for event in held:
+            event.set()
+
     def deny(self, api_name: str) -> None:
         """Answer ``api_name`` with tushare's no-permission error."""
         with self._lock:
             self._denied.add(api_name)
 
     def short_reply(self, api_name: str, rows: int = 0, trade_date: str | None = None) -> None:
-        """Answer ``api_name`` (for ``trade_date`` YYYYMMDD only, if given) with only its
-        first ``rows`` rows, as tushare does for a day it has not (fully) published."""
+        """Answer ``api_name`` with only its first ``rows`` rows, or, with ``trade_date``
+        (YYYYMMDD), only that day's first ``rows`` rows in any reply holding the day (one
+        day's or a range's), as tushare does for a day it has not (fully) published."""
         with self._lock:
             self._short_replies[(api_name, trade_date)] = rows
 
@@ -263,6 +280,9 @@ class TushareWireServer:
         # Recorded before the delay, so a test sees the call while its client is timing out.
         if delay:
             self._stopping.wait(delay)
+        held = self._hold_for(api_name, params)
+        while held is not None and not held.wait(0.05) and not self._stopping.is_set():
+            pass
         return status, reply
 
     def _answer(
@@ -287,7 +307,7 @@ class TushareWireServer:
             frame = self.backing.query(
                 api_name, **{k: v for k, v in params.items() if k not in _SERVER_PARAMS}
             )
-            frame = _pick_fields(frame, fields).iloc[: self._reply_rows(api_name, params)]
+            frame = _pick_fields(self._shortened(api_name, frame), fields)
         except Exception as error:  # noqa: BLE001 - like tushare, answer every failure with a code
             message = f"{api_name}: {type(error).__name__}: {error}"
             return 200, "error", _reply(CODE_SERVER_ERROR, message), 0
@@ -300,13 +320,28 @@ class TushareWireServer:
         }
         return 200, "ok", _reply(CODE_OK, "", data), len(page)
 
-    def _reply_rows(self, api_name: str, params: Mapping[str, Any]) -> int | None:
-        """How many rows a short-reply fault lets through (None: all of them)."""
+    def _hold_for(self, api_name: str, params: Mapping[str, Any]) -> threading.Event | None:
+        """The hold of a day this request asks for: its trade_date, or within its range."""
+        first = str(params.get("trade_date") or params.get("start_date") or "")
+        last = str(params.get("trade_date") or params.get("end_date") or "")
         with self._lock:
-            for day in (params.get("trade_date"), None):
-                if (api_name, day) in self._short_replies:
-                    return self._short_replies[(api_name, day)]
+            for (api, day), event in self._held.items():
+                if api == api_name and first <= day <= last:
+                    return event
         return None
+
+    def _shortened(self, api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """The reply as short-reply faults leave it: a day's fault keeps that day's first
+        rows in any reply holding it (one day's, or a range's), an API-wide one the reply's
+        first rows."""
+        with self._lock:
+            rules = {day: n for (api, day), n in self._short_replies.items() if api == api_name}
+        if None in rules:
+            frame = frame.iloc[: rules.pop(None)]
+        for day, rows in rules.items():
+            on_day = frame.index[frame["trade_date"] == day]
+            frame = frame.drop(on_day[rows:])
+        return frame
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
         cap = self.row_limits.get(api_name, self.row_limit)

@@ -1,5 +1,6 @@
 """Market syncs through the real tushare SDK, over HTTP, from the wire server serving the
-sample market, into SQLite and PostgreSQL: the tables hold exactly what was served."""
+sample market, into SQLite and PostgreSQL: the tables hold exactly what was served. Each day
+written is reported as it goes; days an earlier attempt wrote are not fetched again."""
 
 import datetime as dt
 import math
@@ -13,6 +14,8 @@ from zquant_pipelines.dates import parse_tushare_date
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient, TushareTransportError
 from zquant_pipelines.sync import market as sync
+from zquant_pipelines.sync.factors import compute_and_store_factors
+from zquant_pipelines.sync.progress import DayProgress, remaining_seconds
 
 AS_OF = "20261127"
 # Around China's National Day: weekdays 2026-10-01..08 are exchange holidays.
@@ -478,3 +481,71 @@ def test_a_reply_row_of_a_day_not_asked_is_refused(backing):
     by_day = dict(sync.split_by_day("daily", frame, [day, other]))
     assert sum(map(len, by_day.values())) == len(frame)
     assert set(by_day[other]["trade_date"]) == {other}
+
+
+# --- progress, and days an earlier attempt wrote -------------------------------------------
+
+
+def test_each_day_written_is_reported_in_order_with_its_rows(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    open_days = open_days_of(backing)
+    heard: list[DayProgress] = []
+    result = sync.sync_trading_days(source, warehouse, "daily", DAYS, progress=heard.append)
+    assert [(p.table, p.day, p.done, p.total) for p in heard] == [
+        ("daily", day, k, len(open_days)) for k, day in enumerate(open_days, start=1)
+    ]
+    assert [p.rows for p in heard] == [
+        warehouse.count_rows("daily", trade_date=day) for day in open_days
+    ]
+    assert sum(p.rows for p in heard) == result.rows
+    elapsed = [p.elapsed_seconds for p in heard]
+    assert elapsed == sorted(elapsed) and heard[-1].remaining_seconds == 0
+    line = heard[0].describe()
+    assert line.startswith(f"daily: day 1 of {len(open_days)} ({open_days[0]:%Y-%m-%d}), ")
+    assert f"{heard[0].rows:,} rows" in line and "s elapsed, about" in line
+
+
+def test_days_an_earlier_attempt_wrote_are_not_fetched_again(backing, source, server, warehouse):
+    sync_reference(source, warehouse)
+    open_days = open_days_of(backing)
+    through = open_days[2]
+    server.reset_calls()
+    heard: list[DayProgress] = []
+    result = sync.sync_trading_days(
+        source, warehouse, "adj_factor", DAYS, progress=heard.append, written_through=through
+    )
+    pending = open_days[3:]
+    calls = server.calls_to("adj_factor")
+    # Whatever the calls' shape, they ask for the pending days only.
+    asked = [
+        (c.params.get("trade_date") or c.params["start_date"], c.params.get("end_date"))
+        for c in calls
+    ]
+    assert min(first for first, _ in asked) == f"{pending[0]:%Y%m%d}"
+    assert result.resumed_dates == open_days[:3] and result.trade_dates == open_days
+    assert result.api_calls == len(calls) >= 1
+    assert [(p.day, p.done) for p in heard] == [(day, k) for k, day in enumerate(pending, start=4)]
+
+
+def test_factor_days_are_reported_and_resumed(backing, source, warehouse):
+    sync_reference(source, warehouse)
+    for api_name in ("daily", "adj_factor", "daily_basic"):
+        sync.sync_trading_days(source, warehouse, api_name, DAYS)
+    open_days = open_days_of(backing)
+    heard: list[DayProgress] = []
+    result = compute_and_store_factors(
+        warehouse, DAYS, progress=heard.append, written_through=open_days[0]
+    )
+    assert result.trade_dates == open_days and result.resumed_dates == open_days[:1]
+    assert [(p.table, p.day, p.done, p.total) for p in heard] == [
+        ("factor_daily", day, k, len(open_days)) for k, day in enumerate(open_days[1:], start=2)
+    ]
+    assert warehouse.count_rows("factor_daily", trade_date=open_days[0]) == 0
+
+
+def test_time_left_is_the_pace_so_far_times_the_days_left():
+    assert remaining_seconds(10.0, 2, 3) == 15.0
+    assert remaining_seconds(10.0, 0, 3) is None
+    assert remaining_seconds(4.0, 4, 0) == 0.0
+    unknown = DayProgress("daily", dt.date(2026, 1, 5), 0, 3, 0, 0.0, None)
+    assert unknown.describe().endswith("time left unknown")
