@@ -241,9 +241,7 @@ def calls_per_day(wire, api_name: str) -> dict[str, int]:
         day
         for call in wire.calls_to(api_name)
         for day in BACKFILL_DAYS
-        if (call.params.get("trade_date") or call.params["start_date"])
-        <= day
-        <= (call.params.get("trade_date") or call.params["end_date"])
+        if call.asked[0] <= day <= call.asked[1]
     )
     return {day: calls[day] for day in BACKFILL_DAYS}
 

@@ -61,6 +61,18 @@ class WireCall:
     rows: int = 0
     delay_seconds: float = 0.0
 
+    @property
+    def asked(self) -> tuple[str, str]:
+        """The first and last day (YYYYMMDD) the call asked for (``asked_range``)."""
+        return asked_range(self.params)
+
+
+def asked_range(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The first and last day (YYYYMMDD) a request asks for: its trade_date, or its
+    start_date..end_date ("" where it names none)."""
+    day = params.get("trade_date")
+    return str(day or params.get("start_date") or ""), str(day or params.get("end_date") or "")
+
 
 @dataclass
 class _RateRule:
@@ -322,8 +334,7 @@ class TushareWireServer:
 
     def _hold_for(self, api_name: str, params: Mapping[str, Any]) -> threading.Event | None:
         """The hold of a day this request asks for: its trade_date, or within its range."""
-        first = str(params.get("trade_date") or params.get("start_date") or "")
-        last = str(params.get("trade_date") or params.get("end_date") or "")
+        first, last = asked_range(params)
         with self._lock:
             for (api, day), event in self._held.items():
                 if api == api_name and first <= day <= last:

@@ -517,11 +517,7 @@ def test_days_an_earlier_attempt_wrote_are_not_fetched_again(backing, source, se
     pending = open_days[3:]
     calls = server.calls_to("adj_factor")
     # Whatever the calls' shape, they ask for the pending days only.
-    asked = [
-        (c.params.get("trade_date") or c.params["start_date"], c.params.get("end_date"))
-        for c in calls
-    ]
-    assert min(first for first, _ in asked) == f"{pending[0]:%Y%m%d}"
+    assert min(call.asked[0] for call in calls) == f"{pending[0]:%Y%m%d}"
     assert result.resumed_dates == open_days[:3] and result.trade_dates == open_days
     assert result.api_calls == len(calls) >= 1
     assert [(p.day, p.done) for p in heard] == [(day, k) for k, day in enumerate(pending, start=4)]
