@@ -4,13 +4,16 @@ The sample market (default 5,000 stocks) is served by the local tushare wire ser
 records every call; syncs run through the real SDK (``TushareClient``) into a temporary
 PostgreSQL database dropped afterwards. Figures (ids as in bench/results.json):
 
-- ``sync.calls_vs_floor_<D>d``: the daily API calls our sync makes for the last D trading
-  days of the whole market, against the page floor ``ceil(rows / row limit)`` (the fewest
-  calls any call shape could make); target at most 1.15x the floor for D >= 250;
+- ``sync.calls_vs_floor_<D>d``: the calls of daily, adj_factor and daily_basic our sync
+  plans for the last D trading days of the whole market (per day, or code lists over
+  windows of days: ``sync.market.plan_calls``), against the page floor
+  ``ceil(rows / row limit)`` (the fewest calls any call shape could make); target at most
+  1.15x the floor for D >= 250;
 - ``sync.calls_vs_zquant_per_stock_<D>d``: the same calls against zquant's per-stock mode
-  (one ``daily`` call per stock over the range, fetching every page); target 3x fewer at
-  1,000 days. Both sides are calls counted by the server: counts, so each runs once
-  (``deterministic``). zquant's side only fetches (writing changes no call count);
+  (one call per stock listed in the range, per API); target 3x fewer at 1,000 days. Calls
+  are counted per planned query against the sample market without HTTP (``PageCounter``;
+  test_bench checks the count against the wire server's for a real sync through the SDK):
+  counts, so each side runs once (``deterministic``);
 - ``write.vs_copy_prebuilt``: the daily rows of D days (fetched once, untimed) written by
   our path (``to_warehouse_frame`` + ``Warehouse.replace_partition`` per day, as the sync
   does) against one raw psycopg2 ``COPY`` of the same rows from a CSV built beforehand, each
@@ -18,10 +21,11 @@ PostgreSQL database dropped afterwards. Figures (ids as in bench/results.json):
   least 0.5 of the COPY;
 - ``write.resync_1pct_vs_first_load``: the same days written again over the stored rows
   with 1% of the rows changed, against the first load into empty tables; target 3x faster;
-- ``--size full`` adds the call curves (1, 5, 20, 60, 250, 1,000 and 1,733 days: every open
-  day the sample market has, short of 2,500) and the throttled daily sync time at 500 calls
-  per 12 s (tushare's minute scaled down 5x) against zquant's per-stock way under the same
-  budget (minutes: 3 repeats).
+- ``--size full`` adds the call curves (1, 5, 20, 60, 250, 1,000 and 2,500 days, with
+  zquant's bulk mode, one call per day, too; 2,500 days is past the sample market's history,
+  so that point is projected from the planner's estimate) and the throttled daily sync
+  time at 500 calls per 12 s (tushare's minute scaled down 5x) against zquant's per-stock
+  way under the same budget (minutes: 3 repeats).
 
 Each sync side runs in a fresh process (``--child``), so its peak RSS (VmHWM) is its own;
 the write sides run in this process (see bench/harness.py for how their RSS is sampled).
@@ -46,16 +50,22 @@ import psycopg2
 import sqlalchemy as sa
 
 from bench.harness import Figure, Sample
-from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES
+from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES, TRADING_DAY_APIS
 from zquant_pipelines.dates import to_tushare_date
 from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
 from zquant_pipelines.sample_market import sample_market
 from zquant_pipelines.sync.market import (
+    listed_counts,
+    listed_during,
+    pages_for,
+    plan_calls,
+    spans_of,
     sync_stock_basic,
     sync_trade_cal,
     sync_trading_days,
     to_warehouse_frame,
+    window_params,
 )
 from zquant_pipelines_tests.support.services import (
     PG_ADMIN_URL,
@@ -66,12 +76,13 @@ from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 # Sizes: stocks, the days of the call figures, the days the write figures write.
 SIZES = {
-    "quick": {"stocks": 30, "floor_days": 5, "zquant_days": 10, "write_days": 3},
-    "default": {"stocks": 5_000, "floor_days": 250, "zquant_days": 1_000, "write_days": 60},
-    "full": {"stocks": 5_000, "floor_days": 250, "zquant_days": 1_000, "write_days": 60},
+    "quick": {"stocks": 30, "call_days": (5, 10), "write_days": 3},
+    "default": {"stocks": 5_000, "call_days": (250, 1_000), "write_days": 60},
+    "full": {"stocks": 5_000, "call_days": (1, 5, 20, 60, 250, 1_000, 2_500), "write_days": 60},
 }
-# The call curves of --size full: 2,500 days exceeds the sample market's 1,733 open days.
-CURVE_DAYS = (1, 5, 20, 60, 250, 1_000, 1_733)
+# Beyond the sample market's history (about 1,740 open days up to DEFAULT_AS_OF) a point of
+# the call curve is projected from the planner's estimate (never met).
+CURVE_CALLS_PER_MINUTE = 500
 FLOOR_TARGET_MAX = 1.15
 ZQUANT_TARGET = 3
 WRITE_TARGET = 0.5
@@ -217,10 +228,6 @@ class Bench:
             raise RuntimeError(f"{case}: the server refused {result['refused_calls']} calls")
         return result
 
-    def daily_calls(self, case: str, days: list[dt.date], **extra) -> Sample:
-        result = self.run_case(case, days, **extra)
-        return Sample(result["http_calls"].get("daily", 0), result["peak_rss_mib"])
-
     def client(self) -> TushareClient:
         return make_client(self.spec(f"parent_{uuid.uuid4().hex[:8]}"))
 
@@ -236,12 +243,6 @@ def last_open_days(market, days: int, as_of: str = DEFAULT_AS_OF) -> list[dt.dat
     if len(open_days) < days:
         raise ValueError(f"days {days} exceeds the {len(open_days)} open days up to {as_of}")
     return open_days[-days:]
-
-
-def page_floor(market, api: str, trade_dates: list[dt.date]) -> int:
-    """The fewest calls that can bring ``api``'s rows of these days: ceil(rows / row limit)."""
-    rows = sum(len(market.query(api, trade_date=to_tushare_date(day))) for day in trade_dates)
-    return max(1, math.ceil(rows / API_ROW_LIMITS[api]))
 
 
 def copy_rows(database_url: str, table: str, csv) -> None:
@@ -284,45 +285,153 @@ def landed(warehouse: Warehouse, rows: int) -> str:
     return "" if count == rows else f"{warehouse.db_schema}.daily holds {count} rows, not {rows}"
 
 
-def call_figures(
-    bench: Bench, market, ts_codes: list[str], days: int, against: tuple[str, ...], curve: bool
-):
-    """The call figures at ``days``: against the floor and/or zquant's per-stock mode."""
-    trade_dates = last_open_days(market, days)
-    if "floor" in against:
-        floor = page_floor(market, "daily", trade_dates)
+class PageCounter:
+    """The sample market as ``TushareClient`` fetches it, counting calls: a query of R rows
+    costs ``pages_for(R, row_limit)`` calls (a page per full page, then the last, partial
+    or empty, one). test_bench checks the count against the wire server's."""
+
+    def __init__(self, market, row_limit: int):
+        self.market, self.row_limit = market, row_limit
+        self.calls = self.rows = 0
+
+    def query(self, api_name: str, **params) -> pd.DataFrame:
+        frame = self.market.query(api_name, **params)
+        self.calls += pages_for(len(frame), self.row_limit)
+        self.rows += len(frame)
+        return frame
+
+
+def stock_spans(market) -> pd.DataFrame:
+    """Every stock's listing span (L, D and P), as the sync reads it from stock_basic."""
+    basic = market.query("stock_basic", list_status=",".join(LIST_STATUSES))
+    return spans_of(to_warehouse_frame("stock_basic", basic))
+
+
+def counted_calls(market, stocks: pd.DataFrame, days: list[dt.date]) -> dict[str, dict]:
+    """Calls per trading-day API over ``days`` (open, oldest first), counted against the
+    market: ours (the sync's plan, each planned query run and its pages counted), the page
+    floor (ceil(rows / row limit) of the same rows), zquant's bulk mode (one ``trade_date``
+    call per day, unpaged) and per-stock mode (one call per stock listed in the range, each
+    under the row limit)."""
+    per_stock = int(listed_during(stocks, days[0], days[-1]).sum())
+    calls: dict[str, dict] = {}
+    for api in TRADING_DAY_APIS:
+        row_limit = API_ROW_LIMITS[api]
+        plan = plan_calls(days, listed_counts(stocks, days), row_limit)
+        counter = PageCounter(market, row_limit)
+        for window in plan.windows:
+            counter.query(api, **window_params(plan.shape, stocks, window))
+        calls[api] = {
+            "shape": plan.shape,
+            "ours": counter.calls,
+            "floor": math.ceil(counter.rows / row_limit),
+            "zquant_bulk_per_day": len(days),
+            "zquant_per_stock": per_stock,
+        }
+    return calls
+
+
+def projected_calls(listed: int, n_days: int) -> dict[str, dict]:
+    """``counted_calls`` for a range longer than the market's history: ``listed`` stocks
+    every day, each with a row every day (so ours is the planner's estimate, an upper
+    bound); zquant's per-stock mode gets only those stocks (no listing turnover: its best
+    case)."""
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=n) for n in range(n_days)]
+    calls: dict[str, dict] = {}
+    for api in TRADING_DAY_APIS:
+        row_limit = API_ROW_LIMITS[api]
+        plan = plan_calls(days, [listed] * n_days, row_limit)
+        calls[api] = {
+            "shape": plan.shape,
+            "ours": plan.calls,
+            "floor": math.ceil(listed * n_days / row_limit),
+            "zquant_bulk_per_day": n_days,
+            "zquant_per_stock": listed,
+        }
+    return calls
+
+
+CURVE_SERIES = ("ours", "floor", "zquant_bulk_per_day", "zquant_per_stock")
+
+
+def calls_curve(market, as_of: str, sizes) -> list[dict]:
+    """Per size: calls of each series summed over the trading-day APIs, and the minutes
+    they take at CURVE_CALLS_PER_MINUTE (computed, not slept: the steady rate, the APIs one
+    after another, waits only; a fresh budget lets a first burst through sooner, a budget
+    shared with other syncs makes it slower). A size within the market's
+    history is counted (``counted_calls``); a longer one is projected
+    (``projected_calls``) with the stocks listed on the last day."""
+    stocks = stock_spans(market)
+    history = last_open_days(market, market.horizon, as_of)  # every day with bars
+    curve = []
+    for n_days in sizes:
+        if n_days <= len(history):
+            method, per_api = "counted", counted_calls(market, stocks, history[-n_days:])
+        else:
+            listed = listed_counts(stocks, history[-1:])[0]
+            method, per_api = "projected", projected_calls(listed, n_days)
+        point = {"days": n_days, "method": method, "per_api": per_api}
+        for series in CURVE_SERIES:
+            point[series] = sum(api[series] for api in per_api.values())
+            point[f"{series}_minutes"] = point[series] / CURVE_CALLS_PER_MINUTE
+        curve.append(point)
+    return curve
+
+
+HOW_COUNTED = (
+    "daily, adj_factor and daily_basic; calls counted per planned query against the sample"
+    " market, no HTTP (test_bench checks the count against the wire server's)"
+)
+
+
+def call_figures(market, sizes, curve: bool) -> Iterator[Figure]:
+    """Per size (trading days of the whole market): our calls against the page floor and
+    against zquant's per-stock mode (and, on the curve, its bulk mode). Counts: one run per
+    side; a size past the market's history is a projection."""
+    for point in calls_curve(market, DEFAULT_AS_OF, sizes):
+        days, projected = point["days"], point["method"] == "projected"
+
+        def count(series: str, point=point) -> Sample:
+            return Sample(point[series])
+
+        common = dict(unit="calls", repeats=1, deterministic=True, projected=projected, x=days)
         yield Figure(
             id=f"sync.calls_vs_floor_{days}d",
-            title=f"daily API calls, whole market, {days} trading days",
-            ours=lambda: bench.daily_calls("ours", trade_dates),
-            baseline=lambda: Sample(floor),
+            title=f"API calls, whole market, {days} trading days",
+            ours=lambda count=count: count("ours"),
+            baseline=lambda count=count: count("floor"),
             baseline_name="page floor: ceil(rows / row limit)",
             # Lower is better, so the ratio is floor / ours: at most 1.15x the floor.
             target=1 / FLOOR_TARGET_MAX if days >= 250 else None,
-            unit="calls",
-            repeats=1,
-            deterministic=True,
             curve="sync calls: ours vs page floor" if curve else None,
-            x=days,
-            note=f"target: at most {FLOOR_TARGET_MAX}x the floor"
-            f" (ratio >= {1 / FLOOR_TARGET_MAX:.3f})",
+            note=f"target: at most {FLOOR_TARGET_MAX}x the floor; {HOW_COUNTED}",
+            **common,
         )
-    if "zquant" in against:
         yield Figure(
             id=f"sync.calls_vs_zquant_per_stock_{days}d",
-            title=f"daily API calls, whole market, {days} trading days",
-            ours=lambda: bench.daily_calls("ours", trade_dates),
-            baseline=lambda: bench.daily_calls(
-                "zquant", trade_dates, ts_codes=ts_codes, write=False
-            ),
+            title=f"API calls, whole market, {days} trading days",
+            ours=lambda count=count: count("ours"),
+            baseline=lambda count=count: count("zquant_per_stock"),
             baseline_name="zquant per stock: one call per stock over the range",
             target=ZQUANT_TARGET if days >= 1_000 else None,
-            unit="calls",
-            repeats=1,
-            deterministic=True,
             curve="sync calls: ours vs zquant per stock" if curve else None,
-            x=days,
+            note=HOW_COUNTED,
+            **common,
         )
+        if curve:
+            yield Figure(
+                id=f"sync.calls_vs_zquant_bulk_per_day_{days}d",
+                title=f"API calls, whole market, {days} trading days",
+                ours=lambda count=count: count("ours"),
+                baseline=lambda count=count: count("zquant_bulk_per_day"),
+                baseline_name="zquant bulk: one call per day",
+                curve="sync calls: ours vs zquant bulk per day",
+                note=f"{HOW_COUNTED}; minutes at {CURVE_CALLS_PER_MINUTE} calls/min:"
+                f" ours {point['ours_minutes']:.1f}, zquant bulk"
+                f" {point['zquant_bulk_per_day_minutes']:.1f}, zquant per stock"
+                f" {point['zquant_per_stock_minutes']:.1f}",
+                **common,
+            )
 
 
 def write_figures(bench: Bench, market, days: int):
@@ -414,15 +523,7 @@ def figures(size: str = "default") -> Iterator[Figure]:
     try:
         with TushareWireServer(market) as server, tempfile.TemporaryDirectory() as scratch:
             bench = Bench(server, database_url, Path(scratch))
-            if size == "full":
-                for days in CURVE_DAYS:
-                    yield from call_figures(
-                        bench, market, ts_codes, days, ("floor", "zquant"), curve=True
-                    )
-            else:
-                floor_days, zquant_days = sizes["floor_days"], sizes["zquant_days"]
-                yield from call_figures(bench, market, ts_codes, floor_days, ("floor",), False)
-                yield from call_figures(bench, market, ts_codes, zquant_days, ("zquant",), False)
+            yield from call_figures(market, sizes["call_days"], curve=size == "full")
             yield from write_figures(bench, market, sizes["write_days"])
             if size == "full":
                 yield from throttled_figure(bench, market, ts_codes)

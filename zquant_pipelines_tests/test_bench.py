@@ -6,16 +6,20 @@ zquant_pipelines_tests/bench/test_harness.py without running any benchmark.
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench import bench_scheduling, bench_sync
+from bench import bench_scheduling, bench_sync, harness
 from bench.__main__ import DEFAULT_MODULES, parse_only
-from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES
+from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES, TRADING_DAY_APIS
+from zquant_pipelines.resources.tushare_client import TushareClient
+from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sample_market import sample_market
+from zquant_pipelines.sync import market as sync
 from zquant_pipelines.tasks.catalog import parse_catalog
 from zquant_pipelines_tests.bench.test_harness import CONTRACT
 
@@ -57,15 +61,24 @@ def test_quick_run_measures_every_module_through_the_harness(pg_server_url, tmp_
         assert (entry["met"] is None) == (entry["target"] is None), entry
         assert "agree" not in entry["note"] and "differ" not in entry["note"], entry
 
-    # The call figures count real calls: one daily call per trading day for us, one per
-    # stock for zquant's per-stock mode.
-    assert figures["sync.calls_vs_floor_5d"]["ours"] == 5
+    # The call figures count the calls of the three trading-day APIs: a few days of 30
+    # stocks fit one code-list call per API for us, zquant's per-stock mode makes one per
+    # stock listed in the range, per API.
+    assert figures["sync.calls_vs_floor_5d"]["ours"] == len(TRADING_DAY_APIS)
     per_stock = figures["sync.calls_vs_zquant_per_stock_10d"]
     market = sample_market(
         n_stocks=bench_sync.SIZES["quick"]["stocks"], as_of=bench_sync.DEFAULT_AS_OF
     )
-    stocks = len(market.query("stock_basic", list_status=",".join(LIST_STATUSES)))
-    assert (per_stock["ours"], per_stock["baseline"]) == (10, stocks)
+    days = bench_sync.last_open_days(market, 10)
+    stocks = market.query("stock_basic", list_status=",".join(LIST_STATUSES))
+    listed = stocks[
+        (stocks["list_date"] <= f"{days[-1]:%Y%m%d}")
+        & ~(stocks["delist_date"].fillna("99999999") < f"{days[0]:%Y%m%d}")
+    ]
+    assert (per_stock["ours"], per_stock["baseline"]) == (
+        len(TRADING_DAY_APIS),
+        len(TRADING_DAY_APIS) * len(listed),
+    )
     for storage in ("sqlite", "postgres"):
         stats = figures[f"stats.all_tasks_vs_plain_200_{storage}"]
         assert stats["note"] == "" and stats["baseline"] > 0
@@ -123,3 +136,61 @@ def test_only_rejects_an_unknown_benchmark_by_name():
     assert "scale_out" not in DEFAULT_MODULES
     with pytest.raises(argparse.ArgumentTypeError, match="'sync,speed'"):
         parse_only("sync,speed")
+
+
+def test_sync_call_counter_counts_what_the_wire_server_sees(tushare_server_factory, tmp_path):
+    """The call curve counts calls without HTTP: its count for a range equals the requests
+    the real sync makes through the SDK to the wire server, pages included."""
+    as_of = bench_sync.DEFAULT_AS_OF
+    market = sample_market(as_of=as_of)
+    server = tushare_server_factory(market)
+    client = TushareClient(
+        token=server.token,
+        api_url=server.url,
+        rate_limit_dir=str(tmp_path / "ratelimit"),
+        calls_per_minute=100_000,
+    )
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    days = bench_sync.last_open_days(market, 45, as_of)
+    sync.sync_stock_basic(client, warehouse)
+    sync.sync_trade_cal(client, warehouse, days[0], days[-1])
+    server.reset_calls()
+
+    result = sync.sync_trading_days(client, warehouse, "daily", days)
+    counted = bench_sync.counted_calls(market, bench_sync.stock_spans(market), days)["daily"]
+
+    assert counted["shape"] == sync.CODE_LISTS
+    assert counted["ours"] == len(server.calls_to("daily")) >= 3  # pages of 6,000 rows
+    assert counted["floor"] == math.ceil(result.rows / 6000)
+    assert counted["zquant_bulk_per_day"] == len(days)
+    warehouse.dispose()
+
+
+def test_call_curve_stays_near_the_floor_and_projects_beyond_the_history():
+    market = sample_market(n_stocks=60, as_of=bench_sync.DEFAULT_AS_OF)
+    curve = bench_sync.calls_curve(market, bench_sync.DEFAULT_AS_OF, sizes=(1, 250, 1000, 5000))
+
+    assert [point["method"] for point in curve] == ["counted"] * 3 + ["projected"]
+    for point in curve:
+        assert point["floor"] <= point["ours"] <= point["zquant_bulk_per_day"]
+        assert point["ours_minutes"] == point["ours"] / bench_sync.CURVE_CALLS_PER_MINUTE
+    assert curve[0]["ours"] == 3  # one call per API for one day
+
+
+def test_call_figures_judge_the_curve_and_never_meet_a_projection():
+    market = sample_market(n_stocks=60, as_of=bench_sync.DEFAULT_AS_OF)
+    sizes = (250, 1000, 5000)
+    curve = {
+        point["days"]: point
+        for point in bench_sync.calls_curve(market, bench_sync.DEFAULT_AS_OF, sizes)
+    }
+    declared = bench_sync.call_figures(market, sizes, curve=False)
+    entries = {entry["id"]: entry for entry in harness.measure_all(declared, lambda text: None)}
+
+    floor = entries["sync.calls_vs_floor_250d"]
+    assert floor["ratio"] == curve[250]["floor"] / curve[250]["ours"] >= 1 / 1.15
+    assert floor["met"] is True
+    zquant = entries["sync.calls_vs_zquant_per_stock_1000d"]
+    assert zquant["ratio"] == curve[1000]["zquant_per_stock"] / curve[1000]["ours"]
+    projected = entries["sync.calls_vs_floor_5000d"]
+    assert projected["projected"] is True and projected["met"] is False

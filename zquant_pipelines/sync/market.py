@@ -2,11 +2,14 @@
 
 Plain functions (no Dagster): assets and task actions both call them. A source is anything
 with ``query(api_name, **params) -> DataFrame`` in tushare's wire format (the tushare client
-or the sample market); a warehouse is a ``Warehouse``. Trading-day syncs make one API call
-per open day (the source pages past the row limit) and none on a closed day, as tushare
-recommends, instead of zquant's one call per stock. A reply with no rows, or far fewer than
-the stocks listed that day (MIN_LISTED_SHARE), is a day tushare has not published yet: it is
-refused and the stored day stays as it was.
+or the sample market); a warehouse is a ``Warehouse``. Trading-day syncs ask for the open
+days (none on a closed day) in the shape that needs fewer calls (``plan_calls``): one call
+per day, as tushare recommends, or for longer ranges the listed stocks' codes over windows
+of days, whose replies fill every page (the source pages past the row limit) where a day of
+about 5,400 rows leaves a 6,000-row page 10% empty. Either way every day is checked and
+written on its own (``store_day``), so the stored tables are the same whichever shape ran.
+A day's rows far fewer than the stocks listed that day (MIN_LISTED_SHARE), or none, is a day
+tushare has not published yet: it is refused and the stored day stays as it was.
 """
 
 import datetime as dt
@@ -20,8 +23,10 @@ import pandas as pd
 
 from zquant_pipelines.constants import (
     API_FIELDS,
+    API_ROW_LIMITS,
     CALENDAR_EXCHANGES,
     DATE_COLUMNS,
+    DEFAULT_ROW_LIMIT,
     LIST_STATUSES,
     MIN_LISTED_SHARE,
     TRADING_DAY_APIS,
@@ -159,6 +164,81 @@ def open_days(warehouse, start_date: dt.date, end_date: dt.date) -> dict[dt.date
     return {day: known[day] for day in wanted}
 
 
+# Shapes of a trading-day sync's calls (see plan_calls).
+PER_DAY = "per_day"
+CODE_LISTS = "code_lists"
+# The most pages a code-list call may need, as estimated: its reply is held in memory
+# (50 pages of 6,000 rows is about 60 days of the whole market), and each window wastes at
+# most its last page's empty part, so 50 keeps the waste near 2% of the calls.
+WINDOW_PAGES = 50
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """How a trading-day sync asks for its open days: ``windows`` in order, each one call
+    (plus its pages): one day with ``trade_date`` (PER_DAY), or the codes listed during the
+    window over its first..last day (CODE_LISTS). ``calls`` counts the pages when every
+    listed stock has a row every day; a day's rows never exceed its listed stocks, so the
+    sync makes at most that many calls."""
+
+    shape: str
+    windows: tuple[tuple[dt.date, ...], ...]
+    calls: int
+
+
+def pages_for(rows: int, row_limit: int) -> int:
+    """Calls the source makes for a reply of ``rows`` rows: it pages while a page is full,
+    so an exact multiple of the row limit costs one more, empty, page."""
+    return rows // row_limit + 1
+
+
+def plan_calls(
+    days: Sequence[dt.date],
+    listed: Sequence[int],
+    row_limit: int,
+    window_pages: int = WINDOW_PAGES,
+    shape: str | None = None,
+) -> CallPlan:
+    """The shape that needs fewer calls for ``days`` (open, in order) with ``listed[i]``
+    stocks listed on ``days[i]``, or the plan of ``shape`` if given; a tie keeps one call
+    per day (less held in memory).
+
+    Per day a day costs ``pages_for(listed)`` calls: the floor's ceil(rows / row_limit)
+    only when days are full pages. Code lists fill pages across days: consecutive days go
+    in one window while its rows fit ``window_pages`` pages, and each window costs
+    ``pages_for`` of its rows. A range where no stock is listed stays per day (a code
+    list cannot be empty).
+    """
+    if shape not in (None, PER_DAY, CODE_LISTS):
+        raise ValueError(f"shape {shape!r} is not None, {PER_DAY!r} or {CODE_LISTS!r}")
+    if len(days) != len(listed):
+        raise ValueError(f"days has {len(days)} entries but listed has {len(listed)}")
+    if row_limit < 1 or window_pages < 1:
+        raise ValueError(f"row_limit {row_limit!r} and window_pages {window_pages!r} must be >= 1")
+    per_day = CallPlan(
+        PER_DAY,
+        tuple((day,) for day in days),
+        sum(pages_for(count, row_limit) for count in listed),
+    )
+    windows: list[tuple[dt.date, ...]] = []
+    window_rows: list[int] = []
+    for day, count in zip(days, listed, strict=True):
+        if windows and window_rows[-1] + count <= window_pages * row_limit:
+            windows[-1] += (day,)
+            window_rows[-1] += count
+        else:
+            windows.append((day,))
+            window_rows.append(count)
+    code_lists = CallPlan(
+        CODE_LISTS, tuple(windows), sum(pages_for(rows, row_limit) for rows in window_rows)
+    )
+    if shape is not None:
+        return per_day if shape == PER_DAY else code_lists
+    if not any(listed) or code_lists.calls >= per_day.calls:
+        return per_day
+    return code_lists
+
+
 def sync_trading_days(
     source,
     warehouse,
@@ -166,8 +246,14 @@ def sync_trading_days(
     trade_dates: Iterable[dt.date],
     progress: ProgressCallback | None = None,
     written_through: dt.date | None = None,
+    *,
+    row_limit: int | None = None,
+    shape: str | None = None,
 ) -> SyncResult:
-    """One API call per open day; each day replaced atomically; closed days cost no call.
+    """The open days among ``trade_dates``, each replaced atomically; closed days cost no
+    call. ``plan_calls`` picks the calls' shape for the days still to write and
+    ``row_limit`` (the source's rows per call; default ``API_ROW_LIMITS``) unless ``shape``
+    names one.
 
     Each day is its own transaction, so a failure on day k leaves days before it written
     and day k exactly as it was; a day not published yet is such a failure. ``progress``
@@ -182,21 +268,67 @@ def sync_trading_days(
         return result
     is_open = open_days(warehouse, days[0], days[-1])
     result.closed_dates = [day for day in days if not is_open[day]]
-
     counter = DayCounter(api_name, [day for day in days if is_open[day]], progress, written_through)
     result.resumed_dates = list(counter.resumed)
     result.trade_dates = list(counter.resumed)
+    stocks = listing_spans(warehouse)
+    listed = dict(zip(counter.pending, listed_counts(stocks, counter.pending), strict=True))
+    plan = plan_calls(
+        counter.pending,
+        list(listed.values()),
+        row_limit or API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT),
+        shape=shape,
+    )
 
-    def fetch(day: dt.date) -> pd.DataFrame:
-        return source.query(api_name, trade_date=to_tushare_date(day))
+    def fetch(window: tuple[dt.date, ...]) -> pd.DataFrame:
+        return source.query(api_name, **window_params(plan.shape, stocks, window))
 
-    for day, reply in fetched_ahead(fetch, counter.pending):
-        frame = to_warehouse_frame(api_name, reply)
-        check_published(api_name, frame, day, listed_stock_count(warehouse, day))
-        rows = warehouse.replace_partition(api_name, frame, day)
-        result.add_day(day, rows, api_calls=1)
-        counter.written(day, rows)
+    for window, reply in fetched_ahead(fetch, plan.windows):
+        # One call serves the window's days: a day's figures count it on the first day.
+        calls = 1
+        for day, frame in split_by_day(api_name, to_warehouse_frame(api_name, reply), window):
+            rows = store_day(warehouse, api_name, day, frame, listed[day])
+            result.add_day(day, rows, calls)
+            counter.written(day, rows)
+            calls = 0
     return result
+
+
+def window_params(shape: str, stocks: pd.DataFrame, window: Sequence[dt.date]) -> dict:
+    """The query params of one planned call: the day (PER_DAY), or the codes of ``stocks``
+    (``listing_spans``) listed during the window over its first..last day (CODE_LISTS)."""
+    if shape == PER_DAY:
+        return {"trade_date": to_tushare_date(window[0])}
+    codes = stocks.loc[listed_during(stocks, window[0], window[-1]), "ts_code"]
+    return {
+        "ts_code": ",".join(sorted(codes)),
+        "start_date": to_tushare_date(window[0]),
+        "end_date": to_tushare_date(window[-1]),
+    }
+
+
+def store_day(warehouse, api_name: str, day: dt.date, frame: pd.DataFrame, listed: int) -> int:
+    """One open day's rows: refused if tushare has not published the day (nothing of it is
+    written), else the day's partition replaced by them. Returns the rows written."""
+    check_published(api_name, frame, day, listed)
+    return warehouse.replace_partition(api_name, frame, day)
+
+
+def split_by_day(
+    api_name: str, frame: pd.DataFrame, days: Sequence[dt.date]
+) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """``(day, its rows)`` for every day asked, in order (a day with no rows gets an empty
+    frame, which the publication check refuses); a row of a day not asked is an error."""
+    by_day = dict(iter(frame.groupby("trade_date", sort=False)))
+    stray = sorted(set(by_day) - set(days))
+    if stray:
+        raise ValueError(
+            f"{api_name} reply has rows for trade_date {stray[0]:%Y-%m-%d}, not one of the"
+            f" {len(days)} day(s) asked ({days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d})"
+        )
+    for day in days:
+        rows = by_day.get(day)
+        yield day, (frame.iloc[:0] if rows is None else rows.reset_index(drop=True))
 
 
 def fetched_ahead(fetch: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, R]]:
@@ -257,14 +389,40 @@ def sync_stocks_over_range(
     return SyncResult(table=api_name, rows=rows, api_calls=1, trade_dates=written)
 
 
+def listing_spans(warehouse) -> pd.DataFrame:
+    """Every stock's ts_code, list_date and delist_date from stock_basic (``spans_of``)."""
+    return spans_of(warehouse.read_frame("SELECT ts_code, list_date, delist_date FROM stock_basic"))
+
+
+def spans_of(stock_basic: pd.DataFrame) -> pd.DataFrame:
+    """ts_code, list_date and delist_date of a stock_basic frame in warehouse form, the
+    dates as datetime64 (NaT if none)."""
+    stocks = stock_basic.loc[:, ["ts_code", "list_date", "delist_date"]].copy()
+    for column in ("list_date", "delist_date"):
+        stocks[column] = pd.to_datetime(stocks[column])
+    return stocks
+
+
+def listed_counts(stocks: pd.DataFrame, days: Sequence[dt.date]) -> list[int]:
+    """How many of ``stocks`` are listed on each of ``days``."""
+    return [int(listed_on(stocks, day).sum()) for day in days]
+
+
+def listed_on(stocks: pd.DataFrame, day: dt.date) -> pd.Series:
+    """Which of ``stocks`` (``listing_spans``) are listed on ``day``: listed on or before
+    it, not yet delisted; a stock without a list_date never is."""
+    return listed_during(stocks, day, day)
+
+
+def listed_during(stocks: pd.DataFrame, first: dt.date, last: dt.date) -> pd.Series:
+    """Which of ``stocks`` are listed on some day of ``first``..``last``."""
+    listed, delisted = stocks["list_date"], stocks["delist_date"]
+    return (listed <= pd.Timestamp(last)) & (delisted.isna() | (delisted > pd.Timestamp(first)))
+
+
 def listed_stock_count(warehouse, trade_date: dt.date) -> int:
     """Stocks listed on trade_date (listed on or before it, not yet delisted)."""
-    frame = warehouse.read_frame(
-        "SELECT COUNT(*) AS n FROM stock_basic WHERE list_date <= :day"
-        " AND (delist_date IS NULL OR delist_date > :day)",
-        {"day": trade_date},
-    )
-    return int(frame["n"].iloc[0])
+    return int(listed_on(listing_spans(warehouse), trade_date).sum())
 
 
 def min_published_rows(table: str, listed: int) -> int:

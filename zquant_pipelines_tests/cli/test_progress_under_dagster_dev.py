@@ -35,8 +35,9 @@ tasks:
 """
 TASK = "backfill_bars"
 # Seven open days (2024-01-01 is a holiday) of daily, then of adj_factor: 14 items. The
-# third day's daily reply is held, so the run stays after its second day.
-HELD_DAY = "20240104"
+# sample market's seven days come in one code-list call per API; adj_factor's is held, so
+# the run stays after daily's seven days.
+HELD_API, HELD_DAY = "adj_factor", "20240104"
 ITEMS = 14
 RUN_TIMEOUT_SECONDS = 300
 
@@ -99,7 +100,7 @@ def read_lines(stream, lines: list[str]) -> threading.Thread:
 
 
 def test_progress_shows_while_the_run_runs_and_trigger_wait_follows_it(dagster_dev, wire, capsys):
-    wire.hold("daily", HELD_DAY)
+    wire.hold(HELD_API, HELD_DAY)
     follower = subprocess.Popen(
         [sys.executable, "-m", "zquant_pipelines.cli", "--url", dagster_dev]
         + ["trigger", TASK, "--wait"],
@@ -111,17 +112,17 @@ def test_progress_shows_while_the_run_runs_and_trigger_wait_follows_it(dagster_d
     err_lines: list[str] = []
     try:
         reader = read_lines(follower.stderr, err_lines)
-        at_day_two = f"2 of {ITEMS} days written"
+        at_day_two = f"7 of {ITEMS} days written"
         wait_until(
             lambda: any(at_day_two in line for line in err_lines) or follower.poll() is not None,
             RUN_TIMEOUT_SECONDS,
-            "trigger --wait to print the second day",
+            "trigger --wait to print daily's last day",
         )
         line = next((line for line in err_lines if at_day_two in line), None)
         assert line is not None, "".join(err_lines)
         # A plain line: the run, its status, the days, the percentage, the last day written.
         assert line.startswith("Run ") and ": STARTED, " in line and "\x1b" not in line
-        assert "(14.3%), last daily 2024-01-03, estimated end " in line, line
+        assert "(50.0%), last daily 2024-01-10, estimated end " in line, line
         run_id = line.split()[1].rstrip(":")
 
         # GraphQL, as the UI's runs list and run page ask: the step's progress tag.
@@ -129,17 +130,17 @@ def test_progress_shows_while_the_run_runs_and_trigger_wait_follows_it(dagster_d
         (run,) = [run for run in runs if run["runId"] == run_id]
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}
         step = json.loads(tags[f"{TAG_PROGRESS_PREFIX}{TASK}"])
-        assert (step["run_id"], step["table"], step["day"]) == (run_id, "daily", "2024-01-03")
+        assert (step["run_id"], step["table"], step["day"]) == (run_id, "daily", "2024-01-10")
         assert (step["done"], step["total"], step["written_through"]) == (
-            2,
+            7,
             ITEMS,
-            {"daily": "2024-01-03"},
+            {"daily": "2024-01-10"},
         )
         assert step["rows"] > 0 and step["estimated_end_time"]
         # The per-day lines among the run's logs, as the run page streams them.
         events = graphql(dagster_dev, RUN_LOGS, {"runId": run_id})["logsForRun"]["events"]
         messages = [event.get("message", "") for event in events]
-        for k, day in ((1, "2024-01-02"), (2, "2024-01-03")):
+        for k, day in ((1, "2024-01-02"), (7, "2024-01-10")):
             assert any(m.startswith(f"daily: day {k} of 7 ({day}), ") for m in messages)
 
         # zquant history --run, through the same server, while the run is held.
@@ -147,13 +148,13 @@ def test_progress_shows_while_the_run_runs_and_trigger_wait_follows_it(dagster_d
         assert cli.main(["--url", dagster_dev, "--json", "history", "--run", run_id]) == 0
         progress = json.loads(capsys.readouterr().out)["progress"]
         assert progress["status"] == "STARTED"
-        assert (progress["processed_items"], progress["total_items"]) == (2, ITEMS)
-        assert progress["progress_percent"] == 14.3
-        assert progress["current_item"] == "daily 2024-01-03"
+        assert (progress["processed_items"], progress["total_items"]) == (7, ITEMS)
+        assert progress["progress_percent"] == 50.0
+        assert progress["current_item"] == "daily 2024-01-10"
         assert progress["estimated_end_time"] is not None
         assert cli.main(["--url", dagster_dev, "history", "--run", run_id]) == 0
         shown = capsys.readouterr().out
-        assert f"Progress: Run {run_id}: STARTED, 2 of {ITEMS} days written" in shown
+        assert f"Progress: Run {run_id}: STARTED, 7 of {ITEMS} days written" in shown
     finally:
         wire.release()
     out = follower.stdout.read()

@@ -236,7 +236,13 @@ def test_a_retry_of_a_paused_task_is_held_in_the_queue_until_resume(env, capsys)
 
 
 def calls_per_day(wire, api_name: str) -> dict[str, int]:
-    calls = collections.Counter(call.params["trade_date"] for call in wire.calls_to(api_name))
+    """How many calls asked for each day: by its trade_date, or in their range."""
+    calls = collections.Counter(
+        day
+        for call in wire.calls_to(api_name)
+        for day in BACKFILL_DAYS
+        if call.asked[0] <= day <= call.asked[1]
+    )
     return {day: calls[day] for day in BACKFILL_DAYS}
 
 

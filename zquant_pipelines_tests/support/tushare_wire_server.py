@@ -61,6 +61,18 @@ class WireCall:
     rows: int = 0
     delay_seconds: float = 0.0
 
+    @property
+    def asked(self) -> tuple[str, str]:
+        """The first and last day (YYYYMMDD) the call asked for (``asked_range``)."""
+        return asked_range(self.params)
+
+
+def asked_range(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The first and last day (YYYYMMDD) a request asks for: its trade_date, or its
+    start_date..end_date ("" where it names none)."""
+    day = params.get("trade_date")
+    return str(day or params.get("start_date") or ""), str(day or params.get("end_date") or "")
+
 
 @dataclass
 class _RateRule:
@@ -155,8 +167,9 @@ class TushareWireServer:
             self._slow_replies.extend([seconds] * count)
 
     def hold(self, api_name: str, trade_date: str) -> None:
-        """Keep every request of ``api_name`` for ``trade_date`` (YYYYMMDD) waiting, after it
-        is recorded, until ``release()``: a run stays mid-range as long as a test needs."""
+        """Keep every request of ``api_name`` for ``trade_date`` (YYYYMMDD), or for a range
+        holding it, waiting after it is recorded, until ``release()``: a run stays mid-range
+        as long as a test needs."""
         with self._lock:
             self._held[(api_name, trade_date)] = threading.Event()
 
@@ -173,8 +186,9 @@ class TushareWireServer:
             self._denied.add(api_name)
 
     def short_reply(self, api_name: str, rows: int = 0, trade_date: str | None = None) -> None:
-        """Answer ``api_name`` (for ``trade_date`` YYYYMMDD only, if given) with only its
-        first ``rows`` rows, as tushare does for a day it has not (fully) published."""
+        """Answer ``api_name`` with only its first ``rows`` rows, or, with ``trade_date``
+        (YYYYMMDD), only that day's first ``rows`` rows in any reply holding the day (one
+        day's or a range's), as tushare does for a day it has not (fully) published."""
         with self._lock:
             self._short_replies[(api_name, trade_date)] = rows
 
@@ -278,8 +292,7 @@ class TushareWireServer:
         # Recorded before the delay, so a test sees the call while its client is timing out.
         if delay:
             self._stopping.wait(delay)
-        with self._lock:
-            held = self._held.get((api_name, str(params.get("trade_date"))))
+        held = self._hold_for(api_name, params)
         while held is not None and not held.wait(0.05) and not self._stopping.is_set():
             pass
         return status, reply
@@ -306,7 +319,7 @@ class TushareWireServer:
             frame = self.backing.query(
                 api_name, **{k: v for k, v in params.items() if k not in _SERVER_PARAMS}
             )
-            frame = _pick_fields(frame, fields).iloc[: self._reply_rows(api_name, params)]
+            frame = _pick_fields(self._shortened(api_name, frame), fields)
         except Exception as error:  # noqa: BLE001 - like tushare, answer every failure with a code
             message = f"{api_name}: {type(error).__name__}: {error}"
             return 200, "error", _reply(CODE_SERVER_ERROR, message), 0
@@ -319,13 +332,27 @@ class TushareWireServer:
         }
         return 200, "ok", _reply(CODE_OK, "", data), len(page)
 
-    def _reply_rows(self, api_name: str, params: Mapping[str, Any]) -> int | None:
-        """How many rows a short-reply fault lets through (None: all of them)."""
+    def _hold_for(self, api_name: str, params: Mapping[str, Any]) -> threading.Event | None:
+        """The hold of a day this request asks for: its trade_date, or within its range."""
+        first, last = asked_range(params)
         with self._lock:
-            for day in (params.get("trade_date"), None):
-                if (api_name, day) in self._short_replies:
-                    return self._short_replies[(api_name, day)]
+            for (api, day), event in self._held.items():
+                if api == api_name and first <= day <= last:
+                    return event
         return None
+
+    def _shortened(self, api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """The reply as short-reply faults leave it: a day's fault keeps that day's first
+        rows in any reply holding it (one day's, or a range's), an API-wide one the reply's
+        first rows."""
+        with self._lock:
+            rules = {day: n for (api, day), n in self._short_replies.items() if api == api_name}
+        if None in rules:
+            frame = frame.iloc[: rules.pop(None)]
+        for day, rows in rules.items():
+            on_day = frame.index[frame["trade_date"] == day]
+            frame = frame.drop(on_day[rows:])
+        return frame
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
         cap = self.row_limits.get(api_name, self.row_limit)

@@ -3,6 +3,7 @@ sample market, into SQLite and PostgreSQL: the tables hold exactly what was serv
 written is reported as it goes; days an earlier attempt wrote are not fetched again."""
 
 import datetime as dt
+import math
 import threading
 
 import pandas as pd
@@ -97,7 +98,7 @@ def test_trading_days_one_call_per_open_day_and_exact_rows(backing, source, serv
     assert dt.date(2026, 10, 5) in closed and dt.date(2026, 9, 28) in open_days
     server.reset_calls()
     for api_name in TRADING_DAY_APIS:
-        result = sync.sync_trading_days(source, warehouse, api_name, DAYS)
+        result = sync.sync_trading_days(source, warehouse, api_name, DAYS, shape=sync.PER_DAY)
         assert result.trade_dates == open_days
         assert result.closed_dates == closed
         calls = server.calls_to(api_name)
@@ -182,7 +183,9 @@ def test_a_failed_call_mid_range_keeps_the_days_before_and_writes_none_after(bac
     sync_reference(backing, warehouse)
     days = open_days_of(backing)
     with pytest.raises(TushareTransportError, match=f"{days[2]:%Y%m%d}"):
-        sync.sync_trading_days(FailsOnDay(backing, days[2]), warehouse, "daily", days)
+        sync.sync_trading_days(
+            FailsOnDay(backing, days[2]), warehouse, "daily", days, shape=sync.PER_DAY
+        )
     written = [warehouse.count_rows("daily", day) > 0 for day in days]
     assert written == [True, True] + [False] * (len(days) - 2)
 
@@ -367,6 +370,119 @@ def test_latest_open_day_on_or_before_a_day(source, warehouse):
         sync.latest_open_day(warehouse, dt.date(2026, 11, 2))
 
 
+# --- the calls' shape: one call per day, or code lists over windows of days -------------
+
+
+def test_planner_keeps_one_call_per_day_while_code_lists_save_none():
+    days = [dt.date(2026, 1, 5) + dt.timedelta(days=n) for n in range(7)]
+    # 5,000 stocks a day against 6,000 rows a call: a window of k days costs
+    # 5000k // 6000 + 1 calls, k for k <= 6 (a tie keeps per day), 6 for 7 days.
+    for count in range(1, 7):
+        plan = sync.plan_calls(days[:count], [5000] * count, row_limit=6000)
+        assert (plan.shape, plan.calls) == (sync.PER_DAY, count)
+        assert plan.windows == tuple((day,) for day in days[:count])
+    plan = sync.plan_calls(days, [5000] * 7, row_limit=6000)
+    assert (plan.shape, plan.calls, plan.windows) == (sync.CODE_LISTS, 6, (tuple(days),))
+
+
+def test_planner_stays_within_115_percent_of_the_page_floor_from_250_days():
+    for n_days in (250, 1000, 2500):
+        days = [dt.date(2010, 1, 1) + dt.timedelta(days=n) for n in range(n_days)]
+        listed = [4000 + 3 * n % 1500 for n in range(n_days)]  # a market that grows
+        plan = sync.plan_calls(days, listed, row_limit=6000)
+        floor = math.ceil(sum(listed) / 6000)
+        per_day = sync.plan_calls(days, listed, row_limit=6000, shape=sync.PER_DAY)
+        assert plan.shape == sync.CODE_LISTS and plan.calls <= 1.15 * floor < per_day.calls
+        # Every day once, in order; no window needs more than WINDOW_PAGES pages.
+        assert [day for window in plan.windows for day in window] == days
+        by_day = dict(zip(days, listed, strict=True))
+        assert all(sum(by_day[d] for d in w) <= 50 * 6000 for w in plan.windows)
+
+
+def test_planner_keeps_per_day_without_listed_stocks_and_names_bad_input():
+    days = [dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)]
+    assert sync.plan_calls(days, [0, 0, 0], row_limit=6000).shape == sync.PER_DAY
+    with pytest.raises(ValueError, match="days has 3 entries but listed has 2"):
+        sync.plan_calls(days, [1, 2], row_limit=6000)
+    with pytest.raises(ValueError, match="shape 'weekly'"):
+        sync.plan_calls(days, [1, 2, 3], row_limit=6000, shape="weekly")
+
+
+def sqlite_warehouse(path):
+    from zquant_pipelines.resources.warehouse import Warehouse
+
+    return Warehouse(url=f"sqlite:///{path}")
+
+
+def test_per_day_and_code_lists_store_identical_tables(backing, tushare_server_factory, tmp_path):
+    """The same range through the real SDK, once per day and once per code list (paged at
+    250 rows, so code-list replies span pages and days): identical tables, fewer calls."""
+    server = tushare_server_factory(backing, row_limit=250)
+    source = client_for(server, tmp_path, row_limit=250)
+    tables, calls = {}, {}
+    for shape in (sync.PER_DAY, sync.CODE_LISTS):
+        warehouse = sqlite_warehouse(tmp_path / f"{shape}.db")
+        sync_reference(source, warehouse)
+        server.reset_calls()
+        for api_name in TRADING_DAY_APIS:
+            result = sync.sync_trading_days(
+                source, warehouse, api_name, DAYS, row_limit=250, shape=shape
+            )
+            assert result.trade_dates == open_days_of(backing)
+        calls[shape] = len(server.calls)
+        tables[shape] = {api: warehouse.read_table(api) for api in TRADING_DAY_APIS}
+        warehouse.dispose()
+    for api_name in TRADING_DAY_APIS:
+        assert len(tables[sync.PER_DAY][api_name]) > 1000
+        pd.testing.assert_frame_equal(
+            tables[sync.CODE_LISTS][api_name], tables[sync.PER_DAY][api_name]
+        )
+    assert calls[sync.CODE_LISTS] < calls[sync.PER_DAY]
+
+
+class DropsDay:
+    """The sample market, except every reply lacks one day's rows (a range reply from
+    before tushare published that day)."""
+
+    def __init__(self, backing, day: dt.date):
+        self.backing, self.day = backing, f"{day:%Y%m%d}"
+
+    def query(self, api_name, **params):
+        frame = self.backing.query(api_name, **params)
+        if api_name in TRADING_DAY_APIS:
+            frame = frame[frame["trade_date"] != self.day].reset_index(drop=True)
+        return frame
+
+
+def test_code_lists_refuse_a_day_missing_from_the_reply_and_write_only_the_days_before(
+    backing, tushare_server_factory, tmp_path, warehouse
+):
+    api_name = "daily"
+    days = open_days_of(backing)
+    server = tushare_server_factory(DropsDay(backing, days[2]))
+    source = client_for(server, tmp_path)
+    sync_reference(source, warehouse)
+
+    with pytest.raises(sync.DayNotPublishedError, match=not_published(api_name, days[2], 0)):
+        sync.sync_trading_days(source, warehouse, api_name, days, shape=sync.CODE_LISTS)
+
+    assert len(server.calls_to(api_name)) == 1  # one code-list call for the whole range
+    written = [warehouse.count_rows(api_name, day) > 0 for day in days]
+    assert written == [True, True] + [False] * (len(days) - 2)
+
+
+def test_a_reply_row_of_a_day_not_asked_is_refused(backing):
+    day, other = dt.date(2026, 9, 28), dt.date(2026, 9, 29)
+    frame = sync.to_warehouse_frame(
+        "daily", backing.query("daily", start_date="20260928", end_date="20260929")
+    )
+    with pytest.raises(ValueError, match="daily reply has rows for trade_date 2026-09-29"):
+        list(sync.split_by_day("daily", frame, [day]))
+    by_day = dict(sync.split_by_day("daily", frame, [day, other]))
+    assert sum(map(len, by_day.values())) == len(frame)
+    assert set(by_day[other]["trade_date"]) == {other}
+
+
 # --- progress, and days an earlier attempt wrote -------------------------------------------
 
 
@@ -399,11 +515,11 @@ def test_days_an_earlier_attempt_wrote_are_not_fetched_again(backing, source, se
         source, warehouse, "adj_factor", DAYS, progress=heard.append, written_through=through
     )
     pending = open_days[3:]
-    assert [c.params["trade_date"] for c in server.calls_to("adj_factor")] == [
-        f"{day:%Y%m%d}" for day in pending
-    ]
+    calls = server.calls_to("adj_factor")
+    # Whatever the calls' shape, they ask for the pending days only.
+    assert min(call.asked[0] for call in calls) == f"{pending[0]:%Y%m%d}"
     assert result.resumed_dates == open_days[:3] and result.trade_dates == open_days
-    assert result.api_calls == len(pending)
+    assert result.api_calls == len(calls) >= 1
     assert [(p.day, p.done) for p in heard] == [(day, k) for k, day in enumerate(pending, start=4)]
 
 
