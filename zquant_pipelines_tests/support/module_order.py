@@ -4,7 +4,7 @@ long module starts last on one worker while the other sits idle. Modules stay wh
 keep their own order, so module-scoped fixtures (one `dagster dev` per module) are built
 once either way."""
 
-# Slowest first (pytest --durations on an idle 2-core machine: real `make dev`, real daemons,
+# Roughly slowest first, by pytest --durations (real `make dev`, real daemons,
 # dagster CLI subprocesses, demo and bench runs). A module missing here runs after these,
 # in pytest's usual order.
 SLOW_MODULES = (
