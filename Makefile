@@ -20,8 +20,12 @@ home: $(STAMP)
 run: home
 	$(BIN)/zquant demo
 
+# Two pytest-xdist workers, each taking whole modules (--dist loadfile: a module's fixtures,
+# such as its one `make dev`, are built once), in the order support/module_order.py gives
+# (slowest first; --no-loadscope-reorder keeps it). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest zquant_pipelines_tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder zquant_pipelines_tests
 
 # `dagster dev` (UI + daemon) whose webserver refuses other sites' requests (CSRF): see
 # zquant_pipelines/dev_server.py.

@@ -52,6 +52,8 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            # `make test` on two workers (-n 2 --dist loadfile --no-loadscope-reorder).
+            "pytest-xdist>=3.6,<4",
             "hypothesis>=6.100",
             "ruff==0.8.6",
             # The local SMTP server the alert tests send e-mail to.

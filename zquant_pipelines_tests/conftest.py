@@ -9,6 +9,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from zquant_pipelines_tests.support.module_order import slowest_modules_first
 from zquant_pipelines_tests.support.services import (
     PG_ADMIN_URL,
     REDIS_URL,
@@ -104,3 +105,8 @@ def redis_url() -> str:
     except redis.RedisError as error:
         require_service("Redis at " + REDIS_URL, error)
     return REDIS_URL
+
+
+def pytest_collection_modifyitems(items):
+    """Slowest modules first (support/module_order.py): `make test` runs on two xdist workers."""
+    slowest_modules_first(items)

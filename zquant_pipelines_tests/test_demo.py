@@ -105,6 +105,9 @@ def backfill_queued(environ: dict, stdout: str, ranged_run: dg.DagsterRun) -> No
 
 
 @pytest.mark.slow
+# Two demos and a backfill in one test: pytest.ini's 300 s ran out under `make test`'s two
+# workers on a loaded machine; a hang still fails, at each command's own limit.
+@pytest.mark.timeout(DEMO_TIMEOUT_SECONDS)
 def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
     first = zquant_demo(demo_env)
     assert f"Synced {TRADING_DAYS} trading days" in first

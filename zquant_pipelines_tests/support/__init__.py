@@ -20,4 +20,5 @@ folder (tasks/support.py, tasks/catalog_location.py).
 - ``webserver_probes``: a webserver's code location loaded, secrets shown by name, CSRF probes.
 - ``warehouse_rows``: a table's rows as plain dicts, a ``daily`` frame of made-up bars (two
   resources/ test modules share them: here, so no test module imports another).
+- ``module_order``: the slowest test modules first, for `make test`'s two xdist workers.
 """
