@@ -47,6 +47,10 @@ ASSET_PARTITION = "2026-10-26"
 # shorter window, so a call the shared budget lets through can never be refused for
 # network jitter, while two workers each keeping a budget of their own would be.
 CALLS_PER_WINDOW, WINDOW_SECONDS, SERVER_WINDOW_SECONDS = 10, 1.0, 0.9
+# Small pages: the sync asks for code lists over the workflow's days (a call or two per
+# API), so the budget binds only when each page is a call of its own.
+PAGE_ROWS = 100
+ROW_LIMITS = {api: PAGE_ROWS for api in TRADING_DAY_APIS}
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +81,10 @@ def runs(tmp_path_factory, pg_server_url, scale_out_redis_url, backing):
     root = tmp_path_factory.mktemp("scale_out")
     instance_url = create_pg_database(pg_server_url, "zq_instance")
     warehouse_url = create_pg_database(pg_server_url, "zq_scale_wh")
-    run_config = market_source_config(CALLS_PER_WINDOW, WINDOW_SECONDS)
+    run_config = market_source_config(CALLS_PER_WINDOW, WINDOW_SECONDS, ROW_LIMITS)
     try:
         with (
-            TushareWireServer(backing) as server,
+            TushareWireServer(backing, row_limits=ROW_LIMITS) as server,
             scale_out(root, instance_url, warehouse_url, scale_out_redis_url, server) as setup,
         ):
             server.limit_rate(CALLS_PER_WINDOW, SERVER_WINDOW_SECONDS)

@@ -227,9 +227,12 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def market_source_config(calls_per_window: int, window_seconds: float) -> dict:
+def market_source_config(
+    calls_per_window: int, window_seconds: float, row_limits: dict[str, int] | None = None
+) -> dict:
     """Run config of the tushare resource: settings by variable name (the token never lands in
-    run config), the budget shared through Redis."""
+    run config), the budget shared through Redis, and the server's page sizes if it has its
+    own (``row_limits``)."""
     return {
         "resources": {
             "market_source": {
@@ -242,6 +245,7 @@ def market_source_config(calls_per_window: int, window_seconds: float) -> dict:
                     "max_attempts": 3,
                     "backoff_base_seconds": 0.05,
                     "backoff_max_seconds": 0.5,
+                    "api_row_limits": row_limits or {},
                 }
             }
         }
