@@ -13,7 +13,9 @@ Conditions name columns of factor_daily, daily_basic, daily and stock_basic (bar
 ``table.column`` where two tables share a name, as daily.close and daily_basic.close do).
 ``load_screens`` returns every screen compiled (``screening.expressions``) or raises
 ``ScreensError`` listing every problem, each naming the screen, the condition and the
-column: a file is never half loaded.
+column: a file is never half loaded. The YAML is read by tasks.yaml's loader
+(``tasks.catalog_yaml``): a key given twice is an error at its line, not a silent override,
+and a screen name used twice is told by both its lines.
 """
 
 import os
@@ -36,6 +38,7 @@ from zquant_pipelines.screening.expressions import (
     columns_of,
     compile_condition,
 )
+from zquant_pipelines.tasks.catalog_yaml import CatalogFileError, parse_yaml_document
 
 # The tables a condition may read, in the order a bare column name is looked up.
 SCREEN_INPUT_TABLES = ("factor_daily", "daily_basic", "daily", "stock_basic")
@@ -107,21 +110,44 @@ def load_screens(path: str | Path | None = None) -> list[Screen]:
                 [f"the file is {size:,} bytes, over the {MAX_SCREENS_FILE_BYTES:,}-byte limit"],
                 source,
             )
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, node = parse_yaml_document(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ScreensError([f"cannot read it: {error.strerror or error}"], source) from None
     except UnicodeDecodeError as error:
         raise ScreensError([f"not UTF-8 text (offset {error.start:,})"], source) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or error
-        raise ScreensError([f"YAML syntax error{where}: {problem}"], source) from None
-    return parse_screens(data, source)
+    except CatalogFileError as error:
+        raise ScreensError([str(error)], source) from None
+    return parse_screens(data, source, name_lines(node))
 
 
-def parse_screens(data: object, source: str = DEFAULT_SCREENS_FILE) -> list[Screen]:
-    """Screens from the file's YAML data, or ScreensError listing every problem."""
+def name_lines(node: yaml.Node | None) -> list[int | None]:
+    """The line of each screen's name in the file, in the screens' order (None where an
+    entry has no name), so a name used twice can be told by its lines."""
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    entries = next((value for key, value in node.value if key.value == "screens"), None)
+    if not isinstance(entries, yaml.SequenceNode):
+        return []
+    return [
+        next(
+            (
+                value.start_mark.line + 1
+                for key, value in entry.value
+                if isinstance(key, yaml.ScalarNode) and key.value == "name"
+            ),
+            None,
+        )
+        if isinstance(entry, yaml.MappingNode)
+        else None
+        for entry in entries.value
+    ]
+
+
+def parse_screens(
+    data: object, source: str = DEFAULT_SCREENS_FILE, lines: list[int | None] = ()
+) -> list[Screen]:
+    """Screens from the file's YAML data, or ScreensError listing every problem. ``lines``
+    (``name_lines``) lets a name used twice be told by its lines."""
     if (
         not isinstance(data, dict)
         or set(data) != {"screens"}
@@ -131,18 +157,27 @@ def parse_screens(data: object, source: str = DEFAULT_SCREENS_FILE) -> list[Scre
     catalog = screen_catalog()
     problems: list[str] = []
     screens: list[Screen] = []
-    seen: set[str] = set()
+    first_positions: dict[str, int] = {}
     for position, entry in enumerate(data["screens"], start=1):
         name = entry.get("name") if isinstance(entry, dict) else None
-        if isinstance(name, str) and name in seen:
-            problems.append(f"screen {name!r}: the name is used twice")
-        seen.add(name)
+        if isinstance(name, str) and name in first_positions:
+            problems.append(
+                f"screen {name!r} at {where(lines, position)}: the name is already used at"
+                f" {where(lines, first_positions[name])}"
+            )
+        elif isinstance(name, str):
+            first_positions[name] = position
         screen = parse_screen(entry, f"screen {position}", catalog, problems)
         if screen is not None:
             screens.append(screen)
     if problems:
         raise ScreensError(problems, source)
     return screens
+
+
+def where(lines: list[int | None], position: int) -> str:
+    line = lines[position - 1] if position <= len(lines) else None
+    return f"line {line}" if line is not None else f"screen {position}"
 
 
 def parse_screen(entry, label: str, catalog: ColumnCatalog, problems: list[str]):

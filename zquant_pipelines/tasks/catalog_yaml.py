@@ -3,7 +3,7 @@ UTF-8, and a loader safe for a file anyone may have written (no aliases, no key 
 bounded nesting), with a YAML problem told as one line saying where.
 
 Every failure is a ``CatalogFileError`` carrying that one line, which ``load_catalog``
-reports as the catalog's ``CatalogError``.
+reports as the catalog's ``CatalogError``. The screens file is read with the same loader.
 """
 
 import os
@@ -29,10 +29,20 @@ class CatalogFileError(Exception):
 
 def parse_catalog_yaml(text: str) -> object:
     """``text`` read as a catalog file is read: YAML data, unvalidated."""
+    return parse_yaml_document(text)[0]
+
+
+def parse_yaml_document(text: str) -> tuple[object, yaml.Node | None]:
+    """``text`` read as ``parse_catalog_yaml`` reads it, with the composed node tree too, for
+    a caller whose checks name lines (the screens file's)."""
+    loader = _CatalogLoader(text)
     try:
-        return yaml.load(text, Loader=_CatalogLoader)
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as error:
         raise CatalogFileError(_yaml_problem(error)) from None
+    finally:
+        loader.dispose()
 
 
 def read_catalog_text(path: str | Path, source: str) -> str:

@@ -69,7 +69,7 @@ screens:
         " 'total_mvv' (did you mean total_mv, total_share?)",
         "screen 'typo', condition 3 'name > 5': type mismatch: name is a text column, compared"
         " with the number 5 (quote text values)",
-        "screen 'good': the name is used twice",
+        "screen 'good' at line 9: the name is already used at line 2",
         "screen 4: name 'bad name!' must be 1-64 letters, digits, '_', '.' or '-'",
         "screen 5: name is required",
         "screen 5: unknown keys ['colour'] (a screen has name, description, conditions)",
@@ -82,6 +82,14 @@ screens:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
+        (
+            "screens:\n  - name: cheap\n    conditions: [pe < 10]\n    conditions: [pe > 0]\n",
+            "YAML syntax error at line 4, column 5: found the key 'conditions' twice",
+        ),
+        (
+            "screens:\n  - name: a\n    conditions: [pe < 10]\nscreens: []\n",
+            "YAML syntax error at line 4, column 1: found the key 'screens' twice",
+        ),
         ("screens: [\n", "YAML syntax error at line 2, column 1"),
         ("tasks: []\n", "the file must be a mapping with one key, screens: a list"),
         ("", "the file must be a mapping with one key, screens: a list"),
@@ -91,6 +99,7 @@ def test_a_file_that_is_no_screens_file_is_refused(tmp_path, text, problem):
     with pytest.raises(ScreensError) as caught:
         load_screens(write(tmp_path, text))
 
+    assert len(caught.value.problems) == 1
     assert problem in caught.value.problems[0]
 
 
