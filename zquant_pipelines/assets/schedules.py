@@ -1,13 +1,12 @@
 """The market-data job and its after-close schedule, which also catches up missed days.
 
-The job materializes the market tables and the factors of the chosen day(s). A plain cron
-schedule only launches the latest tick after the daemon was down; the after-close schedule
-asks, at every tick, for each recent trading-day partition that is not done: some asset of
-the day (the market tables and factor_daily) was never materialized, or the latest blocking
-check that covered the day failed on it (a short day, stored before the stock list caught
-up). A day tushare had not published when its run came fails that run and is never
-materialized, so the next tick asks for it again. The job also runs the stock screens and
-table statistics of those days.
+The job materializes the market tables, the factors, the stock screens and the table
+statistics of the chosen day(s). A plain cron schedule only launches the latest tick after
+the daemon was down; the after-close schedule asks, at every tick, for each recent
+trading-day partition that is not done: some trading-day asset of the job was never
+materialized for the day, or the latest blocking check that covered the day failed on it (a
+short day, stored before the stock list caught up). A day tushare had not published when its
+run came fails that run and is never materialized, so the next tick asks for it again.
 """
 
 import dagster as dg
@@ -18,7 +17,7 @@ from zquant_pipelines.assets.freshness import freshness_checks
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.assets.screening import screening_assets
-from zquant_pipelines.constants import MARKET_TIMEZONE, TRADING_DAY_APIS
+from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.executors import executor_definition
 
 MARKET_DATA_JOB_NAME = "market_data_job"
@@ -27,8 +26,16 @@ MARKET_DATA_JOB_NAME = "market_data_job"
 AFTER_CLOSE_CRON = "0 18 * * 1-5"
 # How many recent weekday partitions each tick re-examines (two weeks of downtime).
 CATCH_UP_PARTITIONS = 10
-# The assets a day is done for once each is materialized with its blocking checks passed.
-PROGRESS_ASSETS = (*TRADING_DAY_APIS, "factor_daily")
+# What the job materializes; the schedule's notion of a day done derives from it.
+MARKET_DATA_JOB_ASSETS = (*market_assets, *factor_assets, *screening_assets)
+# The assets a day is done for once each is materialized with its blocking checks passed:
+# every trading-day asset of the job (an asset added to the job counts without more ado).
+PROGRESS_ASSETS = tuple(
+    key.to_user_string()
+    for asset in MARKET_DATA_JOB_ASSETS
+    if asset.partitions_def == trading_day_partitions
+    for key in asset.keys
+)
 # How many recent evaluations of each blocking check a tick reads: each run of a day or a
 # range adds one, so this reaches back well past the catch-up window.
 CHECK_HISTORY_LIMIT = 100
@@ -36,7 +43,7 @@ CHECK_HISTORY_LIMIT = 100
 market_data_job = dg.define_asset_job(
     name=MARKET_DATA_JOB_NAME,
     # The freshness checks judge the clock, not the days a run writes: their sensor runs them.
-    selection=dg.AssetSelection.assets(*market_assets, *factor_assets, *screening_assets)
+    selection=dg.AssetSelection.assets(*MARKET_DATA_JOB_ASSETS)
     - dg.AssetSelection.checks(freshness_checks),
     description="Reference data, then the trading-day market tables and factors of the"
     " chosen day(s), their stock screens and table statistics. A partition range runs as"
@@ -50,7 +57,7 @@ def failed_blocking_check_days(instance: dg.DagsterInstance, keys: list[str]) ->
     """The partition keys whose latest evaluation of some blocking check failed on them."""
     failed: set[str] = set()
     for asset in PROGRESS_ASSETS:
-        for check_name in BLOCKING_CHECKS.intersection(TABLE_CHECKS[asset]):
+        for check_name in BLOCKING_CHECKS.intersection(TABLE_CHECKS.get(asset, ())):
             undecided = set(keys)
             history = instance.event_log_storage.get_asset_check_execution_history(
                 dg.AssetCheckKey(dg.AssetKey(asset), check_name), limit=CHECK_HISTORY_LIMIT

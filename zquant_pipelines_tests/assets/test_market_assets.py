@@ -250,6 +250,19 @@ def test_first_sync_before_publication_fails_and_is_caught_up(defs, instance, se
     assert OPEN_DAY not in catch_up_requests(defs, instance, OPEN_DAY)
 
 
+def test_a_day_without_its_screens_and_statistics_is_caught_up(defs, instance):
+    """Every partitioned asset of the job counts, down to the last two it runs."""
+    tables = ["stock_basic", "trade_cal", *TRADING_DAY_APIS, "factor_daily"]
+    assert run_job(defs, instance, OPEN_DAY, OPEN_DAY, assets=tables).success
+
+    assert OPEN_DAY in catch_up_requests(defs, instance, OPEN_DAY)
+
+    assert run_job(defs, instance, OPEN_DAY, OPEN_DAY, assets=["stock_screen"]).success
+    assert OPEN_DAY in catch_up_requests(defs, instance, OPEN_DAY)
+    assert run_job(defs, instance, OPEN_DAY, OPEN_DAY, assets=["table_statistics"]).success
+    assert OPEN_DAY not in catch_up_requests(defs, instance, OPEN_DAY)
+
+
 @pytest.mark.parametrize("rows", [0, 30])
 def test_resync_with_an_empty_or_short_reply_keeps_the_stored_day(
     defs, instance, server, resources, rows
