@@ -47,7 +47,7 @@ from zquant_pipelines.resources.warehouse_frames import (
     to_date,
     with_date_objects,
 )
-from zquant_pipelines.resources.warehouse_schema import TABLES, add_value_columns, metadata
+from zquant_pipelines.resources.warehouse_schema import TABLES, metadata, with_value_columns
 from zquant_pipelines.resources.warehouse_timeouts import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     TIMEOUTS_OPTION,
@@ -73,6 +73,9 @@ _engines: dict[EngineKey, sa.Engine] = {}
 _engines_lock = threading.Lock()
 # Engines whose tables are known to exist: ensure_schema costs nothing after the first call.
 _schema_ready: set[EngineKey] = set()
+# Per warehouse, the tables add_columns widened beyond the declared schema: copies, never
+# the shared TABLES entries, so another warehouse of the process keeps the declared table.
+_widened_tables: dict[EngineKey, dict[str, sa.Table]] = {}
 
 
 def default_warehouse_url() -> str:
@@ -211,19 +214,28 @@ class Warehouse(dg.ConfigurableResource):
                 if self.db_schema is not None:
                     conn.execute(sa.schema.CreateSchema(self.db_schema, if_not_exists=True))
             metadata.create_all(conn)
-            add_missing_columns(conn)
+            add_missing_columns(conn, [self.table(table.name) for table in metadata.sorted_tables])
         _schema_ready.add(key)
 
+    def table(self, name: str) -> sa.Table:
+        """``name``'s definition in this warehouse: the declared one, with the columns
+        ``add_columns`` gave it here."""
+        widened = _widened_tables.get((self.url, self.db_schema), {}).get(name)
+        return widened if widened is not None else table_named(name)
+
     def add_columns(self, table: str, columns: list[str]) -> list[str]:
-        """Add nullable DOUBLE value columns to ``table`` here and in the database (a factor
-        asked for with a window factor_daily does not hold); existing columns are kept.
-        Returns every column of the table, the ones added earlier in this process included
-        (a write must give them all)."""
-        target = table_named(table)
-        if add_value_columns(table, columns):
-            _schema_ready.discard((self.url, self.db_schema))
+        """Add nullable DOUBLE value columns to ``table`` in this warehouse's definition and
+        database (a factor asked for with a window factor_daily does not hold); existing
+        columns are kept. Returns every column of the table, the ones added earlier in this
+        process included (a write must give them all)."""
+        key = (self.url, self.db_schema)
+        target = self.table(table)
+        new = [column for column in columns if column not in target.c]
+        if new:
+            _widened_tables.setdefault(key, {})[table] = with_value_columns(target, new)
+            _schema_ready.discard(key)
         self.ensure_schema()
-        return list(target.c.keys())
+        return list(self.table(table).c.keys())
 
     @contextmanager
     def _write_transaction(self, subject: str) -> Iterator[sa.Connection]:
@@ -236,7 +248,7 @@ class Warehouse(dg.ConfigurableResource):
 
         Rows equal to the stored ones are not rewritten, so re-running a write changes nothing.
         """
-        return self._write(table_named(table), frame, partition_days=None)
+        return self._write(self.table(table), frame, partition_days=None)
 
     def replace_partition(
         self,
@@ -270,7 +282,7 @@ class Warehouse(dg.ConfigurableResource):
         none of the days is stored yet); a failure leaves every day as it was. A day without
         rows in ``frame`` is refused unless ``empty_day_is_genuine``.
         """
-        target = table_named(table)
+        target = self.table(table)
         if PARTITION_COLUMN not in target.c:
             raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to replace by")
         days = sorted(
@@ -324,7 +336,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def read_table(self, table: str, where: dict | None = None) -> pd.DataFrame:
         """A table's rows (matching ``where``: column -> value), ordered by primary key."""
-        target = table_named(table)
+        target = self.table(table)
         conditions = []
         for column, value in (where or {}).items():
             if column not in target.c:
@@ -350,7 +362,7 @@ class Warehouse(dg.ConfigurableResource):
         particular order; only the asked columns cross the wire. PostgreSQL streams them with
         COPY into Arrow (no per-row Python objects but the final text and date cells).
         """
-        target = table_named(table)
+        target = self.table(table)
         if PARTITION_COLUMN not in target.c:
             raise ValueError(f"table {table!r} has no {PARTITION_COLUMN} column to read by")
         if not columns:
@@ -377,7 +389,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def count_rows(self, table: str, trade_date: dt.date | None = None) -> int:
         """Rows of ``table``, or of one trading day of it."""
-        target = table_named(table)
+        target = self.table(table)
         statement = sa.select(sa.func.count()).select_from(target)
         if trade_date is not None:
             if PARTITION_COLUMN not in target.c:
@@ -404,7 +416,7 @@ class Warehouse(dg.ConfigurableResource):
         return with_date_objects(frame)
 
 
-def add_missing_columns(conn: sa.Connection) -> None:
+def add_missing_columns(conn: sa.Connection, tables: list[sa.Table]) -> None:
     """Add the columns a table made by an earlier version lacks (new factors of factor_daily).
 
     Only additions: every value column is nullable, so ALTER TABLE .. ADD COLUMN upgrades a
@@ -412,7 +424,7 @@ def add_missing_columns(conn: sa.Connection) -> None:
     """
     inspector = sa.inspect(conn)
     quote = conn.dialect.identifier_preparer.quote
-    for table in metadata.sorted_tables:
+    for table in tables:
         stored = {column["name"] for column in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name not in stored:

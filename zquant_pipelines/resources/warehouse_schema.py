@@ -137,14 +137,14 @@ def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
     return table
 
 
-def add_value_columns(table: str, columns: list[str]) -> list[str]:
-    """Add nullable DOUBLE columns to a table's definition (a factor with a window the
-    registry does not hold); returns those that were new."""
-    target = TABLES[table]
-    new = [column for column in columns if column not in target.c]
-    for column in new:
-        target.append_column(sa.Column(column, sa.Double(), comment="factor (docs/factors.md)"))
-    return new
+def with_value_columns(table: sa.Table, columns: list[str]) -> sa.Table:
+    """A copy of ``table``'s definition, in a MetaData of its own, with nullable DOUBLE
+    columns added (a factor with a window the registry does not hold); ``table`` (maybe the
+    process-wide TABLES entry every warehouse shares) is left as it is."""
+    widened = table.to_metadata(sa.MetaData())
+    for column in columns:
+        widened.append_column(sa.Column(column, sa.Double(), comment="factor (docs/factors.md)"))
+    return widened
 
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {

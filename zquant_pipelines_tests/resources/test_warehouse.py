@@ -177,6 +177,28 @@ def test_a_factor_table_of_an_earlier_version_gains_the_new_factor_columns(wareh
     assert warehouse.upsert("factor_daily", frame) == len(frame)
 
 
+def test_a_column_added_to_one_warehouse_is_not_assumed_by_another(warehouse, tmp_path):
+    """add_columns (a factor window factor_daily lacks) widens the table of its own warehouse:
+    another warehouse of the same process keeps the declared table, reads and writes it."""
+    other = Warehouse(url=f"sqlite:///{tmp_path / 'other.db'}")
+    other.ensure_schema()
+    declared = list(TABLE_COLUMNS["factor_daily"])
+    frame = sample_frame("factor_daily")
+    try:
+        assert warehouse.add_columns("factor_daily", ["ma7_tr"]) == [*declared, "ma7_tr"]
+
+        assert other.add_columns("factor_daily", []) == declared
+        assert list(TABLES["factor_daily"].c.keys()) == declared
+        assert other.upsert("factor_daily", frame) == len(frame)
+        assert list(other.read_table("factor_daily").columns) == declared
+    finally:
+        other.dispose()
+    described = [c["name"] for c in sa.inspect(warehouse.engine).get_columns("factor_daily")]
+    assert described == [*declared, "ma7_tr"]
+    assert warehouse.upsert("factor_daily", frame.assign(ma7_tr=1.5)) == len(frame)
+    assert warehouse.read_table("factor_daily")["ma7_tr"].tolist() == [1.5] * len(frame)
+
+
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
 def test_round_trip_keeps_values_dates_and_nulls(warehouse, table):
     expected = sample_frame(table)

@@ -3,13 +3,11 @@ and a ``daily`` frame of made-up bars for a day; shared by the warehouse tests a
 tests (resources/test_warehouse.py, resources/test_warehouse_locks.py)."""
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pandas as pd
 
 from zquant_pipelines.resources.warehouse import Warehouse
-from zquant_pipelines.resources.warehouse_schema import TABLE_COLUMNS, TABLES
+from zquant_pipelines.resources.warehouse_schema import TABLE_COLUMNS
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
@@ -30,15 +28,3 @@ def daily_frame(day: dt.date, stocks: range, close: float = 10.0) -> pd.DataFram
     frame["trade_date"] = day
     frame["close"] = [close + stock for stock in stocks]
     return frame
-
-
-@contextmanager
-def restored_table_definition(table: str) -> Iterator[None]:
-    """Drop the columns a test added to ``table``'s definition (``Warehouse.add_columns``
-    adds them for the whole process), so later tests see the declared table."""
-    declared = set(TABLES[table].c.keys())
-    try:
-        yield
-    finally:
-        for column in [column for column in TABLES[table].c if column.name not in declared]:
-            TABLES[table]._columns.remove(column)  # SQLAlchemy has no public way back

@@ -14,7 +14,6 @@ from zquant_pipelines.resources.warehouse_schema import TABLE_COLUMNS
 from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.sync.market import REFERENCE_EXCHANGE
 from zquant_pipelines_tests.support.synthetic_market import synthetic_market
-from zquant_pipelines_tests.support.warehouse_rows import restored_table_definition
 
 N_DAYS = 320
 
@@ -85,12 +84,11 @@ def test_another_window_gets_a_column_of_its_own(warehouse):
             "SELECT * FROM factor_daily WHERE trade_date = :day ORDER BY ts_code", {"day": day}
         )
 
-    with restored_table_definition("factor_daily"):
-        compute_and_store_factors(warehouse, [day], factors=wanted)
-        rows = stored_with_added_columns()
-        # A later run of every registered factor in the same process keeps them.
-        compute_and_store_factors(warehouse, [day])
-        after = stored_with_added_columns()
+    compute_and_store_factors(warehouse, [day], factors=wanted)
+    rows = stored_with_added_columns()
+    # A later run of every registered factor in the same process keeps them.
+    compute_and_store_factors(warehouse, [day])
+    after = stored_with_added_columns()
 
     expected = expected_rows(market, day, wanted)
     pd.testing.assert_frame_equal(
