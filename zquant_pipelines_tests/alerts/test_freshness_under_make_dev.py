@@ -92,6 +92,8 @@ def test_a_missed_deadline_is_shown_and_announced_once(tmp_path, monkeypatch, ca
         web_texts, mail_texts = web.texts(), mail.texts()
 
     for texts in (web_texts, mail_texts):
+        # A failure shows every message received, title and body, as received.
+        assert len(texts) == 1, f"expected one alert, received {len(texts)}: {texts}"
         (text,) = texts
         assert text.splitlines()[:5] == [
             f"zquant: daily_basic for {latest} missed its deadline",
@@ -100,7 +102,7 @@ def test_a_missed_deadline_is_shown_and_announced_once(tmp_path, monkeypatch, ca
             f"Latest complete day: {before}",
             f"Missing open days: {latest}",
         ]
-        assert f"Link: {UI_URL}/assets/daily_basic?view=checks" in text
+        assert f"Link: {UI_URL}/assets/daily_basic?view=checks" in text, text
     assert late_state == [
         {
             "status": "FAILED",
