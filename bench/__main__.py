@@ -10,8 +10,6 @@ PNG from it.
   10 minutes on 2 cores; ``--size full`` (``make bench-full``) runs the curves at full
   size; ``--size quick`` is a smoke test; ``--only`` picks modules (``scale_out``, which
   needs Redis and takes minutes, runs only when named);
-- a module not written yet (no file, or no ``figures``) is noted in ``not_written`` and its
-  required ids are reported missing (never met), but it is not an error;
 - ``python -m bench --table``: rewrites the table between the markers in README.md and
   ``bench/curves.png`` from ``bench/results.json`` (``make bench`` does it after a run);
   a test fails when README's table differs from the results.
@@ -27,7 +25,6 @@ import argparse
 import datetime as dt
 import importlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -99,38 +96,25 @@ def versions() -> dict:
     return found
 
 
-class NotWrittenError(LookupError):
-    """A module other work is still writing: its required ids are reported missing."""
-
-
 def module_figures(name: str, size: str):
-    """The module's declared figures."""
-    module_name = f"bench.bench_{name}"
-    if importlib.util.find_spec(module_name) is None:
-        raise NotWrittenError(f"{module_name} does not exist yet")
-    module = importlib.import_module(module_name)
-    if not hasattr(module, "figures"):
-        raise NotWrittenError(f"{module_name} declares no figures(size) for the harness yet")
-    return module.figures(size)
+    """The figures ``bench/bench_<name>.py`` declares."""
+    return importlib.import_module(f"bench.bench_{name}").figures(size)
 
 
-def run_modules(names: list[str], size: str) -> tuple[list[dict], dict, dict, dict]:
-    """Figures, seconds taken, errors and modules not written yet, of each of ``names``."""
-    entries, seconds, errors, pending = [], {}, {}, {}
+def run_modules(names: list[str], size: str) -> tuple[list[dict], dict, dict]:
+    """Figures, seconds taken and errors, of each of ``names``."""
+    entries, seconds, errors = [], {}, {}
     for name in names:
         print(f"\n== {name} ==", flush=True)
         started = time.perf_counter()
         try:
             for entry in harness.measure_all(module_figures(name, size), progress=print_flush):
                 entries.append(entry)
-        except NotWrittenError as error:
-            pending[name] = str(error)
-            print(f"{name}: {error}", flush=True)
         except Exception:  # noqa: BLE001 - one failed module must not discard the others
             errors[name] = traceback.format_exc()
             print(errors[name], file=sys.stderr, flush=True)
         seconds[name] = time.perf_counter() - started
-    return entries, seconds, errors, pending
+    return entries, seconds, errors
 
 
 def print_flush(text: str) -> None:
@@ -335,10 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = dt.datetime.now(dt.UTC)
     load_before = harness.load_average()
-    entries, seconds, errors, pending = run_modules(args.only, args.size)
+    entries, seconds, errors = run_modules(args.only, args.size)
     load_after = harness.load_average()
-    failures = {**pending, **errors}
-    missing = missing_entries(args.only, entries, failures) if args.size != "quick" else []
+    missing = missing_entries(args.only, entries, errors) if args.size != "quick" else []
     report = {
         "date": started.isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
@@ -349,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": seconds,
         "figures": entries + missing,
         "errors": errors,
-        "not_written": pending,
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
