@@ -21,7 +21,7 @@ from zquant_pipelines.tasks.builders import build_task_definitions, job_name
 from zquant_pipelines.tasks.catalog import parse_catalog
 from zquant_pipelines_tests.support.alert_receivers import alert_receivers
 from zquant_pipelines_tests.support.catalog_files import catalog_text
-from zquant_pipelines_tests.support.operations_environment import free_port
+from zquant_pipelines_tests.support.ports import unused_port
 
 UI_URL = "http://ui.example.com:3000"
 DOOMED_TASK = {
@@ -193,7 +193,7 @@ def test_only_the_last_attempt_of_a_retried_run_is_announced(receivers, tmp_path
 def test_a_dead_target_fails_the_tick_naming_it_without_its_password(
     monkeypatch, instance, tmp_path
 ):
-    dead = f"json://ops:hunter2@127.0.0.1:{free_port()}/"
+    dead = f"json://ops:hunter2@127.0.0.1:{unused_port()}/"
     monkeypatch.setenv(ENV_ALERT_URLS, dead)
     defs = doomed_task_definitions(tmp_path)
     cursor = tick(defs, RUN_FAILURE_SENSOR, instance, None)

@@ -20,11 +20,11 @@ from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines.tasks.catalog import load_catalog
 from zquant_pipelines_tests.support.operations_environment import (
     drive_queue_once,
-    free_port,
     operations_environment,
     seed_stock_basic,
     serving,
 )
+from zquant_pipelines_tests.support.ports import unused_port
 from zquant_pipelines_tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -125,7 +125,7 @@ def ui(env):
 @pytest.fixture(scope="module")
 def api(env, ui):
     """`zquant api` as a process of its own on the test instance: its base URL."""
-    port = free_port()
+    port = unused_port()
     environ = {
         **os.environ,
         ENV_API_TOKEN: FULL_KEY,

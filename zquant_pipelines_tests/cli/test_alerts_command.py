@@ -7,7 +7,7 @@ import sys
 
 from zquant_pipelines.constants import ENV_ALERT_URLS
 from zquant_pipelines_tests.support.alert_receivers import alert_receivers
-from zquant_pipelines_tests.support.operations_environment import free_port
+from zquant_pipelines_tests.support.ports import unused_port
 
 ZQUANT = os.path.join(os.path.dirname(sys.executable), "zquant")
 DEADLINE_SECONDS = 120
@@ -27,7 +27,7 @@ def alerts_test(urls: str | None) -> subprocess.CompletedProcess:
 
 
 def test_a_dead_target_is_named_and_the_good_ones_still_receive():
-    dead = f"json://ops:hunter2@127.0.0.1:{free_port()}/hook"
+    dead = f"json://ops:hunter2@127.0.0.1:{unused_port()}/hook"
     with alert_receivers() as (web, mail):
         completed = alerts_test(f"{web.url}, {dead},{mail.url}")
         web_texts, mail_texts = web.texts(), mail.texts()

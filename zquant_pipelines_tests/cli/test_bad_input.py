@@ -19,7 +19,8 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
-from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
+from zquant_pipelines_tests.support.ports import unused_port
 
 VENV_BIN = Path(sys.executable).parent
 # Deadlines for a process, not measures: starting Python and Dagster takes seconds, under
@@ -94,7 +95,7 @@ def serve():
     servers = []
 
     def start(*argv: str) -> str:
-        port = free_port()
+        port = unused_port()
         servers.append(
             subprocess.Popen(
                 [sys.executable, *[arg.replace("{port}", str(port)) for arg in argv]],
@@ -149,7 +150,7 @@ def test_a_url_that_is_not_a_dagster_webserver_is_an_operation_failure(zquant_en
 
 
 def test_a_url_where_nothing_listens_is_an_operation_failure(zquant_env):
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{unused_port()}"
 
     completed = zquant(zquant_env, "stats", "--url", url)
 

@@ -14,10 +14,10 @@ from zquant_pipelines.constants import ENV_UI_URL
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name, op_configs, run_config
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import (
-    free_port,
     operations_environment,
     serving,
 )
+from zquant_pipelines_tests.support.ports import unused_port
 
 JOBS = """
 query Jobs($selector: RepositorySelector!) {
@@ -132,7 +132,7 @@ def test_a_refused_edit_prints_every_problem_and_writes_nothing(site, capsys, mo
 
 def test_without_a_webserver_the_edit_says_so(site, capsys, monkeypatch):
     env, _ = site
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{unused_port()}"
     monkeypatch.setenv(ENV_UI_URL, closed)
     code, out, err = zquant(
         capsys, "tasks", "update", "held", "--set", "description=held runs", "--json"

@@ -34,7 +34,8 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
-from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG, free_port
+from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
+from zquant_pipelines_tests.support.ports import unused_port
 from zquant_pipelines_tests.support.services import require_service
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
@@ -119,7 +120,7 @@ def deployment(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(ENV_PG_URL, raising=False)
         home = prepare_home(root / "home")
-    grpc_port = free_port()
+    grpc_port = unused_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -141,7 +142,7 @@ def deployment(tmp_path_factory):
     code_server = [sys.executable, "-m", "dagster", "code-server", "start"]
     code_server += ["-m", "zquant_pipelines.definitions", "-h", "127.0.0.1", "-p", str(grpc_port)]
     webserver = [sys.executable, "-m", "dagster_webserver", "-w", str(DEPLOY / "workspace.yaml")]
-    editor_port, viewer_port = free_port(), free_port()
+    editor_port, viewer_port = unused_port(), unused_port()
     with contextlib.ExitStack() as stack:
         # The code server runs from another directory: it needs the environment, not the repo.
         code_log = root / "code_server.log"
@@ -212,7 +213,7 @@ def proxy(deployment, tmp_path_factory):
         ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
     ).stdout.strip()
     (prefix / "viewers.htpasswd").write_text(f"{user}:{apr1}\n")
-    editor_port, viewer_port = free_port(), free_port()
+    editor_port, viewer_port = unused_port(), unused_port()
     site = prefix / "zquant.conf"
     site.write_text(
         render_template(

@@ -6,13 +6,14 @@ import contextlib
 import email
 import email.policy
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from zquant_pipelines_tests.support.operations_environment import free_port
+from zquant_pipelines_tests.support.ports import LOOPBACK, bound_socket, port_of
 
 
 class JsonReceiver:
@@ -53,8 +54,8 @@ class SmtpReceiver:
                 )
                 return "250 OK"
 
-        port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller = BoundController(Handler(), bound_socket())
+        port = self.controller.port
         # mailto (not mailtos) with mode=insecure: plain SMTP, no TLS, no login.
         self.url = (
             f"mailto://127.0.0.1:{port}?from=zquant@example.com&to=ops@example.com&mode=insecure"
@@ -65,6 +66,19 @@ class SmtpReceiver:
             f"{message['subject']}\n{message.get_body(preferencelist=('plain',)).get_content()}"
             for message in self.received
         ]
+
+
+class BoundController(Controller):
+    """aiosmtpd's Controller listening on a socket bound beforehand (``ports.bound_socket``),
+    so that no other process takes its port between the choice and the listen; aiosmtpd
+    binds host and port itself otherwise (``_create_server``, aiosmtpd 1.4)."""
+
+    def __init__(self, handler, sock: socket.socket):
+        super().__init__(handler, hostname=LOOPBACK, port=port_of(sock))
+        self.sock = sock
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The real `make dev` (the Makefile's own command: webserver + daemon) on a free local port
-with a temporary instance and catalog, for the modules that test through it
+(``ports.launch_on_free_port``: started again on another when one was taken meanwhile) with
+a temporary instance and catalog, for the modules that test through it
 (test_dagster_dev.py, test_operations_doc.py, cli/test_progress_under_dagster_dev.py,
 alerts/test_freshness_under_make_dev.py): one per module, it takes seconds to start."""
 
@@ -14,8 +15,7 @@ from pathlib import Path
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, REPO_ROOT
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines_tests.support.operations_environment import free_port
-from zquant_pipelines_tests.support.waiting import wait_until
+from zquant_pipelines_tests.support.ports import launch_on_free_port
 from zquant_pipelines_tests.support.webserver_probes import (
     START_TIMEOUT_SECONDS,
     TUSHARE_TOKEN,
@@ -52,36 +52,47 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
         ENV_TUSHARE_API_URL: tushare_api_url,
     }
     env.pop("ZQUANT_DAGSTER_URL", None)
-    port = free_port()
-    log = (root / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        make_dev_argv(port),
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    log_path = root / "dagster_dev.log"
+
+    def launch(port: int) -> subprocess.Popen:
+        with log_path.open("w") as log:
+            return subprocess.Popen(
+                make_dev_argv(port),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    process, port = launch_on_free_port(
+        launch,
+        log_path.read_text,
+        lambda port: location_loaded(f"http://127.0.0.1:{port}"),
+        stop,
+        "make dev",
+        START_TIMEOUT_SECONDS,
     )
-    url = f"http://127.0.0.1:{port}"
+    old = {k: os.environ.get(k) for k in ("ZQUANT_TASKS_FILE", "DAGSTER_HOME")}
+    os.environ.update({k: env[k] for k in old})
     try:
-        wait_until(
-            lambda: process.poll() is None and location_loaded(url) or process.poll() is not None,
-            START_TIMEOUT_SECONDS,
-            "make dev to serve the code location",
-        )
-        assert process.poll() is None, (root / "dagster_dev.log").read_text()[-3000:]
-        old = {k: os.environ.get(k) for k in ("ZQUANT_TASKS_FILE", "DAGSTER_HOME")}
-        os.environ.update({k: env[k] for k in old})
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        for key, value in locals().get("old", {}).items():
+        for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End `make dev` and every process it started (its session's group)."""
+    try:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)

@@ -5,7 +5,6 @@ Dagster webserver serving that workspace in this process."""
 
 import contextlib
 import dataclasses
-import socket
 import textwrap
 import threading
 import time
@@ -36,6 +35,7 @@ from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
+from zquant_pipelines_tests.support.ports import bound_socket, port_of
 
 # Each test works on tasks of its own, so the order the tests run in does not matter:
 # nightly/ticker (enable, disable), by_hand (history, stats: runs made by the fixture),
@@ -158,19 +158,14 @@ def drive_queue_once(env: OperationsEnvironment) -> None:
         list(daemon.run_iteration(env.workspace))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(workspace):
     """A Dagster webserver for ``workspace`` in a thread of this process: its base URL."""
     app = create_app_from_workspace_process_context(workspace)
-    port = free_port()
+    sock = bound_socket()
+    port = port_of(sock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + SERVER_START_SECONDS
     while not server.started:
@@ -181,3 +176,4 @@ def serving(workspace):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()

@@ -12,7 +12,7 @@ from zquant_pipelines import cli
 from zquant_pipelines.constants import ENV_TASKS_FILE, ENV_UI_URL, REPO_ROOT
 from zquant_pipelines.tasks.catalog import load_catalog
 from zquant_pipelines.tasks.zquant_import import ZquantImportError, map_zquant_tasks
-from zquant_pipelines_tests.support.operations_environment import free_port
+from zquant_pipelines_tests.support.ports import unused_port
 from zquant_pipelines_tests.support.services import (
     MARIADB_ADMIN_URL,
     create_mariadb_database,
@@ -131,7 +131,7 @@ def tasks_file(tmp_path, monkeypatch):
     path = tmp_path / "tasks.yaml"
     path.write_bytes((REPO_ROOT / "tasks.yaml").read_bytes())
     monkeypatch.setenv(ENV_TASKS_FILE, str(path))
-    monkeypatch.setenv(ENV_UI_URL, f"http://127.0.0.1:{free_port()}")  # no webserver there
+    monkeypatch.setenv(ENV_UI_URL, f"http://127.0.0.1:{unused_port()}")  # no webserver there
     return path
 
 

@@ -1,0 +1,74 @@
+"""The tests' loopback ports (support/ports.py): a server of ours holds its port from the
+start, and an external program that lost its port to another process is started again on
+another, never taken for the other process's server."""
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from zquant_pipelines_tests.support.alert_receivers import SmtpReceiver
+from zquant_pipelines_tests.support.ports import LOOPBACK, launch_on_free_port
+
+
+def test_the_smtp_receiver_holds_its_port_before_it_starts():
+    receiver = SmtpReceiver()
+
+    with socket.socket() as other, pytest.raises(OSError) as caught:
+        other.bind((LOOPBACK, receiver.controller.port))
+
+    assert caught.value.errno == errno.EADDRINUSE
+    receiver.controller.sock.close()
+
+
+def test_a_program_whose_port_was_taken_is_started_again_on_another(tmp_path):
+    """The first port is taken (and answered on) by another process before the program binds
+    it: that answer is not the program's, which fails and is started on another port."""
+    log_path = tmp_path / "server.log"
+    taken = []
+
+    def launch(port: int) -> subprocess.Popen:
+        if not taken:
+            thief = ThreadingHTTPServer((LOOPBACK, port), SimpleHTTPRequestHandler)
+            threading.Thread(target=thief.serve_forever, daemon=True).start()
+            taken.append(thief)
+        with log_path.open("w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "http.server", str(port), "--bind", LOOPBACK],
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def answers(port: int) -> bool:
+        try:
+            return requests.get(f"http://{LOOPBACK}:{port}/", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def stop(process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+    try:
+        process, port = launch_on_free_port(
+            launch, log_path.read_text, answers, stop, "http.server", timeout=60
+        )
+        try:
+            assert port != taken[0].server_address[1]
+            assert answers(taken[0].server_address[1])  # the thief answered all along
+            assert "already in use" not in log_path.read_text()  # the second start's log
+        finally:
+            stop(process)
+    finally:
+        taken[0].shutdown()
+        taken[0].server_close()
