@@ -30,6 +30,8 @@ from zquant_pipelines_tests.support.scale_out import (
 )
 from zquant_pipelines_tests.support.services import (
     PG_ADMIN_URL,
+    REDIS_URL,
+    claimed_redis_db,
     create_pg_database,
     drop_pg_database,
 )
@@ -37,8 +39,6 @@ from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
 DEFAULT_STOCKS = 1000
 QUICK_STOCKS = 50
-# A Redis database of the benchmark's own, flushed before and after (the test uses 14).
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 UNTHROTTLED = (100_000, 1.0)
 # Client budget per window and the server's (slightly shorter) window, as in the test.
 THROTTLED = (10, 1.0)
@@ -74,9 +74,9 @@ def figures(size: str = "default") -> Iterator[Figure]:
         with (
             tempfile.TemporaryDirectory() as scratch,
             TushareWireServer(backing) as server,
-            scale_out(
-                Path(scratch), instance_url, warehouse_url, DEFAULT_REDIS_URL, server
-            ) as setup,
+            # A Redis database of the benchmark's own (broker, results, budget).
+            claimed_redis_db(REDIS_URL) as redis_url,
+            scale_out(Path(scratch), instance_url, warehouse_url, redis_url, server) as setup,
         ):
             starts = iter(range(1_000_000))
 

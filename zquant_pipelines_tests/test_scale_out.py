@@ -9,7 +9,6 @@ import datetime as dt
 import socket
 import subprocess
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -31,6 +30,7 @@ from zquant_pipelines_tests.support.scale_out import (
     stop_workers,
 )
 from zquant_pipelines_tests.support.services import (
+    claimed_redis_db,
     create_pg_database,
     drop_pg_database,
     require_service,
@@ -38,8 +38,6 @@ from zquant_pipelines_tests.support.services import (
 
 pytestmark = pytest.mark.slow
 
-# A Redis database of this module's own (broker, results, budget), flushed before and after.
-SCALE_OUT_REDIS_DB = 14
 WORKERS = ["w1", "w2"]
 # A trading day outside the workflow's periods, for the asset job's run.
 ASSET_PARTITION = "2026-10-26"
@@ -55,7 +53,9 @@ ROW_LIMITS = {api: PAGE_ROWS for api in TRADING_DAY_APIS}
 
 @pytest.fixture(scope="module")
 def scale_out_redis_url(redis_url):
-    return urlsplit(redis_url)._replace(path=f"/{SCALE_OUT_REDIS_DB}").geturl()
+    """A Redis database of this module's own (broker, results, budget), emptied afterwards."""
+    with claimed_redis_db(redis_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import redis
 import yaml
 
 from zquant_pipelines.constants import (
@@ -82,14 +81,6 @@ def common(name: str, action: str, start: str, end: str) -> dict:
         "task_type": "common_task",
         "config": {"task_action": action, "start_date": start, "end_date": end},
     }
-
-
-def flush_redis_db(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 @dataclass
@@ -189,8 +180,9 @@ def scale_out(
     server: TushareWireServer,
     broker_url: str | None = None,
 ) -> Iterator[ScaleOut]:
-    """The shared environment, with DAGSTER_HOME prepared for PostgreSQL storage. Redis holds
-    the tushare budget and, unless ``broker_url`` names another broker, the Celery queue."""
+    """The shared environment, with DAGSTER_HOME prepared for PostgreSQL storage. Redis (a
+    database of the caller's own: ``services.claimed_redis_db``) holds the tushare budget
+    and, unless ``broker_url`` names another broker, the Celery queue."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog_text())
     env = {
@@ -207,13 +199,9 @@ def scale_out(
     }
     with environment(env):
         prepare_home(root / "home")
-    flush_redis_db(redis_url)
     # Steps a killed earlier run left queued would reach this set-up's workers.
     celery_worker_app(env).control.purge()
-    try:
-        yield ScaleOut(root, env, server)
-    finally:
-        flush_redis_db(redis_url)
+    yield ScaleOut(root, env, server)
 
 
 @contextlib.contextmanager

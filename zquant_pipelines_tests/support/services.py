@@ -1,17 +1,30 @@
 """The local services tests and bench reach: their addresses (PostgreSQL admin URL, Redis
-URL, each overridable by environment), throwaway PostgreSQL databases, and the rule for a
-service that is not there (skip locally, fail under CI=true)."""
+URL, each overridable by environment), throwaway PostgreSQL databases, Redis databases
+claimed for one run, and the rule for a service that is not there (skip locally, fail under
+CI=true)."""
 
+import contextlib
 import os
+import socket
 import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get(
     "ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("ZQUANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Redis databases a run may claim: not 0, which tests share under key prefixes of their
+# own, nor 13 and 14, which earlier versions of the scale-out bench and test used unclaimed.
+CLAIMABLE_REDIS_DBS = tuple(db for db in range(1, 16) if db not in (13, 14))
+REDIS_CLAIM_KEY = "zquant-tests:claimed-by"
+# A claim outlives any run; one a killed run left expires, its database stays unclaimable
+# until emptied (its leftover keys are not known to be nobody's).
+REDIS_CLAIM_SECONDS = 6 * 3600
 
 
 def require_service(name: str, error: Exception) -> None:
@@ -56,3 +69,36 @@ def run_as_admin(admin_url: str, statement: str) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text(statement))
     engine.dispose()
+
+
+@contextlib.contextmanager
+def claimed_redis_db(redis_url: str) -> Iterator[str]:
+    """The URL of a Redis database of this run's own, emptied afterwards: for Celery, whose
+    keys (queues, results, the workers' mailboxes) take no prefix of ours. The database is
+    the first empty one of ``CLAIMABLE_REDIS_DBS`` whose claim key this run sets (SET NX:
+    two runs never get the same one), so concurrent runs never share or flush each other's."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    for db in CLAIMABLE_REDIS_DBS:
+        url = urlsplit(redis_url)._replace(path=f"/{db}").geturl()
+        client = redis.Redis.from_url(url)
+        try:
+            if client.dbsize() == 0 and client.set(
+                REDIS_CLAIM_KEY, owner, nx=True, ex=REDIS_CLAIM_SECONDS
+            ):
+                break
+        finally:
+            client.close()
+    else:
+        raise RuntimeError(
+            f"no Redis database of {redis_url} is free to claim (tried {CLAIMABLE_REDIS_DBS};"
+            f" one is free when empty)"
+        )
+    try:
+        yield url
+    finally:
+        client = redis.Redis.from_url(url)
+        try:
+            if client.get(REDIS_CLAIM_KEY) == owner.encode():
+                client.flushdb()
+        finally:
+            client.close()

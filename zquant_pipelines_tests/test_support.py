@@ -1,6 +1,7 @@
-"""The tests' loopback ports (support/ports.py): a server of ours holds its port from the
-start, and an external program that lost its port to another process is started again on
-another, never taken for the other process's server."""
+"""Test support that concurrent runs rely on: loopback ports (support/ports.py: a server of
+ours holds its port from the start, an external program that lost its port to another
+process is started again on another, never taken for the other process's server) and Redis
+databases claimed for one run (support/services.py)."""
 
 import errno
 import os
@@ -12,10 +13,12 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import redis
 import requests
 
 from zquant_pipelines_tests.support.alert_receivers import SmtpReceiver
 from zquant_pipelines_tests.support.ports import LOOPBACK, launch_on_free_port
+from zquant_pipelines_tests.support.services import claimed_redis_db
 
 
 def test_the_smtp_receiver_holds_its_port_before_it_starts():
@@ -72,3 +75,29 @@ def test_a_program_whose_port_was_taken_is_started_again_on_another(tmp_path):
     finally:
         taken[0].shutdown()
         taken[0].server_close()
+
+
+def test_concurrent_runs_get_redis_databases_of_their_own_and_flush_only_theirs(redis_url):
+    def keys(url: str) -> set[bytes]:
+        client = redis.Redis.from_url(url)
+        try:
+            return set(client.keys("queue-*"))
+        finally:
+            client.close()
+
+    def put(url: str, key: str) -> None:
+        client = redis.Redis.from_url(url)
+        try:
+            client.set(key, "step")
+        finally:
+            client.close()
+
+    with claimed_redis_db(redis_url) as mine:
+        with claimed_redis_db(redis_url) as theirs:
+            assert theirs != mine
+            put(mine, "queue-mine")
+            put(theirs, "queue-theirs")
+            assert keys(theirs) == {b"queue-theirs"}
+        assert keys(theirs) == set()
+        assert keys(mine) == {b"queue-mine"}
+    assert keys(mine) == set()
