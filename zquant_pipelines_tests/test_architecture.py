@@ -19,7 +19,8 @@ MAY_IMPORT = {
     "step_watchdog": {"process_tree"},
     "supervision": {"process_tree"},
     "executors": {"constants", "step_watchdog"},
-    "screening": {"constants", "dates", "resources", "sync"},
+    "safe_yaml": set(),
+    "screening": {"constants", "dates", "resources", "safe_yaml", "sync"},
     "table_statistics": {"constants", "resources", "sync"},
     "assets": {
         "constants",
@@ -38,6 +39,7 @@ MAY_IMPORT = {
         "executors",
         "process_tree",
         "resources",
+        "safe_yaml",
         "screening",
         "sync",
         "table_statistics",

@@ -13,9 +13,9 @@ Conditions name columns of factor_daily, daily_basic, daily and stock_basic (bar
 ``table.column`` where two tables share a name, as daily.close and daily_basic.close do).
 ``load_screens`` returns every screen compiled (``screening.expressions``) or raises
 ``ScreensError`` listing every problem, each naming the screen, the condition and the
-column: a file is never half loaded. The YAML is read by tasks.yaml's loader
-(``tasks.catalog_yaml``): a key given twice is an error at its line, not a silent override,
-and a screen name used twice is told by both its lines.
+column: a file is never half loaded. The YAML is read as tasks.yaml is (``safe_yaml``): a
+key given twice is an error at its line, not a silent override, and a screen name used twice
+is told by both its lines.
 """
 
 import os
@@ -28,6 +28,7 @@ import yaml
 
 from zquant_pipelines.constants import DEFAULT_SCREENS_FILE, ENV_SCREENS_FILE, REPO_ROOT
 from zquant_pipelines.resources.warehouse_schema import TABLES
+from zquant_pipelines.safe_yaml import YamlFileError, parse_yaml_document
 from zquant_pipelines.screening.expressions import (
     DATE,
     NUMBER,
@@ -38,7 +39,6 @@ from zquant_pipelines.screening.expressions import (
     columns_of,
     compile_condition,
 )
-from zquant_pipelines.tasks.catalog_yaml import CatalogFileError, parse_yaml_document
 
 # The tables a condition may read, in the order a bare column name is looked up.
 SCREEN_INPUT_TABLES = ("factor_daily", "daily_basic", "daily", "stock_basic")
@@ -110,12 +110,12 @@ def load_screens(path: str | Path | None = None) -> list[Screen]:
                 [f"the file is {size:,} bytes, over the {MAX_SCREENS_FILE_BYTES:,}-byte limit"],
                 source,
             )
-        data, node = parse_yaml_document(path.read_text(encoding="utf-8"))
+        data, node = parse_yaml_document(path.read_text(encoding="utf-8"), "screens file")
     except OSError as error:
         raise ScreensError([f"cannot read it: {error.strerror or error}"], source) from None
     except UnicodeDecodeError as error:
         raise ScreensError([f"not UTF-8 text (offset {error.start:,})"], source) from None
-    except CatalogFileError as error:
+    except YamlFileError as error:
         raise ScreensError([str(error)], source) from None
     return parse_screens(data, source, name_lines(node))
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from zquant_pipelines.constants import CALENDAR_EXCHANGES
+from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.sync.factors import select_factors
 
 TS_CODE_PATTERN = re.compile(r"[0-9]{6}\.(SH|SZ|BJ)")
@@ -38,8 +39,6 @@ ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Exchanges tushare's trade_cal knows.
 TRADE_CAL_EXCHANGES = ("SSE", "SZSE", "CFFEX", "SHFE", "CZCE", "DCE", "INE")
 DEFAULT_SCRIPT_TIMEOUT_SECONDS = 3600.0
-# Errors quote a value up to this many characters (then say how long it is).
-SHOWN_VALUE_CHARS = 80
 # A codelist's errors name this many bad codes (then say how many more).
 SHOWN_CODE_PROBLEMS = 5
 
@@ -277,20 +276,6 @@ ACTION_PARAMS: dict[str, type[ActionParams]] = {
     "run_script": RunScriptParams,
     "example_task": ExampleTaskParams,
 }
-
-
-def show_value(value: object) -> str:
-    """A value as the catalog's author wrote it (YAML's unquoted dates read 2024-01-02),
-    shortened."""
-    return shorten(value.isoformat() if isinstance(value, dt.date) else repr(value))
-
-
-def shorten(text: str, limit: int = SHOWN_VALUE_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how long it was: a long or hostile value
-    must not flood an error message."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class ActionParamsError(ValueError):

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zquant_pipelines.constants import EXECUTOR_NAMES, MARKET_TIMEZONE, TASK_TYPES
+from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.tasks.action_params import (
     ActionParams,
     ActionParamsError,
     parse_action_params,
-    show_value,
 )
 from zquant_pipelines.tasks.catalog_checks import (
     are_tags,

@@ -10,7 +10,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from functools import cache
 
-from zquant_pipelines.tasks.action_params import show_value
+from zquant_pipelines.safe_yaml import show_value
 
 # A retry waits in the run worker (time.sleep, which overflows on huge values); a retry a
 # day later is the next scheduled run's job.

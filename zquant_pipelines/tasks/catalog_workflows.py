@@ -7,7 +7,7 @@ The rules are in the docstring of ``catalog.py``.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from zquant_pipelines.tasks.action_params import show_value
+from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.tasks.catalog_checks import is_whole, quote_hint
 
 WORKFLOW_TYPES = ("serial", "parallel")

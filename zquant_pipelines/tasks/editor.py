@@ -38,7 +38,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from zquant_pipelines.tasks.action_params import show_value
+from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.tasks.catalog import Catalog, CatalogError, catalog_from_text
 from zquant_pipelines.tasks.catalog_yaml import (
     CatalogFileError,

@@ -32,7 +32,7 @@ from pathlib import PurePosixPath
 
 import sqlalchemy as sa
 
-from zquant_pipelines.tasks.action_params import show_value
+from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.tasks.catalog import TASK_TYPES
 from zquant_pipelines.tasks.catalog_checks import name_problem
 

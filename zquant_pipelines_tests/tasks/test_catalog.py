@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from zquant_pipelines.constants import DEFAULT_TASKS_FILE, MARKET_TIMEZONE
+from zquant_pipelines.safe_yaml import MAX_NESTING
 from zquant_pipelines.tasks.action_params import (
     ACTION_PARAMS,
     SyncDailyDataParams,
@@ -24,7 +25,7 @@ from zquant_pipelines.tasks.catalog import (
     parse_catalog,
 )
 from zquant_pipelines.tasks.catalog_workflows import DEFAULT_MAX_PARALLEL
-from zquant_pipelines.tasks.catalog_yaml import MAX_CATALOG_BYTES, MAX_NESTING
+from zquant_pipelines.tasks.catalog_yaml import MAX_CATALOG_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = os.path.dirname(sys.executable)
