@@ -13,6 +13,7 @@ run on the machine) can take it.
   (another test's `make dev` on a port it took meanwhile would answer too).
 """
 
+import errno
 import os
 import socket
 import subprocess
@@ -26,7 +27,7 @@ LOOPBACK = "127.0.0.1"
 # A program that lost its port to another process is started again on another this often.
 START_ATTEMPTS = 3
 # What uvicorn (and so dagster-webserver) logs when the port is taken: EADDRINUSE's text.
-BIND_FAILURE = os.strerror(98).lower()
+BIND_FAILURE = os.strerror(errno.EADDRINUSE).lower()
 
 
 def bound_socket() -> socket.socket:
