@@ -53,10 +53,6 @@ from zquant_pipelines.tasks.editor import (
 PREFIX = "/api/v1/scheduler"
 # A task name no catalog uses: a workflow config is validated as a task of this name.
 VALIDATION_TASK = "zquant_api_workflow_validation"
-PAUSE_NOT_SUPPORTED = (
-    "execution_id: pausing a run is not supported yet; terminate it and resume it later"
-    " (/executions/resume goes on after the days it wrote), or pause the task (/tasks/pause)"
-)
 
 
 class ApiError(Exception):
@@ -199,11 +195,16 @@ def task_record(
         max_retries=task.max_retries,
         retry_interval=task.retry_interval,
         latest_execution_time=(latest.start or latest.created) if latest else None,
-        latest_execution_status=schemas.EXECUTION_STATUS[latest.status] if latest else None,
+        latest_execution_status=execution_status(latest) if latest else None,
         latest_execution_current_item=progress.current_item if progress else None,
         latest_execution_progress=progress.progress_percent if progress else None,
         schedule_status=row.status,
     )
+
+
+def execution_status(run: RunSummary) -> str:
+    """zquant's status of the run: ``paused`` for one that stopped for a pause request."""
+    return "paused" if run.paused else schemas.EXECUTION_STATUS[run.status]
 
 
 def execution_record(
@@ -214,7 +215,7 @@ def execution_record(
     return schemas.Execution(
         id=run.run_id,
         task_id=task_ids(catalog).get(run.task),
-        status=schemas.EXECUTION_STATUS[run.status],
+        status=execution_status(run),
         start_time=run.start,
         end_time=run.end,
         duration_seconds=run.duration_seconds,
@@ -226,6 +227,7 @@ def execution_record(
         total_items=progress.total_items,
         processed_items=progress.processed_items,
         estimated_end_time=progress.estimated_end_time,
+        is_paused=run.paused,
         terminate_requested=run.status == "CANCELING",
         created_time=run.created,
     )
@@ -400,9 +402,14 @@ class Scheduler:
             latest_execution_time=figures.latest_execution_time,
         )
 
-    def pause_execution(self, execution_id: str):
+    def pause_execution(self, execution_id: str) -> schemas.Execution:
+        """zquant: the run stops at its next day boundary and is recorded paused; ours asks
+        the run to (history/pause.py) and answers with the run as it stands, still running:
+        its status reads ``paused`` once a multi-day step has stopped for the request."""
         self.run(execution_id)
-        raise ApiError(501, PAUSE_NOT_SUPPORTED)
+        self.ops.pause_run(execution_id)
+        result = {"message": "pause requested: the run stops after the day it is writing"}
+        return self.execution_of(self.ops.catalog(), self.run(execution_id), result)
 
 
 # --- the app -------------------------------------------------------------------------------

@@ -197,6 +197,14 @@ def print_terminated(run_id: str, status: str) -> None:
     print(f"Follow it: zquant history --run {run_id}")
 
 
+def print_pause_requested(run_id: str, status: str) -> None:
+    print(
+        f"Run {run_id} ({status}) is asked to pause: a multi-day step stops after the day it"
+        " is writing and the run ends paused (a run without one runs to its end)."
+    )
+    print(f"Go on from there: zquant retry {run_id} --from-failure")
+
+
 def print_retried(parent_run_id: str, run_id: str, from_failure: bool) -> None:
     steps = "its failed and unfinished steps" if from_failure else "all its steps"
     print(f"Run {run_id} is queued: a re-execution of run {parent_run_id} ({steps}).")
