@@ -251,6 +251,13 @@ class Operations(abc.ABC):
         """Ask a run to stop at its next day boundary (history/pause.py)."""
 
     @abc.abstractmethod
+    def run_pause_requests(self) -> list[str]:
+        """The ids of the runs with a pause request standing."""
+
+    @abc.abstractmethod
+    def withdraw_run_pause(self, run_id: str) -> None: ...
+
+    @abc.abstractmethod
     def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
         """Queue a re-execution of the run, as Dagster's Re-execute does (all steps, or from
         failure: the steps that failed or did not run); return the new run id."""
@@ -373,6 +380,10 @@ class Operations(abc.ABC):
                 f"run {run_id} already ended {status}: there is nothing to pause"
                 f" (go on from where it stopped with `zquant retry {run_id} --from-failure`)"
             )
+        # Requests of runs that ended without stopping for them (no day boundary came).
+        for requested in self.run_pause_requests():
+            if self.run_status(requested) in (*FINISHED_RUN_STATUSES, None):
+                self.withdraw_run_pause(requested)
         self.request_run_pause(run_id)
         return self.existing_run_status(run_id)
 

@@ -33,7 +33,7 @@ from zquant_pipelines.history.measures import (
     nearest_rank_p95,
     success_rate,
 )
-from zquant_pipelines.history.pause import is_paused_run, pause_request_pool
+from zquant_pipelines.history.pause import is_paused_run, pause_request_pool, requested_runs
 from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
@@ -409,6 +409,13 @@ class GraphQLOperations(GraphQLClient, Operations):
         self.execute(
             SET_CONCURRENCY_LIMIT, {"concurrencyKey": pause_request_pool(run_id), "limit": 0}
         )
+
+    def run_pause_requests(self) -> list[str]:
+        limits = self.execute(CONCURRENCY_LIMITS)["instance"]["concurrencyLimits"]
+        return requested_runs(limit["concurrencyKey"] for limit in limits)
+
+    def withdraw_run_pause(self, run_id: str) -> None:
+        self.execute(DELETE_CONCURRENCY_LIMIT, {"concurrencyKey": pause_request_pool(run_id)})
 
     def freshness(self, now: dt.datetime) -> list:
         """The server's verdicts: each dataset's latest freshness check evaluation (the

@@ -36,7 +36,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from zquant_pipelines.constants import TAG_TASK
-from zquant_pipelines.history.pause import request_pause
+from zquant_pipelines.history.pause import pause_requests, request_pause, withdraw_pause
 from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
@@ -444,6 +444,12 @@ class LocalOperations(Operations):
 
     def request_run_pause(self, run_id: str) -> None:
         request_pause(self.instance, run_id)
+
+    def run_pause_requests(self) -> list[str]:
+        return pause_requests(self.instance)
+
+    def withdraw_run_pause(self, run_id: str) -> None:
+        withdraw_pause(self.instance, run_id)
 
     def reload(self) -> str:
         if self._workspace is not None:
