@@ -6,34 +6,32 @@ whose run really executes (the run queue driven once here, as the daemon would) 
 task the UI (a Dagster webserver on the same workspace) shows after the reload.
 """
 
-import os
-import subprocess
-import sys
-
 import pytest
 import requests
 
 from zquant_pipelines.cli.main import main
-from zquant_pipelines.constants import ENV_API_READ_TOKEN, ENV_API_TOKEN, ENV_UI_URL, REPO_ROOT
+from zquant_pipelines.constants import ENV_API_READ_TOKEN, ENV_API_TOKEN, ENV_UI_URL
 from zquant_pipelines.history.pause import pause_request_pool
-from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines.tasks.catalog import load_catalog
 from zquant_pipelines_tests.support.operations_environment import (
     drive_queue_once,
-    free_port,
     operations_environment,
     seed_stock_basic,
     serving,
 )
 from zquant_pipelines_tests.support.waiting import wait_until
+from zquant_pipelines_tests.support.zquant_api import (
+    FULL_KEY,
+    PREFIX,
+    READ_KEY,
+    post,
+    serves_job,
+    zquant_api,
+)
 
 pytestmark = pytest.mark.slow
 
-PREFIX = "/api/v1/scheduler"
-FULL_KEY = "full-key-for-tests"
-READ_KEY = "read-key-for-tests"
-START_SECONDS = 120
 RUN_SECONDS = 180
 # zquant v0.4 (reference, section 1 and 2): Task = every zq_task_scheduled_tasks column,
 # config parsed, plus the latest_* fields and schedule_status; Execution = every
@@ -126,44 +124,8 @@ def ui(env):
 @pytest.fixture(scope="module")
 def api(env, ui):
     """`zquant api` as a process of its own on the test instance: its base URL."""
-    port = free_port()
-    environ = {
-        **os.environ,
-        ENV_API_TOKEN: FULL_KEY,
-        ENV_API_READ_TOKEN: READ_KEY,
-        ENV_UI_URL: ui,
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zquant_pipelines.cli", "api", "--port", str(port)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answers():
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        try:
-            return requests.get(f"{url}/docs", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(answers, START_SECONDS, "zquant api to answer", 0.2)
+    with zquant_api(environment={ENV_UI_URL: ui}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stderr.close()
-
-
-def post(api, route, body, key=FULL_KEY, expect=200):
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = requests.post(f"{api}{PREFIX}{route}", json=body, headers=headers, timeout=60)
-    assert response.status_code == expect, response.text
-    return response.json() if response.content else None
 
 
 def assert_task(task):
@@ -235,21 +197,7 @@ def test_create_trigger_history_stats_round_trip(api, env, ui):
     assert created["latest_execution_status"] is None
     assert "made_over_rest" in load_catalog(env.tasks_file).tasks
     # The reload reached the UI: its webserver serves the new task's job.
-    served = requests.post(
-        f"{ui}/graphql",
-        json={
-            "query": "query($s: PipelineSelector!) { pipelineOrError(params: $s) { __typename } }",
-            "variables": {
-                "s": {
-                    "repositoryLocationName": location_name(),
-                    "repositoryName": REPOSITORY_NAME,
-                    "pipelineName": job_name("made_over_rest"),
-                }
-            },
-        },
-        timeout=60,
-    ).json()
-    assert served["data"]["pipelineOrError"]["__typename"] == "Pipeline"
+    assert serves_job(ui, "made_over_rest")
 
     task_id = created["id"]
     assert post(api, "/tasks/trigger", {"task_id": task_id}) == {"message": "任务已触发"}
