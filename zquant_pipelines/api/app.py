@@ -5,7 +5,8 @@ then the code location is reloaded, ours and the webserver's, so the UI shows it
 
 Auth: every route needs ZQUANT_API_TOKEN (reads and changes) or ZQUANT_API_READ_TOKEN
 (reads only; a change or trigger is 403), as ``Authorization: Bearer KEY`` or
-``X-API-Key: KEY``, compared in constant time. As in zquant, no key is 403 and a wrong key
+``X-API-Key: KEY`` (both declared as OpenAPI security schemes, so /docs has an Authorize
+button), compared in constant time. As in zquant, no key is 403 and a wrong key
 401. ``serve`` refuses to start without a key unless told ``no_auth``, and ``no_auth`` only
 on a loopback address. Errors are zquant's body (``schemas.Error``), validation errors too,
 with the message naming the field.
@@ -21,11 +22,13 @@ import os
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Annotated
 
 import fastapi
 import uvicorn
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from zquant_pipelines.api import schemas
@@ -81,11 +84,30 @@ def key_problem(presented: str | None, write: bool, full: str | None, read: str 
     return 401, "Authorization: the key is not valid"
 
 
-def presented_key(request: fastapi.Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key") or None
+# The two ways to present a key, as OpenAPI security schemes: /docs shows an Authorize
+# button for either. They only read the headers (auto_error off): ``key_problem`` decides.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerKey",
+    description=f"Authorization: Bearer KEY ({ENV_API_TOKEN}, or {ENV_API_READ_TOKEN} to read)",
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyHeader",
+    description=f"X-API-Key: KEY ({ENV_API_TOKEN}, or {ENV_API_READ_TOKEN} to read)",
+)
+
+PresentedBearer = Annotated[HTTPAuthorizationCredentials | None, fastapi.Security(BEARER)]
+PresentedHeaderKey = Annotated[str | None, fastapi.Security(API_KEY_HEADER)]
+
+
+def presented_key(
+    bearer: HTTPAuthorizationCredentials | None, header_key: str | None
+) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return header_key or None
 
 
 class Backend:
@@ -426,10 +448,13 @@ def create_app(backend: Backend, full_key: str | None, read_key: str | None) -> 
     open_access = full_key is None and read_key is None
 
     def access(write: bool) -> Callable:
-        def check(request: fastapi.Request) -> None:
+        def check(
+            bearer: PresentedBearer,
+            header_key: PresentedHeaderKey,
+        ) -> None:
             if open_access:
                 return
-            problem = key_problem(presented_key(request), write, full_key, read_key)
+            problem = key_problem(presented_key(bearer, header_key), write, full_key, read_key)
             if problem is not None:
                 raise ApiError(*problem)
 

@@ -470,3 +470,34 @@ def test_openapi_page_lists_zquants_18_routes(api):
     posted = {path.removeprefix(PREFIX) for path, methods in paths.items() if "post" in methods}
     assert zquant_routes <= posted
     assert len(zquant_routes) == 18
+
+
+def test_openapi_declares_both_ways_to_send_a_key_and_every_route_requires_one(api):
+    spec = requests.get(f"{api}/openapi.json", timeout=60).json()
+    schemes = spec["components"]["securitySchemes"]
+    # What /docs' Authorize button offers: a bearer token, or the X-API-Key header.
+    assert {
+        name: {k: v for k, v in scheme.items() if k != "description"}
+        for name, scheme in schemes.items()
+    } == {
+        "BearerKey": {"type": "http", "scheme": "bearer"},
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    operations = {
+        (method, path): operation
+        for path, methods in spec["paths"].items()
+        if path.startswith(PREFIX)
+        for method, operation in methods.items()
+    }
+    assert len(operations) >= 18
+    unguarded = [
+        route
+        for route, operation in operations.items()
+        if operation.get("security") != [{"BearerKey": []}, {"ApiKeyHeader": []}]
+    ]
+    assert unguarded == []
+    # The key as the Authorize button sends it: the header scheme works as the bearer does.
+    by_scheme = requests.post(
+        f"{api}{PREFIX}/stats", json={}, headers={"X-API-Key": FULL_KEY}, timeout=60
+    )
+    assert by_scheme.status_code == 200 and set(by_scheme.json()) == STATS_FIELDS
