@@ -43,6 +43,11 @@ def table(headers: Sequence[str] | None, rows: Sequence[Sequence]) -> str:
     )
 
 
+def run_status(run) -> str:
+    """The run's Dagster status; a run that stopped for a pause request says so."""
+    return f"{run.status} (paused)" if run.paused else run.status
+
+
 def print_runs(runs) -> None:
     if not runs:
         print("(no runs)")
@@ -53,7 +58,7 @@ def print_runs(runs) -> None:
             [
                 (
                     run.run_id,
-                    run.status,
+                    run_status(run),
                     when(run.created),
                     when(run.start),
                     when(run.end),
@@ -111,7 +116,7 @@ def print_run_detail(detail) -> None:
         ("run", run.run_id),
         ("task", run.task or "-"),
         ("job", run.job_name),
-        ("status", run.status),
+        ("status", run_status(run)),
         ("created", when(run.created)),
         ("start", when(run.start)),
         ("end", when(run.end)),

@@ -384,6 +384,8 @@ def test_pause_stops_at_a_day_boundary_and_resume_fetches_only_the_rest(
     assert outcome.status == "FAILURE" and is_paused_run(run_id, paused.tags)
     assert paused_summary.paused and "paused on request" in paused_summary.error
     assert (execution.status, execution.is_paused) == ("paused", True)
+    code, out, err = zquant(env, capsys, *url_args, "history", "--run", run_id)
+    assert code == 0 and "FAILURE (paused)" in out, (out, err)
     # The request is done with; Dagster's run-retry daemon leaves the run for the resume.
     assert pause_request_pool(run_id) not in env.instance.event_log_storage.get_concurrency_keys()
     assert paused.tags[WILL_RETRY_TAG] == "false"
