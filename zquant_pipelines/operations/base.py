@@ -376,9 +376,13 @@ class Operations(abc.ABC):
         looks for the request after each day); its status read back afterwards."""
         status = self.existing_run_status(run_id)
         if status in FINISHED_RUN_STATUSES:
-            raise UsageProblem(
-                f"run {run_id} already ended {status}: there is nothing to pause"
+            go_on = (
                 f" (go on from where it stopped with `zquant retry {run_id} --from-failure`)"
+                if status in RETRYABLE_FROM_FAILURE
+                else ""
+            )
+            raise UsageProblem(
+                f"run {run_id} already ended {status}: there is nothing to pause{go_on}"
             )
         # Requests of runs that ended without stopping for them (no day boundary came).
         for requested in self.run_pause_requests():
