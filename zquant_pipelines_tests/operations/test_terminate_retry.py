@@ -197,12 +197,15 @@ def test_refusals_name_the_run(env, request, capsys, mode):
         (["retry", "no-such-run"], 1, ["no run 'no-such-run'"]),
         (["terminate", done], 2, [done, "already ended SUCCESS", f"zquant retry {done}"]),
         (["retry", done, "--from-failure"], 2, [done, "is SUCCESS", f"zquant retry {done}"]),
+        (["pause-run", "no-such-run"], 1, ["no run 'no-such-run'"]),
+        (["pause-run", done], 2, [done, "already ended SUCCESS", "nothing to pause"]),
     ]
     for argv, expected_code, named in cases:
         code, out, err = zquant(env, capsys, *url_args, *argv)
         assert code == expected_code, (argv, out, err)
         assert err.startswith(f"zquant {argv[0]}: ") and all(part in err for part in named), err
-    # Nothing was re-executed or canceled by the refusals.
+    # Nothing was re-executed, canceled or asked to pause by the refusals.
+    assert pause_request_pool(done) not in env.instance.event_log_storage.get_concurrency_keys()
     assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: done})) == []
     assert env.instance.get_run_by_id(done).status == dg.DagsterRunStatus.SUCCESS
 
