@@ -2,7 +2,8 @@
 a free local port, with a temporary DAGSTER_HOME, through raw GraphQL and through
 `zquant --url`: trigger and wait, history and stats, disable/enable read back through
 GraphQL, pause holding a run until resume while the daemon serves other runs, a
-code-location reload; secrets shown by name only; and foreign pages refused (CSRF)."""
+code-location reload, `zquant --url URL api` (the REST API through the webserver's
+GraphQL); secrets shown by name only; and foreign pages refused (CSRF)."""
 
 import json
 import os
@@ -17,6 +18,7 @@ from zquant_pipelines import cli
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.tasks.catalog import load_catalog
 from zquant_pipelines_tests.support.make_dev import serve_make_dev
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
@@ -32,6 +34,7 @@ from zquant_pipelines_tests.support.webserver_probes import (
     own_origin_post_allowed,
     websocket_handshake,
 )
+from zquant_pipelines_tests.support.zquant_api import post, serves_job, zquant_api
 
 RUN_TIMEOUT_SECONDS = 180
 
@@ -133,6 +136,54 @@ def test_reload_the_code_location(dagster_dev, capsys):
     capsys.readouterr()
     assert cli.main(["--url", dagster_dev, "reload"]) == 0
     assert location_loaded(dagster_dev)
+
+
+def test_zquant_api_over_url_creates_triggers_and_counts_through_the_webserver(
+    dagster_dev, make_dev_root
+):
+    tasks_file = make_dev_root / "tasks.yaml"
+    body = {
+        "name": "made_over_url",
+        "task_type": "manual_task",
+        "cron_expression": None,
+        "interval_seconds": None,
+        "description": "created through zquant api --url",
+        "config": {"task_action": "example_task", "message": "over url"},
+        "max_retries": 0,
+        "retry_interval": 60,
+        "enabled": True,
+    }
+    with zquant_api("--url", dagster_dev) as api:
+        created = post(api, "/tasks", body, expect=201)
+        assert "made_over_url" in load_catalog(tasks_file).tasks
+        # The write reloaded the webserver's code location: the UI shows the job at once.
+        assert serves_job(dagster_dev, "made_over_url")
+        task_id = created["id"]
+
+        post(api, "/tasks/trigger", {"task_id": task_id})
+        listed = post(api, "/tasks/executions/list", {"task_id": task_id, "skip": 0, "limit": 20})
+        assert listed["total"] == 1
+        (execution,) = listed["executions"]
+
+        def finished():
+            got = post(
+                api, "/tasks/executions/get", {"task_id": task_id, "execution_id": execution["id"]}
+            )
+            return got if got["status"] not in ("pending", "running") else None
+
+        # make dev's daemon takes the run from the queue.
+        done = wait_until(finished, RUN_TIMEOUT_SECONDS, "the run to end", 0.5)
+        assert done["status"] == "success", done
+        stats = post(api, "/stats", {"task_id": task_id})
+        assert (stats["total_executions"], stats["success_count"], stats["failed_count"]) == (
+            1,
+            1,
+            0,
+        )
+
+        post(api, "/tasks/delete", {"task_id": task_id}, expect=204)
+        assert "made_over_url" not in load_catalog(tasks_file).tasks
+        assert not serves_job(dagster_dev, "made_over_url")
 
 
 # --- secrets: GraphQL (the UI's resource pages) names the variables --------------------------

@@ -5,7 +5,8 @@ then the code location is reloaded, ours and the webserver's, so the UI shows it
 
 Auth: every route needs ZQUANT_API_TOKEN (reads and changes) or ZQUANT_API_READ_TOKEN
 (reads only; a change or trigger is 403), as ``Authorization: Bearer KEY`` or
-``X-API-Key: KEY``, compared in constant time. As in zquant, no key is 403 and a wrong key
+``X-API-Key: KEY`` (both declared as OpenAPI security schemes, so /docs has an Authorize
+button), compared in constant time. As in zquant, no key is 403 and a wrong key
 401. ``serve`` refuses to start without a key unless told ``no_auth``, and ``no_auth`` only
 on a loopback address. Errors are zquant's body (``schemas.Error``), validation errors too,
 with the message naming the field.
@@ -21,11 +22,13 @@ import os
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Annotated
 
 import fastapi
 import uvicorn
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from zquant_pipelines.api import schemas
@@ -53,10 +56,6 @@ from zquant_pipelines.tasks.editor import (
 PREFIX = "/api/v1/scheduler"
 # A task name no catalog uses: a workflow config is validated as a task of this name.
 VALIDATION_TASK = "zquant_api_workflow_validation"
-PAUSE_NOT_SUPPORTED = (
-    "execution_id: pausing a run is not supported yet; terminate it and resume it later"
-    " (/executions/resume goes on after the days it wrote), or pause the task (/tasks/pause)"
-)
 
 
 class ApiError(Exception):
@@ -85,11 +84,30 @@ def key_problem(presented: str | None, write: bool, full: str | None, read: str 
     return 401, "Authorization: the key is not valid"
 
 
-def presented_key(request: fastapi.Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key") or None
+# The two ways to present a key, as OpenAPI security schemes: /docs shows an Authorize
+# button for either. They only read the headers (auto_error off): ``key_problem`` decides.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerKey",
+    description=f"Authorization: Bearer KEY ({ENV_API_TOKEN}, or {ENV_API_READ_TOKEN} to read)",
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyHeader",
+    description=f"X-API-Key: KEY ({ENV_API_TOKEN}, or {ENV_API_READ_TOKEN} to read)",
+)
+
+PresentedBearer = Annotated[HTTPAuthorizationCredentials | None, fastapi.Security(BEARER)]
+PresentedHeaderKey = Annotated[str | None, fastapi.Security(API_KEY_HEADER)]
+
+
+def presented_key(
+    bearer: HTTPAuthorizationCredentials | None, header_key: str | None
+) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return header_key or None
 
 
 class Backend:
@@ -199,11 +217,16 @@ def task_record(
         max_retries=task.max_retries,
         retry_interval=task.retry_interval,
         latest_execution_time=(latest.start or latest.created) if latest else None,
-        latest_execution_status=schemas.EXECUTION_STATUS[latest.status] if latest else None,
+        latest_execution_status=execution_status(latest) if latest else None,
         latest_execution_current_item=progress.current_item if progress else None,
         latest_execution_progress=progress.progress_percent if progress else None,
         schedule_status=row.status,
     )
+
+
+def execution_status(run: RunSummary) -> str:
+    """zquant's status of the run: ``paused`` for one that stopped for a pause request."""
+    return "paused" if run.paused else schemas.EXECUTION_STATUS[run.status]
 
 
 def execution_record(
@@ -214,7 +237,7 @@ def execution_record(
     return schemas.Execution(
         id=run.run_id,
         task_id=task_ids(catalog).get(run.task),
-        status=schemas.EXECUTION_STATUS[run.status],
+        status=execution_status(run),
         start_time=run.start,
         end_time=run.end,
         duration_seconds=run.duration_seconds,
@@ -226,6 +249,7 @@ def execution_record(
         total_items=progress.total_items,
         processed_items=progress.processed_items,
         estimated_end_time=progress.estimated_end_time,
+        is_paused=run.paused,
         terminate_requested=run.status == "CANCELING",
         created_time=run.created,
     )
@@ -400,9 +424,14 @@ class Scheduler:
             latest_execution_time=figures.latest_execution_time,
         )
 
-    def pause_execution(self, execution_id: str):
+    def pause_execution(self, execution_id: str) -> schemas.Execution:
+        """zquant: the run stops at its next day boundary and is recorded paused; ours asks
+        the run to (history/pause.py) and answers with the run as it stands, still running:
+        its status reads ``paused`` once a multi-day step has stopped for the request."""
         self.run(execution_id)
-        raise ApiError(501, PAUSE_NOT_SUPPORTED)
+        self.ops.pause_run(execution_id)
+        result = {"message": "pause requested: the run stops after the day it is writing"}
+        return self.execution_of(self.ops.catalog(), self.run(execution_id), result)
 
 
 # --- the app -------------------------------------------------------------------------------
@@ -419,10 +448,13 @@ def create_app(backend: Backend, full_key: str | None, read_key: str | None) -> 
     open_access = full_key is None and read_key is None
 
     def access(write: bool) -> Callable:
-        def check(request: fastapi.Request) -> None:
+        def check(
+            bearer: PresentedBearer,
+            header_key: PresentedHeaderKey,
+        ) -> None:
             if open_access:
                 return
-            problem = key_problem(presented_key(request), write, full_key, read_key)
+            problem = key_problem(presented_key(bearer, header_key), write, full_key, read_key)
             if problem is not None:
                 raise ApiError(*problem)
 

@@ -9,11 +9,11 @@ How our things stand in for zquant's:
 - ``job_id`` is the task's Dagster job; the audit columns (created_by, created_time, ...)
   are null: tasks.yaml keeps no times or authors.
 - Execution status: QUEUED/NOT_STARTED -> pending, STARTING/STARTED/CANCELING/... ->
-  running, SUCCESS -> success, FAILURE -> failed, CANCELED -> terminated.
+  running, SUCCESS -> success, FAILURE -> failed (paused, with ``is_paused``, for a run that
+  stopped at a day boundary for a pause request: history/pause.py), CANCELED -> terminated.
 - The progress fields (progress_percent, current_item, total_items, processed_items,
   estimated_end_time, latest_execution_progress/current_item) are the run's progress record
-  (history/progress.py: the days its multi-day steps wrote), null for a run without one;
-  ``is_paused`` is false (a run cannot be paused yet).
+  (history/progress.py: the days its multi-day steps wrote), null for a run without one.
 """
 
 import datetime as dt

@@ -7,6 +7,11 @@ GraphQL and `zquant history --run` show the step's progress while the run runs. 
 also records the last day written per table; ``written_through`` reads it back from an
 earlier attempt of the same step over the same days (a step retry in this run, or the
 parent of a re-execution from failure), so days already written are not fetched again.
+
+After each day the reporter also looks for a pause request of the run (history/pause.py):
+with one, and days still to write, it records the run paused and ends the step with
+``RunPaused`` once the day is written (each day is its own transaction), so a resume, a
+re-execution from failure, goes on after that day.
 """
 
 import datetime as dt
@@ -19,8 +24,24 @@ import dagster as dg
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG
 from sqlalchemy.exc import SQLAlchemyError
 
+from zquant_pipelines.history.pause import pause_requested, record_paused
 from zquant_pipelines.history.progress import StepProgress, progress_tag
 from zquant_pipelines.sync.progress import DayProgress, remaining_seconds
+
+
+class RunPaused(dg.Failure):
+    """The step stopped at a day boundary because its run was asked to pause; not a step
+    failure to retry (``allow_retries=False``: the task's RetryPolicy leaves it)."""
+
+    def __init__(self, step_key: str, table: str, day: dt.date):
+        super().__init__(
+            description=(
+                f"paused on request after {table} {day:%Y-%m-%d} was written; resume with"
+                " `zquant retry RUN --from-failure` (the days written are not fetched again)"
+            ),
+            metadata={"step": step_key, "table": table, "last_day_written": f"{day:%Y-%m-%d}"},
+            allow_retries=False,
+        )
 
 
 def day_range(days: Sequence[dt.date]) -> str:
@@ -108,3 +129,6 @@ class StepProgressReporter:
             # The run store busy past its timeout: the figures wait for the next day's update
             # (a retry refetches at most the days since); the data step goes on.
             self.context.log.warning(f"progress tag {self.tag} not updated: {error}")
+        if done < total and pause_requested(self.context.instance, self.run_id):
+            record_paused(self.context.instance, self.run_id)
+            raise RunPaused(self.step_key, progress.table, progress.day)

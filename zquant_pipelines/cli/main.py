@@ -258,6 +258,15 @@ def terminate_command(ops: Operations, args) -> int:
     return EXIT_OK
 
 
+def pause_run_command(ops: Operations, args) -> int:
+    status = ops.pause_run(args.run_id)
+    if args.json:
+        render.emit({"run_id": args.run_id, "status": status, "pause_requested": True})
+    else:
+        render.print_pause_requested(args.run_id, status)
+    return EXIT_OK
+
+
 def retry_command(ops: Operations, args) -> int:
     run_id = ops.retry(args.run_id, args.from_failure)
     if args.json:
@@ -468,6 +477,7 @@ COMMANDS = {
     "pause": pause_command,
     "resume": pause_command,
     "terminate": terminate_command,
+    "pause-run": pause_run_command,
     "retry": retry_command,
     "history": history_command,
     "stats": stats_command,

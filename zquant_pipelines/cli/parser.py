@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         "terminate", parents=[common], help="cancel a queued run or interrupt a started one"
     )
     terminate.add_argument("run_id")
+    pause_run = commands.add_parser(
+        "pause-run",
+        parents=[common],
+        help="stop a running run after the day it is writing (it ends paused; go on with"
+        " `zquant retry RUN --from-failure`)",
+    )
+    pause_run.add_argument("run_id")
     retry = commands.add_parser("retry", parents=[common], help="re-execute a run (queued)")
     retry.add_argument("run_id")
     retry.add_argument(

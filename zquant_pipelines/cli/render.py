@@ -43,6 +43,11 @@ def table(headers: Sequence[str] | None, rows: Sequence[Sequence]) -> str:
     )
 
 
+def run_status(run) -> str:
+    """The run's Dagster status; a run that stopped for a pause request says so."""
+    return f"{run.status} (paused)" if run.paused else run.status
+
+
 def print_runs(runs) -> None:
     if not runs:
         print("(no runs)")
@@ -53,7 +58,7 @@ def print_runs(runs) -> None:
             [
                 (
                     run.run_id,
-                    run.status,
+                    run_status(run),
                     when(run.created),
                     when(run.start),
                     when(run.end),
@@ -111,7 +116,7 @@ def print_run_detail(detail) -> None:
         ("run", run.run_id),
         ("task", run.task or "-"),
         ("job", run.job_name),
-        ("status", run.status),
+        ("status", run_status(run)),
         ("created", when(run.created)),
         ("start", when(run.start)),
         ("end", when(run.end)),
@@ -195,6 +200,14 @@ def print_terminated(run_id: str, status: str) -> None:
     else:
         print(f"Run {run_id} is {status}: it is being interrupted and ends CANCELED.")
     print(f"Follow it: zquant history --run {run_id}")
+
+
+def print_pause_requested(run_id: str, status: str) -> None:
+    print(
+        f"Run {run_id} ({status}) is asked to pause: a multi-day step stops after the day it"
+        " is writing and the run ends paused (a run without one runs to its end)."
+    )
+    print(f"Go on from there: zquant retry {run_id} --from-failure")
 
 
 def print_retried(parent_run_id: str, run_id: str, from_failure: bool) -> None:

@@ -27,6 +27,7 @@ from dagster._core.storage.tags import (
 
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.measures import duration_seconds
+from zquant_pipelines.history.pause import is_paused_run
 from zquant_pipelines.history.store import (
     JsonRecord,
     parse_statuses,
@@ -55,6 +56,8 @@ class RunSummary(JsonRecord):
     duration_seconds: float | None
     attempts: int
     error: str | None
+    # Stopped at a day boundary for a pause request (history/pause.py): status FAILURE.
+    paused: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,4 +192,5 @@ def _run_summary(instance: dg.DagsterInstance, record: dg.RunRecord) -> RunSumma
         duration_seconds=duration_seconds(record.start_time, record.end_time),
         attempts=1 + int(run.tags.get(RETRY_NUMBER_TAG, "0")),
         error=error_summary(instance, run.run_id) if failed else None,
+        paused=is_paused_run(run.run_id, run.tags),
     )

@@ -247,6 +247,17 @@ class Operations(abc.ABC):
         """Cancel a queued run or interrupt a started one (OperationFailed if refused)."""
 
     @abc.abstractmethod
+    def request_run_pause(self, run_id: str) -> None:
+        """Ask a run to stop at its next day boundary (history/pause.py)."""
+
+    @abc.abstractmethod
+    def run_pause_requests(self) -> list[str]:
+        """The ids of the runs with a pause request standing."""
+
+    @abc.abstractmethod
+    def withdraw_run_pause(self, run_id: str) -> None: ...
+
+    @abc.abstractmethod
     def submit_reexecution(self, run_id: str, from_failure: bool) -> str:
         """Queue a re-execution of the run, as Dagster's Re-execute does (all steps, or from
         failure: the steps that failed or did not run); return the new run id."""
@@ -358,6 +369,26 @@ class Operations(abc.ABC):
                 f" (run it again with `zquant retry {run_id}`)"
             )
         self.request_termination(run_id)
+        return self.existing_run_status(run_id)
+
+    def pause_run(self, run_id: str) -> str:
+        """Ask a run that has not ended to stop at its next day boundary (a multi-day step
+        looks for the request after each day); its status read back afterwards."""
+        status = self.existing_run_status(run_id)
+        if status in FINISHED_RUN_STATUSES:
+            go_on = (
+                f" (go on from where it stopped with `zquant retry {run_id} --from-failure`)"
+                if status in RETRYABLE_FROM_FAILURE
+                else ""
+            )
+            raise UsageProblem(
+                f"run {run_id} already ended {status}: there is nothing to pause{go_on}"
+            )
+        # Requests of runs that ended without stopping for them (no day boundary came).
+        for requested in self.run_pause_requests():
+            if self.run_status(requested) in (*FINISHED_RUN_STATUSES, None):
+                self.withdraw_run_pause(requested)
+        self.request_run_pause(run_id)
         return self.existing_run_status(run_id)
 
     def retry(self, run_id: str, from_failure: bool) -> str:

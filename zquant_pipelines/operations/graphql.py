@@ -33,6 +33,7 @@ from zquant_pipelines.history.measures import (
     nearest_rank_p95,
     success_rate,
 )
+from zquant_pipelines.history.pause import is_paused_run, pause_request_pool, requested_runs
 from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
@@ -404,6 +405,18 @@ class GraphQLOperations(GraphQLClient, Operations):
     def resume(self, task_name: str) -> None:
         self.execute(DELETE_CONCURRENCY_LIMIT, {"concurrencyKey": pool_name(task_name)})
 
+    def request_run_pause(self, run_id: str) -> None:
+        self.execute(
+            SET_CONCURRENCY_LIMIT, {"concurrencyKey": pause_request_pool(run_id), "limit": 0}
+        )
+
+    def run_pause_requests(self) -> list[str]:
+        limits = self.execute(CONCURRENCY_LIMITS)["instance"]["concurrencyLimits"]
+        return requested_runs(limit["concurrencyKey"] for limit in limits)
+
+    def withdraw_run_pause(self, run_id: str) -> None:
+        self.execute(DELETE_CONCURRENCY_LIMIT, {"concurrencyKey": pause_request_pool(run_id)})
+
     def freshness(self, now: dt.datetime) -> list:
         """The server's verdicts: each dataset's latest freshness check evaluation (the
         freshness sensor stores one whenever a verdict changes), not one computed at ``now``."""
@@ -480,6 +493,7 @@ class GraphQLOperations(GraphQLClient, Operations):
             duration_seconds=duration_seconds(run["startTime"], run["endTime"]),
             attempts=1 + int(tags.get(RETRY_NUMBER_TAG, "0")),
             error=error,
+            paused=is_paused_run(run["runId"], tags),
         )
 
     def _run_events(self, run_id: str) -> list[dict]:

@@ -36,6 +36,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from zquant_pipelines.constants import TAG_TASK
+from zquant_pipelines.history.pause import pause_requests, request_pause, withdraw_pause
 from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
@@ -440,6 +441,15 @@ class LocalOperations(Operations):
 
     def resume(self, task_name: str) -> None:
         control.resume_task(self.instance, task_name)
+
+    def request_run_pause(self, run_id: str) -> None:
+        request_pause(self.instance, run_id)
+
+    def run_pause_requests(self) -> list[str]:
+        return pause_requests(self.instance)
+
+    def withdraw_run_pause(self, run_id: str) -> None:
+        withdraw_pause(self.instance, run_id)
 
     def reload(self) -> str:
         if self._workspace is not None:

@@ -15,23 +15,38 @@ A retry from failure must fetch only the days that run did not write.
 import collections
 import datetime as dt
 import json
+import logging
 import textwrap
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+from dagster._core.storage.tags import (
+    MAX_RETRIES_TAG,
+    PARENT_RUN_ID_TAG,
+    ROOT_RUN_ID_TAG,
+    WILL_RETRY_TAG,
+)
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import (
+    consume_new_runs_for_automatic_reexecution,
+)
 
 from zquant_pipelines import cli
+from zquant_pipelines.api.app import Backend, Scheduler
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, TAG_TASK
+from zquant_pipelines.history.pause import is_paused_run, pause_request_pool
+from zquant_pipelines.history.progress import run_progress
 from zquant_pipelines.operations.base import OperationFailed, op_configs, run_config
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync import market as sync
+from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import (
+    drive_queue_once,
     operations_environment,
     serving,
 )
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.waiting import wait_until
 
 CATALOG = textwrap.dedent(
     """
@@ -67,6 +82,11 @@ CATALOG = textwrap.dedent(
         max_retries: 0
         executor: in_process
         config: {task_action: sync_all_daily_data, start_date: "20240102", end_date: "20240110"}
+      - name: paused_bars
+        task_type: manual_task
+        max_retries: 0
+        executor: in_process
+        config: {task_action: sync_all_daily_data, start_date: "20240115", end_date: "20240123"}
     """
 )
 # backfill_bars' open days (2024-01-01 is New Year's Day); the fourth one is not published
@@ -177,12 +197,15 @@ def test_refusals_name_the_run(env, request, capsys, mode):
         (["retry", "no-such-run"], 1, ["no run 'no-such-run'"]),
         (["terminate", done], 2, [done, "already ended SUCCESS", f"zquant retry {done}"]),
         (["retry", done, "--from-failure"], 2, [done, "is SUCCESS", f"zquant retry {done}"]),
+        (["pause-run", "no-such-run"], 1, ["no run 'no-such-run'"]),
+        (["pause-run", done], 2, [done, "already ended SUCCESS", "nothing to pause"]),
     ]
     for argv, expected_code, named in cases:
         code, out, err = zquant(env, capsys, *url_args, *argv)
         assert code == expected_code, (argv, out, err)
         assert err.startswith(f"zquant {argv[0]}: ") and all(part in err for part in named), err
-    # Nothing was re-executed or canceled by the refusals.
+    # Nothing was re-executed, canceled or asked to pause by the refusals.
+    assert pause_request_pool(done) not in env.instance.event_log_storage.get_concurrency_keys()
     assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: done})) == []
     assert env.instance.get_run_by_id(done).status == dg.DagsterRunStatus.SUCCESS
 
@@ -235,22 +258,23 @@ def test_a_retry_of_a_paused_task_is_held_in_the_queue_until_resume(env, capsys)
         assert ops.run_to_end(retry_id).status == "SUCCESS"
 
 
-def calls_per_day(wire, api_name: str) -> dict[str, int]:
-    """How many calls asked for each day: by its trade_date, or in their range."""
+def calls_per_day(wire, api_name: str, days: list[str] = BACKFILL_DAYS) -> dict[str, int]:
+    """How many calls asked for each of ``days``: by its trade_date, or in their range."""
     calls = collections.Counter(
         day
         for call in wire.calls_to(api_name)
-        for day in BACKFILL_DAYS
+        for day in days
         if call.asked[0] <= day <= call.asked[1]
     )
-    return {day: calls[day] for day in BACKFILL_DAYS}
+    return {day: calls[day] for day in days}
 
 
-def stored_days(env, table: str) -> list[str]:
+def stored_days(env, table: str, days: list[str] = BACKFILL_DAYS) -> list[str]:
+    """The days of ``days`` that ``table`` holds rows of."""
     frame = Warehouse(url=env.warehouse_url).read_frame(
         f"SELECT DISTINCT trade_date FROM {table} ORDER BY trade_date"
     )
-    return [f"{day:%Y%m%d}" for day in frame["trade_date"]]
+    return [day for day in (f"{day:%Y%m%d}" for day in frame["trade_date"]) if day in days]
 
 
 def test_retry_from_failure_fetches_only_the_days_the_failed_run_did_not_write(env, wire, capsys):
@@ -295,3 +319,92 @@ def test_retry_from_failure_fetches_only_the_days_the_failed_run_did_not_write(e
     assert final.current_item == "adj_factor 2024-01-10"
     counted = [p.processed_items for p in seen if p.processed_items is not None]
     assert counted == sorted(counted) and min(counted) >= len(written_before) + 1
+
+
+# paused_bars' open days, per mode a range of its own so each run starts with none written.
+# The reply holding the first day is held until the pause was asked for: the sync plans one
+# call per day or one code-list call over several days (whichever needs fewer), so the run
+# waits there either way, with nothing written.
+PAUSE_RANGES = {
+    "local": ["20240115", "20240116", "20240117", "20240118", "20240119", "20240122", "20240123"],
+    "url": ["20240124", "20240125", "20240126", "20240129", "20240130", "20240131"],
+}
+RUN_SECONDS = 120
+
+
+def days_written(env, run_id: str) -> int:
+    run = env.instance.get_run_by_id(run_id)
+    return run_progress(run_id, run.status.value, run.tags).processed_items or 0
+
+
+def asked_for(wire, api_name: str, day: str) -> bool:
+    return any(call.asked[0] <= day <= call.asked[1] for call in wire.calls_to(api_name))
+
+
+@pytest.mark.parametrize("mode", ["local", "url"])
+def test_pause_stops_at_a_day_boundary_and_resume_fetches_only_the_rest(
+    env, wire, request, capsys, mode
+):
+    days = PAUSE_RANGES[mode]
+    held_day = days[0]
+    url_args = ["--url", request.getfixturevalue("url")] if mode == "url" else []
+    wire.reset_calls()
+    wire.hold("daily", held_day)
+    try:
+        with env.local_operations() as ops:
+            catalog = ops.catalog()
+            params = {"start_date": days[0], "end_date": days[-1]}
+            config = run_config(op_configs(catalog, catalog.tasks["paused_bars"], params))
+            # A run Dagster's run-retry daemon would retry (dagster.yaml retries none), but
+            # for the pause.
+            run_id = ops.submit_job_run(
+                job_name("paused_bars"), config, tags={MAX_RETRIES_TAG: "2"}
+            )
+        drive_queue_once(env)
+        # Caught at the start of the range: the first day asked for, no day written.
+        wait_until(
+            lambda: asked_for(wire, "daily", held_day),
+            RUN_SECONDS,
+            f"run {run_id} to wait on {held_day}",
+            0.1,
+        )
+        code, out, err = zquant(env, capsys, *url_args, "pause-run", run_id, "--json")
+        assert code == 0, err
+        assert json.loads(out) == {"run_id": run_id, "status": "STARTED", "pause_requested": True}
+        assert days_written(env, run_id) == 0
+    finally:
+        wire.release()
+    with env.local_operations() as ops:
+        outcome = ops.run_to_end(run_id)
+        paused_summary = ops.run_detail(run_id).run
+        execution = Scheduler(Backend(ops, None)).execution_of(ops.catalog(), paused_summary)
+
+    # The day being fetched when the pause came was written; no later day was.
+    written = days[:1]
+    assert stored_days(env, "daily", days) == written
+    assert stored_days(env, "adj_factor", days) == []
+    paused = env.instance.get_run_by_id(run_id)
+    assert outcome.status == "FAILURE" and is_paused_run(run_id, paused.tags)
+    assert paused_summary.paused and "paused on request" in paused_summary.error
+    assert (execution.status, execution.is_paused) == ("paused", True)
+    code, out, err = zquant(env, capsys, *url_args, "history", "--run", run_id)
+    assert code == 0 and "FAILURE (paused)" in out, (out, err)
+    # The request is done with; Dagster's run-retry daemon leaves the run for the resume.
+    assert pause_request_pool(run_id) not in env.instance.event_log_storage.get_concurrency_keys()
+    assert paused.tags[WILL_RETRY_TAG] == "false"
+    (record,) = env.instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))
+    list(consume_new_runs_for_automatic_reexecution(env.workspace, [record], logging.getLogger()))
+    assert env.instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) == []
+
+    wire.reset_calls()
+    code, out, err = zquant(env, capsys, *url_args, "retry", run_id, "--from-failure", "--json")
+    assert code == 0, err
+    with env.local_operations() as ops:
+        resumed = ops.run_to_end(json.loads(out)["run_id"])
+    assert resumed.status == "SUCCESS", resumed.error
+    assert not is_paused_run(resumed.run_id, env.instance.get_run_by_id(resumed.run_id).tags)
+    # Only the days the paused run did not write were fetched; adj_factor, never reached,
+    # every day.
+    assert calls_per_day(wire, "daily", days) == {day: int(day not in written) for day in days}
+    assert calls_per_day(wire, "adj_factor", days) == dict.fromkeys(days, 1)
+    assert stored_days(env, "daily", days) == stored_days(env, "adj_factor", days) == days
