@@ -4,6 +4,10 @@
 column comments of the five market tables as main produced them before the dataset
 registry (captured with ``python -m zquant_pipelines_tests.resources.test_warehouse_schema``
 on that code); the registry must produce exactly the same, for SQLite and PostgreSQL.
+
+One comment differs from main on purpose: main commented daily_basic.turnover_rate with the
+text of the factor of the same name (one comment per column name across all tables); the
+registry gives it its own (a comment is metadata: no data or type changes).
 """
 
 import json
