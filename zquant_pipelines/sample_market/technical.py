@@ -28,6 +28,8 @@ CCI_WINDOW, CCI_SCALE = 14, 0.015
 # RSV when the window's high equals its low (no range): neutral.
 FLAT_RSV = 50.0
 DECIMALS = 4
+# Stocks computed together (bounds the memory of the grouped windows).
+CHUNK_STOCKS = 100
 
 # The indicators in stk_factor's order, and those in price units (scaled by adj_factor).
 INDICATORS = (
@@ -66,14 +68,21 @@ class TechnicalIndicators:
             raise ValueError("cells must come stock by stock, each in day order")
         self.row_of = np.full(shape, -1, dtype=np.int64)
         self.row_of[day, stock] = np.arange(len(day))
-        hfq = _Grouped(stock, high * adj, low * adj, close * adj)
-        values = {**hfq.macd(), **hfq.kdj(), **hfq.rsi(), **hfq.boll(), "cci": hfq.cci()}
-        self.values = {
-            name: np.round(
-                (values[name] / adj if name in PRICE_LEVEL else values[name]).to_numpy(), DECIMALS
-            )
-            for name in INDICATORS
-        }
+        self.values = {name: np.empty(len(day)) for name in INDICATORS}
+        # A few hundred stocks at a time: pandas' grouped windows hold several copies of
+        # their input, which for a 5,000-stock market would be gigabytes at once.
+        firsts = np.flatnonzero(np.diff(stock, prepend=-1))
+        bounds = [*firsts[::CHUNK_STOCKS], len(stock)]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            part = slice(start, end)
+            scale = adj[part]
+            hfq = _Grouped(stock[part], high[part] * scale, low[part] * scale, close[part] * scale)
+            values = {**hfq.macd(), **hfq.kdj(), **hfq.rsi(), **hfq.boll(), "cci": hfq.cci()}
+            for name in INDICATORS:
+                value = values[name].to_numpy()
+                self.values[name][part] = np.round(
+                    value / scale if name in PRICE_LEVEL else value, DECIMALS
+                )
 
     def rows(self, day: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
         """The indicators of the cells (traded ones only), by name."""
