@@ -259,10 +259,15 @@ def test_replace_partition_empties_a_day_the_caller_says_is_genuinely_empty(ware
 
 def test_a_day_stored_by_another_writer_after_the_check_is_still_replaced(warehouse, monkeypatch):
     """A first write of a day loads straight into the table; when another writer stored the
-    day between the check and the load, the load fails on the key, leaves nothing, and the
-    write merges instead."""
+    day after the write read it (one that does not lock the day), the load fails on the key,
+    leaves nothing, and the write merges instead."""
     warehouse.replace_partition("daily", daily_frame(FIRST_DAY, range(3)), FIRST_DAY)
-    monkeypatch.setattr(warehouse_module, "any_day_stored", lambda conn, target, days: False)
+    nothing_stored = warehouse_module.stored_rows
+    monkeypatch.setattr(
+        warehouse_module,
+        "stored_rows",
+        lambda conn, target, days: nothing_stored(conn, target, days).slice(0, 0),
+    )
     replacement = daily_frame(FIRST_DAY, range(2, 5), close=20.0)
 
     assert warehouse.replace_partition("daily", replacement, FIRST_DAY) == 3
