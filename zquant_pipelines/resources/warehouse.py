@@ -71,9 +71,8 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 60
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 # Execution option marking a write transaction (SQLite takes the write lock at BEGIN).
 WRITE_TRANSACTION_OPTION = "zquant_write_transaction"
-# A partition write deletes the changed stored rows by key, in batches of this many keys;
-# when more than this share of the stored rows changed it deletes the days and loads all.
-DELETE_BATCH_KEYS = 500
+# When more than this share of the stored rows changed, a partition write deletes the days
+# and loads every row instead of deleting the changed rows by key.
 WHOLE_DAYS_SHARE = 0.5
 DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 POSTGRES_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -530,17 +529,25 @@ def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> p
 
 
 def delete_keys(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> None:
-    """Delete the rows of ``target`` with these primary keys (in load form)."""
-    columns = [target.c[name] for name in keys.column_names]
-    parse = [dt.date.fromisoformat if isinstance(c.type, sa.Date) else None for c in columns]
-    values = [
-        [value if convert is None else convert(value) for value in keys[column.name].to_pylist()]
-        for column, convert in zip(columns, parse, strict=True)
-    ]
-    rows = list(zip(*values, strict=True))
-    for start in range(0, len(rows), DELETE_BATCH_KEYS):
-        batch = rows[start : start + DELETE_BATCH_KEYS]
-        conn.execute(sa.delete(target).where(sa.tuple_(*columns).in_(batch)))
+    """Delete the rows of ``target`` with these primary keys (in load form): PostgreSQL one
+    statement over the keys as arrays, SQLite one executemany."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = keys.column_names
+    values = [keys[name].to_pylist() for name in names]
+    if conn.dialect.name == "postgresql":
+        kinds = [target.c[name].type.compile(dialect=conn.dialect) for name in names]
+        arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in kinds)
+        conn.exec_driver_sql(
+            f"DELETE FROM {quote(target.name)} WHERE ({', '.join(map(quote, names))})"
+            f" IN (SELECT * FROM unnest({arrays}))",
+            tuple(values),
+        )
+    else:
+        conn.exec_driver_sql(
+            f"DELETE FROM {quote(target.name)} WHERE "
+            + " AND ".join(f"{quote(name)} = ?" for name in names),
+            list(zip(*values, strict=True)),
+        )
 
 
 def merge_rows(
