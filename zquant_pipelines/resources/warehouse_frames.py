@@ -132,7 +132,7 @@ def iso_dates(label: str, values: pd.Series) -> pd.Series:
 
 def text_values(label: str, values: pd.Series) -> pd.Series:
     present = values.notna()
-    if pd.api.types.infer_dtype(values[present]) not in ("string", "empty"):
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
         reject_values(label, values, present & ~values.map(is_text), "text")
     # COPY's CSV cannot tell '' from NULL; both dialects store an empty text as NULL.
     return values.where(present & values.ne(""), None).astype(object)
