@@ -491,7 +491,7 @@ def write_changes(
                 delete_keys(conn, target, stored.select(keys).take(stale))
             if len(fresh):
                 load_rows(conn, target, rows.take(fresh))
-    except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError):
+    except sa.exc.IntegrityError:
         return False
     return True
 
