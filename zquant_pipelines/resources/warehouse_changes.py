@@ -30,7 +30,12 @@ def changed_rows(
     same = np.ones(len(in_rows), dtype=bool)
     for name in incoming.column_names:
         if name not in keys:
-            same &= same_values(incoming[name].take(in_rows), stored[name].take(stored_rows))
+            in_present, in_values = comparable(incoming[name])
+            stored_present, stored_values = comparable(stored[name])
+            in_present, in_values = in_present[in_rows], in_values[in_rows]
+            stored_present = stored_present[stored_rows]
+            equal = in_values == stored_values[stored_rows]
+            same &= np.where(in_present, stored_present & equal, ~stored_present)
     kept_incoming = np.zeros(incoming.num_rows, dtype=bool)
     kept_incoming[in_rows[same]] = True
     kept_stored = np.zeros(stored.num_rows, dtype=bool)
@@ -50,17 +55,13 @@ def row_keys(first: pa.Table, second: pa.Table, keys: Sequence[str]) -> tuple[pa
     return pa.array(combined[: first.num_rows]), pa.array(combined[first.num_rows :])
 
 
-def same_values(first: pa.ChunkedArray, second: pa.ChunkedArray) -> np.ndarray:
-    """Per position: both NULL, or both present and the same value (floats bit for bit)."""
-    first, second = first.combine_chunks(), second.combine_chunks()
-    first_present = first.is_valid().to_numpy(zero_copy_only=False)
-    second_present = second.is_valid().to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(first.type):
-        equal = float_bits(first) == float_bits(second)
-    else:
-        equal = pc.fill_null(pc.equal(first, second), False).to_numpy(zero_copy_only=False)
-    return np.where(first_present, second_present & equal, ~second_present)
-
-
-def float_bits(values: pa.Array) -> np.ndarray:
-    return pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).view(np.int64)
+def comparable(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(which rows are present, their values as NumPy compares them): floats as their bits,
+    integers as int64, text as Python strings; a NULL's value is a filler."""
+    array = values.combine_chunks()
+    present = array.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(array.type):
+        return present, pc.fill_null(array, 0.0).to_numpy().view(np.int64)
+    if pa.types.is_integer(array.type):
+        return present, pc.fill_null(array, 0).to_numpy()
+    return present, array.to_numpy(zero_copy_only=False)
