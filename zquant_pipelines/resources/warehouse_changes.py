@@ -1,7 +1,7 @@
 """Which rows a partition write has to touch: the stored rows a frame changes or drops, and
 the frame's rows that are new or differ from the stored ones.
 
-Both sides are Arrow tables in load form (``warehouse.load_schema``: dates as ISO text,
+Both sides are Arrow tables in load form (``warehouse.load_type``: dates as ISO text,
 integers as int64, other numbers as float64). Rows pair up by primary key; a pair is
 unchanged when every value column is the same: both NULL, or both present and equal, text
 and integers by value and floats bit for bit (so a stored NaN, which a frame cannot give,
