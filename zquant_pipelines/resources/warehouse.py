@@ -1,11 +1,16 @@
 """The warehouse resource: one engine per URL, the tables, fast idempotent writes, reads.
 
 Every write validates the frame (``warehouse_frames``: columns, keys, types; errors name
-the table, the column and the value), stages it in a temporary table shaped like the target
-(PostgreSQL: COPY of a CSV built by Arrow; SQLite: one executemany) and merges it with a
-single ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows untouched,
-all in one transaction: a failure anywhere leaves the table as it was. Trading days with
-no row stored yet skip the stage: their rows are loaded straight into the table.
+the table, the column and the value) and turns it into an Arrow table in load form, all in
+one transaction: a failure anywhere leaves the table as it was. Rows are loaded with COPY
+of a CSV built by Arrow (PostgreSQL) or one executemany (SQLite).
+
+A partition write (``replace_partitions``) reads the days' stored rows and compares them
+with the frame (``warehouse_changes``): only the stored rows the frame changes or drops are
+deleted and only the changed and new rows loaded, so a first load is a plain COPY and a
+re-sync where few rows changed writes only those. An ``upsert`` stages the frame in a
+temporary table shaped like the target and merges it with a single ``INSERT .. SELECT ..
+ON CONFLICT DO UPDATE`` that leaves identical rows untouched.
 
 Lock waits are bounded: every transaction waits at most ``lock_timeout_seconds`` for a lock
 (PostgreSQL ``lock_timeout``, SQLite's busy timeout) and, if set, runs each statement for at
@@ -41,6 +46,7 @@ from zquant_pipelines.constants import (
     ENV_DATA_DIR,
     ENV_WAREHOUSE_URL,
 )
+from zquant_pipelines.resources.warehouse_changes import changed_rows
 from zquant_pipelines.resources.warehouse_frames import (
     is_plain_date,
     prepare_rows,
@@ -65,6 +71,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 60
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 # Execution option marking a write transaction (SQLite takes the write lock at BEGIN).
 WRITE_TRANSACTION_OPTION = "zquant_write_transaction"
+# When more than this share of the stored rows changed, a partition write deletes the days
+# and loads every row instead of deleting the changed rows by key.
+WHOLE_DAYS_SHARE = 0.5
 DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 POSTGRES_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -311,23 +320,11 @@ class Warehouse(dg.ConfigurableResource):
                 return 0
         else:
             rows = frame
+        loaded = arrow_rows(target, rows)
         self.ensure_schema()
         with self._write_transaction(f"table {target.name!r}") as conn:
-            if (
-                partition_days
-                and not rows.empty
-                and not any_day_stored(conn, target, partition_days)
-                and load_new_days(conn, target, rows)
-            ):
-                return len(rows)
-            stage = stage_table(target)
-            stage.create(conn)
-            if not rows.empty:
-                load_rows(conn, stage, rows)
-            if partition_days:
-                conn.execute(delete_missing_keys(target, stage, partition_days))
-            conn.execute(merge_stage(conn.dialect.name, target, stage))
-            stage.drop(conn)
+            if partition_days is None or not write_changes(conn, target, loaded, partition_days):
+                merge_rows(conn, target, loaded, partition_days)
         return len(rows)
 
     def read_frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
@@ -467,60 +464,159 @@ def stage_table(target: sa.Table) -> sa.Table:
     )
 
 
-def any_day_stored(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> bool:
-    """Whether ``target`` holds any row of ``days`` (probes of the trade_date index)."""
-    stored = sa.select(sa.literal(1)).where(target.c[PARTITION_COLUMN].in_(days)).limit(1)
-    return conn.execute(stored).first() is not None
+def load_type(column: sa.Column) -> pa.DataType:
+    """The Arrow type of a column in load form: dates as ISO text, integers as int64."""
+    if isinstance(column.type, sa.Date | sa.String):
+        return pa.string()
+    if isinstance(column.type, sa.Integer):
+        return pa.int64()
+    return pa.float64()
 
 
-def load_new_days(conn: sa.Connection, target: sa.Table, rows: pd.DataFrame) -> bool:
-    """Load the rows of days with nothing stored straight into ``target``.
+def arrow_rows(target: sa.Table, rows: pd.DataFrame) -> pa.Table:
+    """``prepare_rows``' frame as an Arrow table in load form (NaN and NA become NULL)."""
+    schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
+    # One thread: on a day's rows Arrow's thread pool costs more than it saves.
+    return pa.Table.from_pandas(rows, schema=schema, preserve_index=False, nthreads=1)
 
-    A first sync of a day (the daily run, a backfill) has nothing to delete or compare, so
-    the stage and the merge would only copy the rows twice. False, with nothing written,
-    when a concurrent writer stored rows of the days since the caller looked (PostgreSQL
-    reads committed rows): the caller then merges as for a stored day.
+
+def write_changes(
+    conn: sa.Connection, target: sa.Table, rows: pa.Table, days: list[dt.date]
+) -> bool:
+    """Make the stored rows of ``days`` exactly ``rows``, touching only the rows that differ.
+
+    Deletes the stored rows that ``rows`` changes or lacks and loads the changed and new
+    ones (when most stored rows change: deletes the days and loads every row). False, with
+    nothing written, when a load hits a key stored meanwhile by a writer that does not lock
+    the days (``upsert``): the caller then merges.
     """
+    lock_days(conn, target, days)
+    stored = stored_rows(conn, target, days)
+    keys = [column.name for column in target.primary_key]
+    stale, fresh = changed_rows(stored, rows, keys)
     try:
         with conn.begin_nested():
-            load_rows(conn, target, rows)
-    except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError):
+            if len(stale) > stored.num_rows * WHOLE_DAYS_SHARE:
+                conn.execute(sa.delete(target).where(target.c[PARTITION_COLUMN].in_(days)))
+                fresh = np.arange(rows.num_rows)
+            elif len(stale):
+                delete_keys(conn, target, stored.select(keys).take(stale))
+            if len(fresh):
+                load_rows(conn, target, rows.take(fresh))
+    except sa.exc.IntegrityError:
         return False
     return True
 
 
-def load_rows(conn: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> None:
-    """Append ``rows`` to ``table``: PostgreSQL COPY of a CSV, SQLite one executemany."""
-    quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(quote(name) for name in rows.columns)
+def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> None:
+    """Serialise partition writes of the same table and days (PostgreSQL: a transaction
+    advisory lock per day, taken in day order; SQLite's writer holds the whole database
+    from BEGIN), so the stored rows read next stay what the write compares against."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(hashtext(:table), day)"
+            " FROM unnest(CAST(:days AS integer[])) AS day ORDER BY day"
+        ),
+        {"table": f"zquant.warehouse.{target.name}", "days": [day.toordinal() for day in days]},
+    )
+
+
+def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> pa.Table:
+    """The stored rows of ``days`` in load form (an Arrow table typed by ``load_type``)."""
     if conn.dialect.name == "postgresql":
-        with conn.connection.dbapi_connection.cursor() as cursor:
-            cursor.copy_expert(
-                f"COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)",
-                copy_csv(rows),
-            )
-    else:
-        placeholders = ", ".join("?" for _ in rows.columns)
-        values = rows.astype(object).where(rows.notna(), None)
+        statement = sa.select(target).where(target.c[PARTITION_COLUMN].in_(days))
+        return copy_select(conn, statement, load_type)
+    # The values as SQLite holds them (dates as ISO text), without the types' conversions.
+    raw = [sa.type_coerce(column, sa.types.NullType()).label(column.name) for column in target.c]
+    statement = sa.select(*raw).where(target.c[PARTITION_COLUMN].in_(days))
+    values = list(zip(*conn.execute(statement).fetchall(), strict=False))
+    return pa.table(
+        {
+            column.name: pa.array(values[position] if values else [], load_type(column))
+            for position, column in enumerate(target.columns)
+        }
+    )
+
+
+def delete_keys(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> None:
+    """Delete the rows of ``target`` with these primary keys (in load form): PostgreSQL one
+    statement over the keys as arrays, SQLite one executemany."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = keys.column_names
+    values = [keys[name].to_pylist() for name in names]
+    if conn.dialect.name == "postgresql":
+        kinds = [target.c[name].type.compile(dialect=conn.dialect) for name in names]
+        arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in kinds)
         conn.exec_driver_sql(
-            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({placeholders})",
-            list(values.itertuples(index=False, name=None)),
+            f"DELETE FROM {quote(target.name)} WHERE ({', '.join(map(quote, names))})"
+            f" IN (SELECT * FROM unnest({arrays}))",
+            tuple(values),
+        )
+    else:
+        conn.exec_driver_sql(
+            f"DELETE FROM {quote(target.name)} WHERE "
+            + " AND ".join(f"{quote(name)} = ?" for name in names),
+            list(zip(*values, strict=True)),
         )
 
 
-def copy_csv(frame: pd.DataFrame) -> io.BytesIO:
-    """``frame`` as CSV for PostgreSQL's ``COPY .. (FORMAT csv)``, without a header.
+def merge_rows(
+    conn: sa.Connection, target: sa.Table, rows: pa.Table, days: list[dt.date] | None
+) -> None:
+    """Stage ``rows`` and merge them into ``target`` (only differing rows rewritten); with
+    ``days``, first delete those days' stored rows whose key ``rows`` lacks."""
+    stage = stage_table(target)
+    stage.create(conn)
+    if rows.num_rows:
+        load_rows(conn, stage, rows)
+    if days:
+        conn.execute(delete_missing_keys(target, stage, days))
+    conn.execute(merge_stage(conn.dialect.name, target, stage))
+    stage.drop(conn)
+
+
+def load_rows(conn: sa.Connection, table: sa.Table, rows: pa.Table) -> None:
+    """Append ``rows`` to ``table``: PostgreSQL COPY of a CSV, SQLite one executemany."""
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in rows.column_names)
+    if conn.dialect.name == "postgresql":
+        copy(
+            conn,
+            f"COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)",
+            copy_csv(rows),
+        )
+    else:
+        placeholders = ", ".join("?" for _ in rows.column_names)
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({placeholders})",
+            list(zip(*(column.to_pylist() for column in rows.columns), strict=True)),
+        )
+
+
+def copy(conn: sa.Connection, statement: str, stream: io.BytesIO) -> None:
+    """Run a psycopg2 ``COPY`` on the connection, its errors raised as SQLAlchemy raises
+    those of its own statements (IntegrityError, OperationalError of a lock timeout, ..)."""
+    dbapi_error = conn.dialect.dbapi.Error
+    try:
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            cursor.copy_expert(statement, stream)
+    except dbapi_error as error:
+        raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error) from error
+
+
+def copy_csv(rows: pd.DataFrame | pa.Table) -> io.BytesIO:
+    """``rows`` as CSV for PostgreSQL's ``COPY .. (FORMAT csv)``, without a header.
 
     Arrow writes nulls as unquoted empty fields (NULL to COPY), text quoted, floats as their
     shortest exact decimal, so every value reads back as it was; in C++, at a fraction of
     the time pandas' ``to_csv`` takes.
     """
+    if isinstance(rows, pd.DataFrame):
+        rows = pa.Table.from_pandas(rows, preserve_index=False, nthreads=1)
     buffer = io.BytesIO()
-    csv.write_csv(
-        pa.Table.from_pandas(frame, preserve_index=False),
-        buffer,
-        write_options=csv.WriteOptions(include_header=False),
-    )
+    csv.write_csv(rows, buffer, write_options=csv.WriteOptions(include_header=False))
     buffer.seek(0)
     return buffer
 
@@ -534,8 +630,9 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     return pa.float64()
 
 
-def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
-    """The rows of ``statement`` as an Arrow table, through ``COPY (..) TO STDOUT``.
+def copy_select(conn: sa.Connection, statement: sa.Select, column_type=arrow_type) -> pa.Table:
+    """The rows of ``statement`` as an Arrow table typed by ``column_type`` (a selected
+    column -> its Arrow type), through ``COPY (..) TO STDOUT``.
 
     COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
     the session's DateStyle (set to ISO here) and floats as their shortest exact decimal
@@ -543,13 +640,13 @@ def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
     """
     columns = list(statement.selected_columns)
     names = [column.name for column in columns]
-    schema = pa.schema([(column.name, arrow_type(column)) for column in columns])
+    schema = pa.schema([(column.name, column_type(column)) for column in columns])
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3")
     buffer = io.BytesIO()
     with conn.connection.dbapi_connection.cursor() as cursor:
         query = cursor.mogrify(str(compiled), compiled.params).decode()
-        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    copy(conn, f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
     if not buffer.getbuffer().nbytes:
         return schema.empty_table()
     return csv.read_csv(

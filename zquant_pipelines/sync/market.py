@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 from zquant_pipelines.constants import (
@@ -105,12 +106,15 @@ def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{api_name} reply lacks columns {missing}; got {list(frame.columns)}")
     out = frame.loc[:, expected].copy()
     for column in DATE_COLUMNS.intersection(expected):
-        parsed = pd.to_datetime(out[column], format="%Y%m%d", errors="coerce")
-        bad = out[column].notna() & parsed.isna()
-        if bad.any():
-            first_bad = out.loc[bad, column].iloc[0]
+        # Each distinct text parsed once: a day's rows share one trade_date.
+        codes, texts = pd.factorize(out[column])
+        parsed = pd.to_datetime(pd.Series(texts, dtype=object), format="%Y%m%d", errors="coerce")
+        if parsed.isna().any():
+            first_bad = texts[int(np.flatnonzero(parsed.isna())[0])]
             raise ValueError(f"{api_name}.{column} {first_bad!r} is not a date in YYYYMMDD form")
-        out[column] = parsed.dt.date.astype(object).where(parsed.notna(), None)
+        # Code -1 (a missing value) takes the appended None.
+        dates = np.append(parsed.dt.date.to_numpy(dtype=object), None)
+        out[column] = pd.Series(dates[codes], index=out.index, dtype=object)
     for column in DATASETS[api_name].columns:
         if column.sql_type in (SqlType.SMALLINT, SqlType.INTEGER):
             out[column.name] = pd.to_numeric(out[column.name]).astype(int)

@@ -91,8 +91,9 @@ def run_ddl(warehouse: Warehouse, postgres: list[str], sqlite: list[str]) -> Non
             conn.execute(sa.text(statement))
 
 
-def count_updates(warehouse: Warehouse, table: str):
-    """Log every UPDATE of ``table`` with a database trigger; return a reader of the count."""
+def count_updates(warehouse: Warehouse, table: str, events: tuple[str, ...] = ("UPDATE",)):
+    """Log every row ``events`` (UPDATE, INSERT, DELETE) of ``table`` with database
+    triggers; return a reader of the count."""
     log_row = "INSERT INTO update_log VALUES (1)"
     run_ddl(
         warehouse,
@@ -100,12 +101,16 @@ def count_updates(warehouse: Warehouse, table: str):
             "CREATE TABLE update_log (n INTEGER)",
             "CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql"
             f" AS $$ BEGIN {log_row}; RETURN NULL; END $$",
-            f"CREATE TRIGGER log_update AFTER UPDATE ON {table}"
+            f"CREATE TRIGGER log_update AFTER {' OR '.join(events)} ON {table}"
             " FOR EACH ROW EXECUTE FUNCTION log_update()",
         ],
         sqlite=[
             "CREATE TABLE update_log (n INTEGER)",
-            f"CREATE TRIGGER log_update AFTER UPDATE ON {table} BEGIN {log_row}; END",
+            *(
+                f"CREATE TRIGGER log_{event.lower()} AFTER {event} ON {table}"
+                f" BEGIN {log_row}; END"
+                for event in events
+            ),
         ],
     )
     return lambda: int(warehouse.read_frame("SELECT COUNT(*) AS n FROM update_log")["n"].iloc[0])
@@ -281,15 +286,149 @@ def test_replace_partition_empties_a_day_the_caller_says_is_genuinely_empty(ware
 
 def test_a_day_stored_by_another_writer_after_the_check_is_still_replaced(warehouse, monkeypatch):
     """A first write of a day loads straight into the table; when another writer stored the
-    day between the check and the load, the load fails on the key, leaves nothing, and the
-    write merges instead."""
+    day after the write read it (one that does not lock the day), the load fails on the key,
+    leaves nothing, and the write merges instead."""
     warehouse.replace_partition("daily", daily_frame(FIRST_DAY, range(3)), FIRST_DAY)
-    monkeypatch.setattr(warehouse_module, "any_day_stored", lambda conn, target, days: False)
+    nothing_stored = warehouse_module.stored_rows
+    monkeypatch.setattr(
+        warehouse_module,
+        "stored_rows",
+        lambda conn, target, days: nothing_stored(conn, target, days).slice(0, 0),
+    )
     replacement = daily_frame(FIRST_DAY, range(2, 5), close=20.0)
 
     assert warehouse.replace_partition("daily", replacement, FIRST_DAY) == 3
 
     assert records(warehouse.read_table("daily", {"trade_date": FIRST_DAY})) == records(replacement)
+
+
+PARTITION_TABLES = ["daily", "table_statistics", "stock_screen"]
+
+
+def random_value(column: sa.Column, rng: np.random.Generator):
+    """A value of the column's type, NULL about one time in five; floats include -0.0 and
+    fractions whose every digit matters."""
+    if rng.random() < 0.2:
+        return None
+    if isinstance(column.type, sa.String):
+        return str(rng.choice(["a", "b", AWKWARD_TEXT, '{"pe": 1}']))
+    if isinstance(column.type, sa.Integer):
+        return int(rng.integers(-3, 3))
+    return float(rng.choice([0.0, -0.0, 1 / 7, -2.5, 1e-300, float(rng.integers(0, 3))]))
+
+
+def random_day(table: str, keys: range, rng: np.random.Generator) -> pd.DataFrame:
+    """Rows of FIRST_DAY for the given key numbers, random values in every other column."""
+    target = TABLES[table]
+    rows = []
+    for key in keys:
+        row = {}
+        for column in target.columns:
+            if column.name == "trade_date":
+                row[column.name] = FIRST_DAY
+            elif column.primary_key:
+                row[column.name] = f"{600000 + key}.SH" if column.name == "ts_code" else f"k{key}"
+            else:
+                row[column.name] = random_value(column, rng)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(target.c.keys()))
+
+
+def changed_day(frame: pd.DataFrame, table: str, rng: np.random.Generator) -> pd.DataFrame:
+    """``frame`` with some rows dropped, some added and some values changed (NULL <-> value
+    included), in shuffled order."""
+    target = TABLES[table]
+    kept = frame[rng.random(len(frame)) > 0.15].reset_index(drop=True)
+    for column in target.columns:
+        if not column.primary_key:
+            for row in np.flatnonzero(rng.random(len(kept)) < 0.15):
+                kept.at[row, column.name] = random_value(column, rng)
+    added = random_day(table, range(1000, 1000 + int(rng.integers(0, 6))), rng)
+    rows = kept.to_dict("records") + added.to_dict("records")
+    return pd.DataFrame([rows[i] for i in rng.permutation(len(rows))], columns=list(frame.columns))
+
+
+def exact_contents(warehouse: Warehouse, table: str) -> list[dict]:
+    """The table's rows with every float as its exact bits (-0.0 is not 0.0, NaN is NaN)."""
+    return [
+        {name: value.hex() if isinstance(value, float) else value for name, value in row.items()}
+        for row in contents(warehouse, table)
+    ]
+
+
+def fully_replaced(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[dict]:
+    """The table's exact contents once FIRST_DAY is emptied and ``frame`` loaded into it."""
+    warehouse.replace_partition(table, frame.iloc[:0], FIRST_DAY, empty_day_is_genuine=True)
+    warehouse.replace_partition(table, frame, FIRST_DAY)
+    return exact_contents(warehouse, table)
+
+
+@pytest.mark.parametrize("table", PARTITION_TABLES)
+@pytest.mark.parametrize("seed", range(4))
+def test_rewriting_a_stored_day_leaves_exactly_what_a_full_replace_would(warehouse, table, seed):
+    """A partition write touches only the rows that differ; the result must be the frame's
+    rows exactly, as writing the frame into an emptied day gives them."""
+    rng = np.random.default_rng(seed)
+    other_day = random_day(table, range(5), rng).assign(trade_date=SECOND_DAY)
+    warehouse.replace_partition(table, other_day, SECOND_DAY)
+    stored = random_day(table, range(40), rng)
+    warehouse.replace_partition(table, stored, FIRST_DAY)
+    doubles = [c.name for c in TABLES[table].columns if isinstance(c.type, sa.Double)]
+    if doubles and warehouse.engine.dialect.name == "postgresql":
+        # A NaN stored by another tool (a frame's NaN is stored as NULL) must be rewritten.
+        with warehouse.engine.begin() as conn:
+            conn.execute(
+                sa.text(f"UPDATE {table} SET {doubles[0]} = 'NaN' WHERE trade_date = :day"),
+                {"day": FIRST_DAY},
+            )
+    frame = changed_day(stored, table, rng)
+
+    warehouse.replace_partition(table, frame, FIRST_DAY)
+    rewritten = exact_contents(warehouse, table)
+
+    assert rewritten == fully_replaced(warehouse, table, frame)
+    assert warehouse.count_rows(table, FIRST_DAY) == len(frame)
+
+
+def test_rewriting_a_stored_day_sees_every_kind_of_value_change(warehouse):
+    """Each row differs from the stored one in one value only: 0.0 -> -0.0, NULL -> value,
+    value -> NULL, the last bit of a fraction, a stored NaN (PostgreSQL) -> NULL; few
+    enough rows change that the write deletes and inserts them by key."""
+    stored = daily_frame(FIRST_DAY, range(20))
+    stored.loc[:5, "close"] = [0.0, np.nan, 1.0, 1 / 7, 2.0, 3.0]
+    warehouse.replace_partition("daily", stored, FIRST_DAY)
+    if warehouse.engine.dialect.name == "postgresql":
+        with warehouse.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE daily SET close = 'NaN' WHERE ts_code = '600005.SH'"))
+    frame = stored.copy()
+    frame.loc[:5, "close"] = [-0.0, 5.0, np.nan, np.nextafter(1 / 7, 1), 2.0, np.nan]
+
+    warehouse.replace_partition("daily", frame, FIRST_DAY)
+    rewritten = exact_contents(warehouse, "daily")
+
+    assert rewritten == fully_replaced(warehouse, "daily", frame)
+    # Row 0 is 0.0 or -0.0, as the dialect stores -0.0 (SQLite: 0.0).
+    assert [row["close"] for row in rewritten][1:6] == [
+        (5.0).hex(),
+        None,
+        np.nextafter(1 / 7, 1).hex(),
+        (2.0).hex(),
+        None,
+    ]
+
+
+def test_rewriting_a_day_with_one_changed_row_writes_only_that_row(warehouse):
+    frame = daily_frame(FIRST_DAY, range(20))
+    warehouse.replace_partition("daily", frame, FIRST_DAY)
+    writes = count_updates(warehouse, "daily", events=("INSERT", "UPDATE", "DELETE"))
+    frame.loc[3, "close"] = 99.5
+
+    warehouse.replace_partition("daily", frame, FIRST_DAY)
+    warehouse.replace_partition("daily", frame, FIRST_DAY)
+
+    # The changed row deleted and inserted once; the unchanged rewrite writes nothing.
+    assert writes() == 2
+    assert contents(warehouse, "daily") == records(frame)
 
 
 def test_replace_partition_refuses_rows_of_another_day(warehouse):
