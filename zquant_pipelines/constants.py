@@ -6,6 +6,8 @@ only together with the docs and tests that name it.
 
 from pathlib import Path
 
+from zquant_pipelines import financial_datasets
+
 # The checkout: workspace.yaml, dagster.yaml, tasks.yaml and scripts/ are found from here.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,10 +160,14 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "factor_daily": ("ts_code", "trade_date"),
     "stock_screen": ("trade_date", "screen", "ts_code"),
     "table_statistics": ("trade_date", "table_name"),
+    **financial_datasets.KEYS,
 }
 
 # Columns holding dates: YYYYMMDD text on the wire, SQL DATE in the warehouse.
-DATE_COLUMNS = frozenset({"list_date", "delist_date", "cal_date", "pretrade_date", "trade_date"})
+DATE_COLUMNS = frozenset(
+    {"list_date", "delist_date", "cal_date", "pretrade_date", "trade_date"}
+    | financial_datasets.fields_of_kind(financial_datasets.DATE)
+)
 
 # The market APIs partitioned by trading day (one call per API per open day, plus pages).
 TRADING_DAY_APIS = ("daily", "adj_factor", "daily_basic")
@@ -180,7 +186,11 @@ API_ROW_LIMITS: dict[str, int] = {
     "daily": 6000,
     "adj_factor": 6000,
     "daily_basic": 6000,
+    **financial_datasets.REQUEST_ROW_LIMITS,
 }
+# Fields asked of every API the client may call: the market APIs' (API_FIELDS) and the
+# report-period APIs' with their *_vip variants (financial_datasets.py).
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {**API_FIELDS, **financial_datasets.REQUEST_FIELDS}
 
 # Calls per minute per API; tushare's budget depends on the account's points
 # (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.

@@ -10,6 +10,7 @@ tushare sends them; the column comments say which.
 
 import sqlalchemy as sa
 
+from zquant_pipelines import financial_datasets
 from zquant_pipelines.constants import API_FIELDS, DATE_COLUMNS, TABLE_KEYS
 from zquant_pipelines.factors.library import REGISTRY
 
@@ -137,6 +138,37 @@ def define_table(name: str, columns: tuple[str, ...]) -> sa.Table:
     return table
 
 
+REPORT_PERIOD_COLUMN_TYPES = {
+    financial_datasets.TEXT: sa.String,
+    financial_datasets.DATE: sa.Date,
+    financial_datasets.NUMBER: sa.Double,
+}
+
+
+def define_report_period_table(name: str) -> sa.Table:
+    """A financial-statement table: its declared fields, types and units
+    (financial_datasets.py), keyed by version (stock, period, report type, announcement)."""
+    keys = TABLE_KEYS[name]
+    table = sa.Table(
+        name,
+        metadata,
+        *(
+            sa.Column(
+                field.name,
+                REPORT_PERIOD_COLUMN_TYPES[field.kind](),
+                nullable=field.name not in keys,
+                comment=field.comment,
+            )
+            for field in financial_datasets.FIELDS[name]
+        ),
+        # In key order (stock, period first), not column order: reads go by stock and period.
+        sa.PrimaryKeyConstraint(*keys),
+    )
+    # A period-wide read (a sync's comparison, a check) goes by end_date.
+    sa.Index(f"ix_{name}_end_date", table.c.end_date)
+    return table
+
+
 def add_value_columns(table: str, columns: list[str]) -> list[str]:
     """Add nullable DOUBLE columns to a table's definition (a factor with a window the
     registry does not hold); returns those that were new."""
@@ -152,7 +184,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     FACTOR_TABLE: ("ts_code", "trade_date", *FACTOR_COLUMNS),
     SCREEN_TABLE: SCREEN_COLUMNS,
     STATISTICS_TABLE: STATISTICS_COLUMNS,
+    **{api: financial_datasets.field_names(api) for api in financial_datasets.REPORT_PERIOD_APIS},
 }
 TABLES: dict[str, sa.Table] = {
-    name: define_table(name, columns) for name, columns in TABLE_COLUMNS.items()
+    name: (
+        define_report_period_table(name)
+        if name in financial_datasets.FIELDS
+        else define_table(name, columns)
+    )
+    for name, columns in TABLE_COLUMNS.items()
 }

@@ -1,0 +1,227 @@
+"""The report-period datasets: tushare's financial statements, declared once.
+
+``income``, ``balancesheet``, ``cashflow`` and ``fina_indicator``: the fields we keep of
+each (tushare's names and order, a subset of the main lines), their kind (text, date or
+number) and unit, the key that tells one version of a statement from another, tushare's
+rows per call, and the whole-market ``*_vip`` variant of each (same params and fields, 5000
+points). Plain data: constants, the warehouse schema, the sample market and the sync read
+it.
+
+Amounts of the three statements are CNY (元) as tushare sends them, per-share values CNY
+per share, ratios and growth rates %; the field comments say which.
+
+Versions: tushare keeps every announcement of a statement (a restatement adds a row with a
+later announcement date and sets the superseded row's ``update_flag`` to 0). The key holds
+the announcement dates, the report type and the update flag, so no version, nor a change of
+a version's flag, ever replaces another row.
+"""
+
+from dataclasses import dataclass
+
+TEXT, DATE, NUMBER = "text", "date", "number"
+VIP_SUFFIX = "_vip"
+# Consolidated statements (合并报表): tushare's default report_type, the one synced.
+CONSOLIDATED_REPORT_TYPE = "1"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str
+    comment: str
+
+
+def _text(name: str, comment: str) -> Field:
+    return Field(name, TEXT, comment)
+
+
+def _date(name: str, comment: str) -> Field:
+    return Field(name, DATE, comment)
+
+
+def _cny(name: str, comment: str) -> Field:
+    return Field(name, NUMBER, f"{comment}, CNY (元)")
+
+
+def _number(name: str, comment: str) -> Field:
+    return Field(name, NUMBER, comment)
+
+
+_TS_CODE = _text("ts_code", "tushare stock code, e.g. 000001.SZ")
+_ANN_DATE = _date("ann_date", "announcement date (公告日期)")
+_F_ANN_DATE = _date("f_ann_date", "actual announcement date (实际公告日期)")
+_END_DATE = _date("end_date", "report period: the quarter end (报告期)")
+_REPORT_TYPE = _text("report_type", "report type; 1 consolidated (合并报表), the one synced")
+_COMP_TYPE = _text("comp_type", "company type: 1 industrial, 2 bank, 3 insurance, 4 securities")
+_END_TYPE = _text("end_type", "period type (报告期类型)")
+_UPDATE_FLAG = _text(
+    "update_flag", "1: the latest version of the statement, 0: superseded by a restatement"
+)
+_STATEMENT_HEAD = (_TS_CODE, _ANN_DATE, _F_ANN_DATE, _END_DATE, _REPORT_TYPE, _COMP_TYPE, _END_TYPE)
+
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "income": (
+        *_STATEMENT_HEAD,
+        _number("basic_eps", "basic EPS, CNY per share"),
+        _number("diluted_eps", "diluted EPS, CNY per share"),
+        _cny("total_revenue", "total revenue (营业总收入), year to date"),
+        _cny("revenue", "revenue (营业收入), year to date"),
+        _cny("total_cogs", "total operating cost (营业总成本), year to date"),
+        _cny("oper_cost", "operating cost (营业成本), year to date"),
+        _cny("sell_exp", "selling expenses, year to date"),
+        _cny("admin_exp", "administrative expenses, year to date"),
+        _cny("fin_exp", "financial expenses, year to date"),
+        _cny("rd_exp", "R&D expenses, year to date"),
+        _cny("operate_profit", "operating profit (营业利润), year to date"),
+        _cny("non_oper_income", "non-operating income, year to date"),
+        _cny("non_oper_exp", "non-operating expenses, year to date"),
+        _cny("total_profit", "profit before tax (利润总额), year to date"),
+        _cny("income_tax", "income tax, year to date"),
+        _cny("n_income", "net profit (净利润), year to date"),
+        _cny("n_income_attr_p", "net profit attributable to the parent, year to date"),
+        _cny("minority_gain", "minority interest in profit, year to date"),
+        _cny("ebit", "EBIT, year to date"),
+        _cny("ebitda", "EBITDA, year to date"),
+        _UPDATE_FLAG,
+    ),
+    "balancesheet": (
+        *_STATEMENT_HEAD,
+        _number("total_share", "total shares at the period end, shares (股)"),
+        _cny("cap_rese", "capital reserve (资本公积)"),
+        _cny("undistr_porfit", "undistributed profit (未分配利润)"),
+        _cny("surplus_rese", "surplus reserve (盈余公积)"),
+        _cny("money_cap", "cash and equivalents (货币资金)"),
+        _cny("accounts_receiv", "accounts receivable"),
+        _cny("inventories", "inventories"),
+        _cny("total_cur_assets", "total current assets"),
+        _cny("fix_assets", "fixed assets"),
+        _cny("goodwill", "goodwill"),
+        _cny("total_nca", "total non-current assets"),
+        _cny("total_assets", "total assets"),
+        _cny("st_borr", "short-term borrowings"),
+        _cny("acct_payable", "accounts payable"),
+        _cny("total_cur_liab", "total current liabilities"),
+        _cny("lt_borr", "long-term borrowings"),
+        _cny("bond_payable", "bonds payable"),
+        _cny("total_ncl", "total non-current liabilities"),
+        _cny("total_liab", "total liabilities"),
+        _cny("total_hldr_eqy_exc_min_int", "equity attributable to the parent"),
+        _cny("minority_int", "minority interests"),
+        _cny("total_hldr_eqy_inc_min_int", "total equity incl. minority interests"),
+        _UPDATE_FLAG,
+    ),
+    "cashflow": (
+        *_STATEMENT_HEAD,
+        _cny("net_profit", "net profit, year to date"),
+        _cny("c_fr_sale_sg", "cash received from sales of goods and services, year to date"),
+        _cny("c_inf_fr_operate_a", "operating cash inflows, year to date"),
+        _cny("c_paid_goods_s", "cash paid for goods and services, year to date"),
+        _cny("c_paid_to_for_empl", "cash paid to employees, year to date"),
+        _cny("st_cash_out_act", "operating cash outflows, year to date"),
+        _cny("n_cashflow_act", "net operating cash flow, year to date"),
+        _cny("c_pay_acq_const_fiolta", "capital expenditure (购建长期资产), year to date"),
+        _cny("stot_inflows_inv_act", "investing cash inflows, year to date"),
+        _cny("stot_out_inv_act", "investing cash outflows, year to date"),
+        _cny("n_cashflow_inv_act", "net investing cash flow, year to date"),
+        _cny("c_recp_borrow", "cash received from borrowings, year to date"),
+        _cny("c_prepay_amt_borr", "cash repaid on borrowings, year to date"),
+        _cny("c_pay_dist_dpcp_int_exp", "dividends and interest paid, year to date"),
+        _cny("n_cash_flows_fnc_act", "net financing cash flow, year to date"),
+        _cny("n_incr_cash_cash_equ", "net increase in cash and equivalents, year to date"),
+        _cny("c_cash_equ_beg_period", "cash and equivalents at the period start"),
+        _cny("c_cash_equ_end_period", "cash and equivalents at the period end"),
+        _cny("free_cashflow", "free cash flow, year to date"),
+        _UPDATE_FLAG,
+    ),
+    "fina_indicator": (
+        _TS_CODE,
+        _ANN_DATE,
+        _END_DATE,
+        _number("eps", "basic EPS, CNY per share"),
+        _number("dt_eps", "diluted EPS, CNY per share"),
+        _number("bps", "book value per share, CNY"),
+        _number("ocfps", "operating cash flow per share, CNY"),
+        _number("cfps", "cash flow per share, CNY"),
+        _number("revenue_ps", "revenue per share, CNY"),
+        _cny("profit_dedt", "net profit excluding non-recurring items (扣非净利润)"),
+        _cny("gross_margin", "gross profit (毛利)"),
+        _number("current_ratio", "current ratio, times"),
+        _number("quick_ratio", "quick ratio, times"),
+        _number("roe", "return on equity, %"),
+        _number("roe_dt", "return on equity excluding non-recurring items, %"),
+        _number("roa", "return on assets, %"),
+        _number("grossprofit_margin", "gross margin, %"),
+        _number("netprofit_margin", "net margin, %"),
+        _number("debt_to_assets", "liabilities over assets, %"),
+        _number("assets_turn", "asset turnover, times"),
+        _number("basic_eps_yoy", "basic EPS growth year on year, %"),
+        _number("netprofit_yoy", "net profit attributable to the parent, growth yoy, %"),
+        _number("or_yoy", "revenue growth year on year, %"),
+        _number("ocf_yoy", "operating cash flow growth year on year, %"),
+        _number("roe_yoy", "ROE growth year on year, %"),
+        _UPDATE_FLAG,
+    ),
+}
+REPORT_PERIOD_APIS: tuple[str, ...] = tuple(FIELDS)
+
+# The key of one version of a statement: the statement (stock, period, report type) and the
+# announcement that published it (fina_indicator has neither f_ann_date nor report_type).
+KEYS: dict[str, tuple[str, ...]] = {
+    "income": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
+    "balancesheet": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
+    "cashflow": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
+    "fina_indicator": ("ts_code", "end_date", "ann_date", "update_flag"),
+}
+# The columns naming one statement (its versions share them).
+STATEMENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    api: tuple(key for key in keys if key in ("ts_code", "end_date", "report_type"))
+    for api, keys in KEYS.items()
+}
+# The dates a version was announced on; it is known from the latest of them (see
+# sync/financials.py: tushare's docs and peers disagree on which one a restatement moves).
+ANNOUNCEMENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    api: tuple(key for key in keys if key in ("ann_date", "f_ann_date"))
+    for api, keys in KEYS.items()
+}
+
+# Rows per call (reported by third-party copies of tushare's docs; the client pages past
+# them and TushareClient.api_row_limits overrides them). The *_vip variants share them.
+ROW_LIMITS: dict[str, int] = {
+    "income": 500,
+    "balancesheet": 100,
+    "cashflow": 100,
+    "fina_indicator": 100,
+}
+
+
+def vip_api(api_name: str) -> str:
+    """The whole-market variant of a report-period API (``income`` -> ``income_vip``)."""
+    if api_name not in FIELDS:
+        raise ValueError(f"api_name {api_name!r} is not a report-period API {REPORT_PERIOD_APIS}")
+    return api_name + VIP_SUFFIX
+
+
+def base_api(api_name: str) -> str:
+    """The report-period API of ``api_name`` or of its *_vip variant."""
+    base = api_name.removesuffix(VIP_SUFFIX)
+    if base not in FIELDS:
+        raise ValueError(f"api_name {api_name!r} is not a report-period API or its _vip variant")
+    return base
+
+
+def field_names(api_name: str) -> tuple[str, ...]:
+    """The fields asked from ``api_name`` (a report-period API or its *_vip variant)."""
+    return tuple(field.name for field in FIELDS[base_api(api_name)])
+
+
+def fields_of_kind(kind: str) -> frozenset[str]:
+    return frozenset(f.name for fields in FIELDS.values() for f in fields if f.kind == kind)
+
+
+# Every API name the client may ask, with its fields: the four and their *_vip variants.
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
+    name: field_names(name) for api in REPORT_PERIOD_APIS for name in (api, api + VIP_SUFFIX)
+}
+REQUEST_ROW_LIMITS: dict[str, int] = {
+    name: ROW_LIMITS[base_api(name)] for name in REQUEST_FIELDS
+}
