@@ -222,6 +222,4 @@ def fields_of_kind(kind: str) -> frozenset[str]:
 REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
     name: field_names(name) for api in REPORT_PERIOD_APIS for name in (api, api + VIP_SUFFIX)
 }
-REQUEST_ROW_LIMITS: dict[str, int] = {
-    name: ROW_LIMITS[base_api(name)] for name in REQUEST_FIELDS
-}
+REQUEST_ROW_LIMITS: dict[str, int] = {name: ROW_LIMITS[base_api(name)] for name in REQUEST_FIELDS}
