@@ -184,20 +184,22 @@ ANNOUNCEMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     for api, keys in KEYS.items()
 }
 
-# Rows per call (reported by third-party copies of tushare's docs; the client pages past
-# them and TushareClient.api_row_limits overrides them). The *_vip variants share them.
-ROW_LIMITS: dict[str, int] = {
-    "income": 500,
-    "balancesheet": 100,
-    "cashflow": 100,
-    "fina_indicator": 100,
-}
+# Rows per call. Copies of tushare's docs report 100 for balancesheet, cashflow and
+# fina_indicator and 500 for income. A limit set above tushare's own truncates a reply
+# without notice (the client pages only while a page is full), one set below only costs
+# pages, so all four page at the lowest reported figure. The *_vip variants share them;
+# TushareClient.api_row_limits overrides them.
+ROW_LIMITS: dict[str, int] = {api: 100 for api in FIELDS}
+
+
+def check_api(api_name: str) -> None:
+    if api_name not in FIELDS:
+        raise ValueError(f"api_name {api_name!r} is not a report-period API {REPORT_PERIOD_APIS}")
 
 
 def vip_api(api_name: str) -> str:
     """The whole-market variant of a report-period API (``income`` -> ``income_vip``)."""
-    if api_name not in FIELDS:
-        raise ValueError(f"api_name {api_name!r} is not a report-period API {REPORT_PERIOD_APIS}")
+    check_api(api_name)
     return api_name + VIP_SUFFIX
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from zquant_pipelines import financial_datasets as fd
-from zquant_pipelines.dates import parse_tushare_date
+from zquant_pipelines.dates import is_quarter_end, parse_tushare_date, quarter_end
 from zquant_pipelines.sample_market.calendar import numpy_day, yyyymmdd
 from zquant_pipelines.sample_market.universe import Universe
 
@@ -143,16 +143,6 @@ _SCALES: dict[str, tuple[str, float, float]] = {
     "ocf_yoy": ("unit", -60.0, 80.0),
     "roe_yoy": ("unit", -40.0, 40.0),
 }
-
-
-def quarter_end(year: int, quarter: int) -> dt.date:
-    """The last day of ``quarter`` (0..3) of ``year``."""
-    month = 3 * (quarter + 1)
-    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-
-
-def is_quarter_end(day: dt.date) -> bool:
-    return day == quarter_end(day.year, (day.month - 1) // 3)
 
 
 class FinancialStatements:

@@ -22,13 +22,13 @@ from typing import TypeVar
 import pandas as pd
 
 from zquant_pipelines.constants import (
-    API_FIELDS,
     API_ROW_LIMITS,
     CALENDAR_EXCHANGES,
     DATE_COLUMNS,
     DEFAULT_ROW_LIMIT,
     LIST_STATUSES,
     MIN_LISTED_SHARE,
+    REQUEST_FIELDS,
     TRADING_DAY_APIS,
 )
 from zquant_pipelines.dates import to_tushare_date
@@ -90,8 +90,9 @@ class SyncResult:
 
 
 def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn a tushare-format frame into warehouse form: API_FIELDS columns, dates as date."""
-    expected = list(API_FIELDS[api_name])
+    """Turn a tushare-format frame into warehouse form: the API's fields (REQUEST_FIELDS),
+    dates as date."""
+    expected = list(REQUEST_FIELDS[api_name])
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise ValueError(f"{api_name} reply lacks columns {missing}; got {list(frame.columns)}")
