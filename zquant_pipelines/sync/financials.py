@@ -184,7 +184,9 @@ def fetch_per_stock(
             replies.append(reply)
     if not replies:
         return source_empty(api_name), calls, len(codes)
-    return pd.concat(replies, ignore_index=True), calls, len(codes)
+    # As objects: a bank's reply has all-NULL lines, which would blur concat's dtypes.
+    frame = pd.concat([reply.astype(object) for reply in replies], ignore_index=True)
+    return frame, calls, len(codes)
 
 
 def source_empty(api_name: str) -> pd.DataFrame:
