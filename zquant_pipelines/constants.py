@@ -6,7 +6,8 @@ only together with the docs and tests that name it.
 
 from pathlib import Path
 
-from zquant_pipelines import financial_datasets
+from zquant_pipelines import datasets as _datasets
+from zquant_pipelines.datasets import financials as _financials
 
 # The checkout: workspace.yaml, dagster.yaml, tasks.yaml and scripts/ are found from here.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,100 +98,56 @@ CALENDAR_EXCHANGES = ("SSE", "SZSE")
 # stock_basic list_status values: listed, delisted, paused. All three avoid survivorship bias.
 LIST_STATUSES = ("L", "D", "P")
 
+# The tushare datasets, each declared once (zquant_pipelines/datasets/); the names below
+# are derived from the declarations for the code that reads them.
+DATASETS = _datasets.DATASETS
 # Fields requested from each tushare API, in tushare's names and order. The warehouse
 # tables keep exactly these columns.
-API_FIELDS: dict[str, tuple[str, ...]] = {
-    "stock_basic": (
-        "ts_code",
-        "symbol",
-        "name",
-        "area",
-        "industry",
-        "market",
-        "exchange",
-        "list_status",
-        "list_date",
-        "delist_date",
-        "is_hs",
-    ),
-    "trade_cal": ("exchange", "cal_date", "is_open", "pretrade_date"),
-    "daily": (
-        "ts_code",
-        "trade_date",
-        "open",
-        "high",
-        "low",
-        "close",
-        "pre_close",
-        "change",
-        "pct_chg",
-        "vol",
-        "amount",
-    ),
-    "adj_factor": ("ts_code", "trade_date", "adj_factor"),
-    "daily_basic": (
-        "ts_code",
-        "trade_date",
-        "close",
-        "turnover_rate",
-        "turnover_rate_f",
-        "volume_ratio",
-        "pe",
-        "pe_ttm",
-        "pb",
-        "ps",
-        "ps_ttm",
-        "dv_ratio",
-        "dv_ttm",
-        "total_share",
-        "float_share",
-        "free_share",
-        "total_mv",
-        "circ_mv",
-    ),
-}
+API_FIELDS: dict[str, tuple[str, ...]] = {name: d.fields for name, d in DATASETS.items()}
+# Fields asked of every API the client may call: the datasets' and the whole-market *_vip
+# variants of the report-period ones (datasets/financials.py).
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {**API_FIELDS, **_financials.VIP_FIELDS}
+
+# The derived tables: factors, stock screens, table statistics.
+FACTOR_TABLE = "factor_daily"
+SCREEN_TABLE = "stock_screen"
+STATISTICS_TABLE = "table_statistics"
 
 # Primary keys of the warehouse tables (also the asset checks' uniqueness keys).
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "stock_basic": ("ts_code",),
-    "trade_cal": ("exchange", "cal_date"),
-    "daily": ("ts_code", "trade_date"),
-    "adj_factor": ("ts_code", "trade_date"),
-    "daily_basic": ("ts_code", "trade_date"),
-    "factor_daily": ("ts_code", "trade_date"),
-    "stock_screen": ("trade_date", "screen", "ts_code"),
-    "table_statistics": ("trade_date", "table_name"),
-    **financial_datasets.KEYS,
+    **{name: d.keys for name, d in DATASETS.items()},
+    FACTOR_TABLE: ("ts_code", "trade_date"),
+    SCREEN_TABLE: ("trade_date", "screen", "ts_code"),
+    STATISTICS_TABLE: ("trade_date", "table_name"),
 }
 
 # Columns holding dates: YYYYMMDD text on the wire, SQL DATE in the warehouse.
 DATE_COLUMNS = frozenset(
-    {"list_date", "delist_date", "cal_date", "pretrade_date", "trade_date"}
-    | financial_datasets.fields_of_kind(financial_datasets.DATE)
+    column.name
+    for d in DATASETS.values()
+    for column in d.columns
+    if column.sql_type is _datasets.SqlType.DATE
 )
 
 # The market APIs partitioned by trading day (one call per API per open day, plus pages).
-TRADING_DAY_APIS = ("daily", "adj_factor", "daily_basic")
+TRADING_DAY_APIS = _datasets.datasets_partitioned_by(_datasets.Partitioning.TRADING_DAY)
+# The financial statements, partitioned by report period (quarter end).
+REPORT_PERIOD_APIS = _datasets.datasets_partitioned_by(_datasets.Partitioning.REPORT_PERIOD)
+# The market tables factor_daily's formulas read (docs/factors.md).
+FACTOR_INPUT_APIS = ("daily", "adj_factor", "daily_basic")
 
 # The datasets each open day must have stored by the freshness deadline, and the name of
 # their freshness check (the freshness sensor evaluates it, the freshness alert reads it).
-FRESHNESS_DATASETS = (*TRADING_DAY_APIS, "factor_daily")
+FRESHNESS_DATASETS = (*TRADING_DAY_APIS, FACTOR_TABLE)
 FRESHNESS_CHECK = "stored_by_deadline"
 
-# Rows per call before tushare truncates a reply (6000 for the market APIs; stock_basic
-# is documented the same). A reply holding exactly this many rows is paged.
-DEFAULT_ROW_LIMIT = 6000
+# Rows per call before tushare truncates a reply; a reply holding exactly this many rows
+# is paged.
+DEFAULT_ROW_LIMIT = _datasets.DEFAULT_ROW_LIMIT
 API_ROW_LIMITS: dict[str, int] = {
-    "stock_basic": 6000,
-    "trade_cal": 6000,
-    "daily": 6000,
-    "adj_factor": 6000,
-    "daily_basic": 6000,
-    **financial_datasets.REQUEST_ROW_LIMITS,
+    **{name: d.row_limit for name, d in DATASETS.items()},
+    **_financials.VIP_ROW_LIMITS,
 }
-# Fields asked of every API the client may call: the market APIs' (API_FIELDS) and the
-# report-period APIs' with their *_vip variants (financial_datasets.py).
-REQUEST_FIELDS: dict[str, tuple[str, ...]] = {**API_FIELDS, **financial_datasets.REQUEST_FIELDS}
 
 # Calls per minute per API; tushare's budget depends on the account's points
 # (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.
@@ -199,12 +156,8 @@ DEFAULT_CALLS_PER_MINUTE = 200
 # The fewest rows an open trading day of a table may hold, as a share of the stocks listed
 # that day (stock_basic: listed on or before it, not delisted). Fewer means tushare has not
 # (fully) published the day: the sync refuses the reply and the row-count check fails.
-# daily and daily_basic have no row for a suspended stock (rarely above a few percent of the
-# market since 2016; in July 2015 half of it was suspended, below this share), adj_factor
-# has a row for every listed stock, suspended or not. factor_daily has a row per daily row.
+# Each trading-day dataset declares its share; factor_daily has a row per daily row.
 MIN_LISTED_SHARE: dict[str, float] = {
-    "daily": 0.8,
-    "adj_factor": 0.95,
-    "daily_basic": 0.8,
-    "factor_daily": 0.8,
+    **{name: DATASETS[name].min_listed_share for name in TRADING_DAY_APIS},
+    FACTOR_TABLE: DATASETS["daily"].min_listed_share,
 }

@@ -8,12 +8,13 @@ from zquant_pipelines.constants import REPO_ROOT
 PACKAGE = REPO_ROOT / "zquant_pipelines"
 # docs/architecture.md, "Packages: what each owns and what it may import".
 MAY_IMPORT = {
-    "constants": set(),
+    "datasets": {"constants"},
+    "constants": {"datasets"},
     "dates": {"constants"},
     "sample_market": {"constants", "dates"},
-    "resources": {"constants", "dates", "factors", "sample_market"},
+    "resources": {"constants", "datasets", "dates", "factors", "sample_market"},
     "factors": {"constants", "dates"},
-    "sync": {"constants", "dates", "factors"},
+    "sync": {"constants", "datasets", "dates", "factors"},
     "history": {"constants"},
     "process_tree": set(),
     "step_watchdog": {"process_tree"},

@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT
-from zquant_pipelines.constants import MIN_LISTED_SHARE, TABLE_KEYS
+from zquant_pipelines.constants import (
+    DATASETS,
+    FACTOR_TABLE,
+    MIN_LISTED_SHARE,
+    TABLE_KEYS,
+    TRADING_DAY_APIS,
+)
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import day_is_complete, stored_day_counts
 
@@ -75,11 +81,10 @@ CHECK_DESCRIPTIONS = {
     " {share:.0%} of them (blocking: a short day keeps the factors from running).",
     "ohlc_sanity": "Prices are positive and low <= open, close <= high.",
 }
+# Each trading-day dataset's declared checks, and factor_daily's.
 TABLE_CHECKS: dict[str, tuple[str, ...]] = {
-    "daily": ("no_duplicate_keys", "row_count_vs_listed", "ohlc_sanity"),
-    "adj_factor": ("no_duplicate_keys", "row_count_vs_listed"),
-    "daily_basic": ("no_duplicate_keys", "row_count_vs_listed"),
-    "factor_daily": ("no_duplicate_keys", "row_count_vs_listed"),
+    **{name: DATASETS[name].checks for name in TRADING_DAY_APIS},
+    FACTOR_TABLE: ("no_duplicate_keys", "row_count_vs_listed"),
 }
 
 

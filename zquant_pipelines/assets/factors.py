@@ -15,7 +15,7 @@ from zquant_pipelines.assets.partitions import (
     trading_day_partitions,
 )
 from zquant_pipelines.assets.progress import StepProgressReporter
-from zquant_pipelines.constants import TRADING_DAY_APIS
+from zquant_pipelines.constants import FACTOR_INPUT_APIS
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.factors import compute_and_store_factors, select_factors
 
@@ -52,7 +52,7 @@ def factor_column_schema() -> dg.TableSchema:
     " literal behaviour)." + MISSING_HISTORY_NOTE,
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=list(TRADING_DAY_APIS),
+    deps=list(FACTOR_INPUT_APIS),
     check_specs=checks.check_specs_for("factor_daily"),
     metadata={"dagster/column_schema": factor_column_schema()},
 )

@@ -1,7 +1,9 @@
 """Market-data assets: the reference tables and the trading-day partitioned tables.
 
-Asset keys equal the warehouse tables (tushare's API names). Each asset calls the one sync
-function for its API and reports data-quality checks over the days it wrote.
+Asset keys equal the warehouse tables (tushare's API names), one asset per declared dataset
+(zquant_pipelines/datasets/), described by its declaration. Each asset calls the sync
+function for its API (every trading-day dataset the generic ``sync_trading_days``) and
+reports its declared data-quality checks over the days it wrote.
 """
 
 import datetime as dt
@@ -18,7 +20,8 @@ from zquant_pipelines.assets.partitions import (
     trading_day_partitions,
 )
 from zquant_pipelines.assets.progress import StepProgressReporter
-from zquant_pipelines.constants import TRADING_DAY_APIS
+from zquant_pipelines.constants import DATASETS, TRADING_DAY_APIS
+from zquant_pipelines.datasets import Partitioning
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -29,21 +32,16 @@ CALENDAR_DAYS_AHEAD = 365
 REFERENCE_GROUP = "reference"
 MARKET_GROUP = "market"
 
-TRADING_DAY_DESCRIPTIONS = {
-    "daily": "Unadjusted daily bars (tushare `daily`): prices in CNY, vol in lots (手),"
-    " amount in thousand CNY (千元). No row on a day the stock was suspended.",
-    "adj_factor": "Adjustment factors (tushare `adj_factor`): hfq price = price x adj_factor."
-    " Rows exist on suspended days too.",
-    "daily_basic": "Daily indicators (tushare `daily_basic`): turnover_rate in %, shares in"
-    " 10k shares (万股), market values in 10k CNY (万元).",
-}
+
+def dataset_description(name: str) -> str:
+    """The asset's description: its declaration's, naming the tushare API."""
+    return f"{DATASETS[name].description} From tushare `{name}`."
 
 
 @dg.asset(
     group_name=REFERENCE_GROUP,
     kinds={"sql"},
-    description="Every A-share stock, listed (L), delisted (D) and paused (P), from tushare"
-    " `stock_basic`; key ts_code.",
+    description=dataset_description("stock_basic"),
 )
 def stock_basic(market_source: MarketSource, warehouse: Warehouse) -> dg.MaterializeResult:
     result = sync.sync_stock_basic(market_source, warehouse)
@@ -53,8 +51,7 @@ def stock_basic(market_source: MarketSource, warehouse: Warehouse) -> dg.Materia
 @dg.asset(
     group_name=REFERENCE_GROUP,
     kinds={"sql"},
-    description="SSE and SZSE trading calendars from tushare `trade_cal`, from the first"
-    " partition to a year ahead; key (exchange, cal_date).",
+    description=dataset_description("trade_cal"),
 )
 def trade_cal(market_source: MarketSource, warehouse: Warehouse) -> dg.MaterializeResult:
     # A month before the first partition so the first day's pretrade_date is known too.
@@ -71,13 +68,13 @@ def trade_cal(market_source: MarketSource, warehouse: Warehouse) -> dg.Materiali
 
 
 def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
-    """One asset per trading-day API; a ranged backfill runs as one run over its days."""
+    """The asset of a trading-day dataset; a ranged backfill runs as one run over its days."""
 
     @dg.asset(
         name=api_name,
         group_name=MARKET_GROUP,
         kinds={"sql"},
-        description=TRADING_DAY_DESCRIPTIONS[api_name] + MISSING_HISTORY_NOTE,
+        description=dataset_description(api_name) + MISSING_HISTORY_NOTE,
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[trade_cal, stock_basic],
@@ -109,4 +106,23 @@ def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
 
 
 trading_day_assets = [build_trading_day_asset(api_name) for api_name in TRADING_DAY_APIS]
-market_assets = [stock_basic, trade_cal, *trading_day_assets]
+
+
+def assets_in_declaration_order(
+    assets: list[dg.AssetsDefinition], partitionings: tuple[Partitioning, ...]
+) -> list[dg.AssetsDefinition]:
+    """One asset per declared dataset of ``partitionings``, in declaration order; such a
+    dataset without one is an error naming it and its partitioning."""
+    by_name = {asset.key.to_user_string(): asset for asset in assets}
+    wanted = [name for name, dataset in DATASETS.items() if dataset.partitioning in partitionings]
+    missing = {name: DATASETS[name].partitioning for name in wanted if name not in by_name}
+    if missing:
+        raise ValueError(f"no asset is built for the declared datasets {missing}")
+    return [by_name[name] for name in wanted]
+
+
+# The report-period datasets have theirs in assets/financials.py.
+market_assets = assets_in_declaration_order(
+    [stock_basic, trade_cal, *trading_day_assets],
+    (Partitioning.REFERENCE, Partitioning.TRADING_DAY),
+)

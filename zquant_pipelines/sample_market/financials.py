@@ -25,7 +25,8 @@ import functools
 import numpy as np
 import pandas as pd
 
-from zquant_pipelines import financial_datasets as fd
+from zquant_pipelines.datasets import SqlType
+from zquant_pipelines.datasets import financials as fd
 from zquant_pipelines.dates import is_quarter_end, parse_tushare_date, quarter_end
 from zquant_pipelines.sample_market.calendar import numpy_day, yyyymmdd
 from zquant_pipelines.sample_market.universe import Universe
@@ -245,8 +246,8 @@ class FinancialStatements:
             "known": frame["known"].to_numpy(),
         }
         financial = self._comp_type[stocks] != "1"
-        for field in fd.FIELDS[api]:
-            if field.kind != fd.NUMBER:
+        for field in fd.columns_of(api):
+            if field.sql_type is not SqlType.DOUBLE:
                 continue
             column = np.round(values[field.name][stocks] * change, 4)
             if field.name in _NOT_FOR_FINANCIALS:

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from zquant_pipelines.constants import FACTOR_TABLE
 from zquant_pipelines.factors.library import FACTOR_COLUMNS, REGISTRY, compute_factors
 from zquant_pipelines.factors.panel import KEY_COLUMNS
 from zquant_pipelines.factors.registry import Factor, lookback, required_inputs
 from zquant_pipelines.sync.market import SyncResult, open_days, recent_open_days
 from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
-
-FACTOR_TABLE = "factor_daily"
 
 
 def select_factors(selection: Sequence[str | int] | None = None) -> list[Factor]:

@@ -10,7 +10,7 @@ Plain functions (no Dagster). A period (quarter end) of one of ``income``, ``bal
   through the same source and so the same shared rate budget.
 
 Either way the same rows are stored. Rows are only ever added: the key of a table holds the
-announcement dates, the report type and the update flag (financial_datasets.py), so a
+announcement dates, the report type and the update flag (datasets/financials.py), so a
 restatement, or tushare flagging a version superseded (update_flag 1 -> 0), adds a row and
 never replaces one; a row tushare no longer sends stays. Re-syncing the same data writes
 nothing. A row whose key is stored with other values (tushare corrected its own copy of the
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from zquant_pipelines import financial_datasets as fd
+from zquant_pipelines.datasets import financials as fd
 from zquant_pipelines.dates import is_quarter_end, quarter_end, to_tushare_date
 from zquant_pipelines.resources.tushare_client import TusharePermissionError
 from zquant_pipelines.sync.market import (

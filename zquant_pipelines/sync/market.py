@@ -1,4 +1,9 @@
-"""Market-data syncs: tushare API -> warehouse table, one implementation per API.
+"""Market-data syncs: tushare API -> warehouse table, for every declared dataset.
+
+A reference dataset has its own sync (``sync_stock_basic``, ``sync_trade_cal``); every
+trading-day dataset is
+synced by ``sync_trading_days`` from its declaration (zquant_pipelines/datasets/): fields,
+row limit per call, the share of listed stocks a published day holds.
 
 Plain functions (no Dagster): assets and task actions both call them. A source is anything
 with ``query(api_name, **params) -> DataFrame`` in tushare's wire format (the tushare client
@@ -22,15 +27,17 @@ from typing import TypeVar
 import pandas as pd
 
 from zquant_pipelines.constants import (
+    API_FIELDS,
     API_ROW_LIMITS,
     CALENDAR_EXCHANGES,
+    DATASETS,
     DATE_COLUMNS,
     DEFAULT_ROW_LIMIT,
     LIST_STATUSES,
     MIN_LISTED_SHARE,
-    REQUEST_FIELDS,
     TRADING_DAY_APIS,
 )
+from zquant_pipelines.datasets import SqlType
 from zquant_pipelines.dates import to_tushare_date
 from zquant_pipelines.sync.progress import DayCounter, ProgressCallback
 
@@ -90,9 +97,9 @@ class SyncResult:
 
 
 def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn a tushare-format frame into warehouse form: the API's fields (REQUEST_FIELDS),
-    dates as date."""
-    expected = list(REQUEST_FIELDS[api_name])
+    """Turn a tushare-format frame into warehouse form: API_FIELDS columns, dates as date,
+    integer columns (as declared) as int."""
+    expected = list(API_FIELDS[api_name])
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise ValueError(f"{api_name} reply lacks columns {missing}; got {list(frame.columns)}")
@@ -104,8 +111,9 @@ def to_warehouse_frame(api_name: str, frame: pd.DataFrame) -> pd.DataFrame:
             first_bad = out.loc[bad, column].iloc[0]
             raise ValueError(f"{api_name}.{column} {first_bad!r} is not a date in YYYYMMDD form")
         out[column] = parsed.dt.date.astype(object).where(parsed.notna(), None)
-    if api_name == "trade_cal":
-        out["is_open"] = pd.to_numeric(out["is_open"]).astype(int)
+    for column in DATASETS[api_name].columns:
+        if column.sql_type in (SqlType.SMALLINT, SqlType.INTEGER):
+            out[column.name] = pd.to_numeric(out[column.name]).astype(int)
     return out
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from zquant_pipelines.constants import DEFAULT_ROW_LIMIT
+from zquant_pipelines.constants import API_ROW_LIMITS, DEFAULT_ROW_LIMIT
 
 DEFAULT_TOKEN = "wire-test-token-0123456789abcdef"
 BASE_PATH = "dataapi"
@@ -84,15 +84,16 @@ class _RateRule:
 class TushareWireServer:
     """Serve ``backing`` over tushare's wire protocol on 127.0.0.1 (a free port).
 
-    Use as a context manager, or call ``start()``/``stop()``. ``row_limit`` caps every API's
-    reply; ``row_limits`` overrides it per API.
+    Use as a context manager, or call ``start()``/``stop()``. Each API's reply is capped at
+    tushare's row limit (``API_ROW_LIMITS``), or at ``row_limit`` for every API if given;
+    ``row_limits`` overrides either per API.
     """
 
     def __init__(
         self,
         backing: BackingMarket,
         token: str = DEFAULT_TOKEN,
-        row_limit: int = DEFAULT_ROW_LIMIT,
+        row_limit: int | None = None,
         row_limits: Mapping[str, int] | None = None,
     ):
         self.backing = backing
@@ -355,7 +356,9 @@ class TushareWireServer:
         return frame
 
     def _page_bounds(self, api_name: str, params: Mapping[str, Any]) -> tuple[int, int]:
-        cap = self.row_limits.get(api_name, self.row_limit)
+        cap = self.row_limits.get(
+            api_name, self.row_limit or API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT)
+        )
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or cap)
         if offset < 0 or limit < 1:

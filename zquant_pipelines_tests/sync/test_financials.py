@@ -9,7 +9,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from zquant_pipelines import financial_datasets as fd
+from zquant_pipelines.datasets import financials as fd
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient, TusharePermissionError
 from zquant_pipelines.sync import financials as fin
@@ -19,6 +19,8 @@ from zquant_pipelines.sync import market as sync
 PERIOD = dt.date(2026, 6, 30)
 EARLY, LATE = "20260905", "20261130"
 ROW_LIMIT = 40
+# The four APIs and their whole-market variants.
+STATEMENT_APIS = (*fd.REPORT_PERIOD_APIS, *fd.VIP_FIELDS)
 
 
 def client_for(server, tmp_path) -> TushareClient:
@@ -31,7 +33,7 @@ def client_for(server, tmp_path) -> TushareClient:
         backoff_base_seconds=0.01,
         backoff_max_seconds=0.05,
         timeout_seconds=10,
-        api_row_limits={name: ROW_LIMIT for name in fd.REQUEST_FIELDS},
+        api_row_limits={name: ROW_LIMIT for name in STATEMENT_APIS},
     )
 
 
@@ -43,7 +45,7 @@ def market_at(tushare_server_factory, tmp_path):
     def start(as_of: str):
         backing = SampleMarketSource(as_of=as_of)
         server = tushare_server_factory(
-            backing, row_limits={name: ROW_LIMIT for name in fd.REQUEST_FIELDS}
+            backing, row_limits={name: ROW_LIMIT for name in STATEMENT_APIS}
         )
         return backing, server, client_for(server, tmp_path)
 

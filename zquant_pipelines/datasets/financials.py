@@ -1,69 +1,61 @@
 """The report-period datasets: tushare's financial statements, declared once.
 
-``income``, ``balancesheet``, ``cashflow`` and ``fina_indicator``: the fields we keep of
-each (tushare's names and order, a subset of the main lines), their kind (text, date or
-number) and unit, the key that tells one version of a statement from another, tushare's
-rows per call, and the whole-market ``*_vip`` variant of each (same params and fields, 5000
-points). Plain data: constants, the warehouse schema, the sample market and the sync read
-it.
+``income``, ``balancesheet``, ``cashflow`` and ``fina_indicator``, partitioned by report
+period (quarter ends): the fields we keep of each (tushare's names and order, the main
+lines), their types and units, the key that tells one version of a statement from
+another, tushare's rows per call, and the whole-market ``*_vip`` variant of each (same
+params and fields, 5000 points). Standard library only, like the rest of the registry.
 
-Amounts of the three statements are CNY (元) as tushare sends them, per-share values CNY
-per share, ratios and growth rates %; the field comments say which.
+Amounts of the three statements are CNY (元) as tushare sends them, flows year to date;
+per-share values CNY per share; ratios and growth rates %; the column comments say which.
 
 Versions: tushare keeps every announcement of a statement (a restatement adds a row with a
 later announcement date and sets the superseded row's ``update_flag`` to 0). The key holds
 the announcement dates, the report type and the update flag, so no version, nor a change of
-a version's flag, ever replaces another row.
+a version's flag, ever replaces another row (sync/financials.py).
 """
 
-from dataclasses import dataclass
+from zquant_pipelines.datasets.declaration import (
+    Column,
+    Dataset,
+    Partitioning,
+    date,
+    double,
+    text,
+)
+from zquant_pipelines.datasets.market import TS_CODE
 
-TEXT, DATE, NUMBER = "text", "date", "number"
 VIP_SUFFIX = "_vip"
 # Consolidated statements (合并报表): tushare's default report_type, the one synced.
 CONSOLIDATED_REPORT_TYPE = "1"
+# Rows per call. Copies of tushare's docs report 100 for balancesheet, cashflow and
+# fina_indicator and 500 for income. A limit set above tushare's own truncates a reply
+# without notice (the client pages only while a page is full), one set below only costs
+# pages, so all four page at the lowest reported figure. The *_vip variants share them;
+# TushareClient.api_row_limits overrides them.
+STATEMENT_ROW_LIMIT = 100
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    kind: str
-    comment: str
+def _cny(name: str, comment: str) -> Column:
+    return double(name, f"{comment}, CNY (元)")
 
 
-def _text(name: str, comment: str) -> Field:
-    return Field(name, TEXT, comment)
-
-
-def _date(name: str, comment: str) -> Field:
-    return Field(name, DATE, comment)
-
-
-def _cny(name: str, comment: str) -> Field:
-    return Field(name, NUMBER, f"{comment}, CNY (元)")
-
-
-def _number(name: str, comment: str) -> Field:
-    return Field(name, NUMBER, comment)
-
-
-_TS_CODE = _text("ts_code", "tushare stock code, e.g. 000001.SZ")
-_ANN_DATE = _date("ann_date", "announcement date (公告日期)")
-_F_ANN_DATE = _date("f_ann_date", "actual announcement date (实际公告日期)")
-_END_DATE = _date("end_date", "report period: the quarter end (报告期)")
-_REPORT_TYPE = _text("report_type", "report type; 1 consolidated (合并报表), the one synced")
-_COMP_TYPE = _text("comp_type", "company type: 1 industrial, 2 bank, 3 insurance, 4 securities")
-_END_TYPE = _text("end_type", "period type (报告期类型)")
-_UPDATE_FLAG = _text(
+_ANN_DATE = date("ann_date", "announcement date (公告日期)")
+_F_ANN_DATE = date("f_ann_date", "actual announcement date (实际公告日期)")
+_END_DATE = date("end_date", "report period: the quarter end (报告期)")
+_REPORT_TYPE = text("report_type", "report type; 1 consolidated (合并报表), the one synced")
+_COMP_TYPE = text("comp_type", "company type: 1 industrial, 2 bank, 3 insurance, 4 securities")
+_END_TYPE = text("end_type", "period type (报告期类型)")
+_UPDATE_FLAG = text(
     "update_flag", "1: the latest version of the statement, 0: superseded by a restatement"
 )
-_STATEMENT_HEAD = (_TS_CODE, _ANN_DATE, _F_ANN_DATE, _END_DATE, _REPORT_TYPE, _COMP_TYPE, _END_TYPE)
+_STATEMENT_HEAD = (TS_CODE, _ANN_DATE, _F_ANN_DATE, _END_DATE, _REPORT_TYPE, _COMP_TYPE, _END_TYPE)
 
-FIELDS: dict[str, tuple[Field, ...]] = {
+_COLUMNS: dict[str, tuple[Column, ...]] = {
     "income": (
         *_STATEMENT_HEAD,
-        _number("basic_eps", "basic EPS, CNY per share"),
-        _number("diluted_eps", "diluted EPS, CNY per share"),
+        double("basic_eps", "basic EPS, CNY per share"),
+        double("diluted_eps", "diluted EPS, CNY per share"),
         _cny("total_revenue", "total revenue (营业总收入), year to date"),
         _cny("revenue", "revenue (营业收入), year to date"),
         _cny("total_cogs", "total operating cost (营业总成本), year to date"),
@@ -86,7 +78,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "balancesheet": (
         *_STATEMENT_HEAD,
-        _number("total_share", "total shares at the period end, shares (股)"),
+        double("total_share", "total shares at the period end, shares (股)"),
         _cny("cap_rese", "capital reserve (资本公积)"),
         _cny("undistr_porfit", "undistributed profit (未分配利润)"),
         _cny("surplus_rese", "surplus reserve (盈余公积)"),
@@ -134,66 +126,88 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         _UPDATE_FLAG,
     ),
     "fina_indicator": (
-        _TS_CODE,
+        TS_CODE,
         _ANN_DATE,
         _END_DATE,
-        _number("eps", "basic EPS, CNY per share"),
-        _number("dt_eps", "diluted EPS, CNY per share"),
-        _number("bps", "book value per share, CNY"),
-        _number("ocfps", "operating cash flow per share, CNY"),
-        _number("cfps", "cash flow per share, CNY"),
-        _number("revenue_ps", "revenue per share, CNY"),
+        double("eps", "basic EPS, CNY per share"),
+        double("dt_eps", "diluted EPS, CNY per share"),
+        double("bps", "book value per share, CNY"),
+        double("ocfps", "operating cash flow per share, CNY"),
+        double("cfps", "cash flow per share, CNY"),
+        double("revenue_ps", "revenue per share, CNY"),
         _cny("profit_dedt", "net profit excluding non-recurring items (扣非净利润)"),
         _cny("gross_margin", "gross profit (毛利)"),
-        _number("current_ratio", "current ratio, times"),
-        _number("quick_ratio", "quick ratio, times"),
-        _number("roe", "return on equity, %"),
-        _number("roe_dt", "return on equity excluding non-recurring items, %"),
-        _number("roa", "return on assets, %"),
-        _number("grossprofit_margin", "gross margin, %"),
-        _number("netprofit_margin", "net margin, %"),
-        _number("debt_to_assets", "liabilities over assets, %"),
-        _number("assets_turn", "asset turnover, times"),
-        _number("basic_eps_yoy", "basic EPS growth year on year, %"),
-        _number("netprofit_yoy", "net profit attributable to the parent, growth yoy, %"),
-        _number("or_yoy", "revenue growth year on year, %"),
-        _number("ocf_yoy", "operating cash flow growth year on year, %"),
-        _number("roe_yoy", "ROE growth year on year, %"),
+        double("current_ratio", "current ratio, times"),
+        double("quick_ratio", "quick ratio, times"),
+        double("roe", "return on equity, %"),
+        double("roe_dt", "return on equity excluding non-recurring items, %"),
+        double("roa", "return on assets, %"),
+        double("grossprofit_margin", "gross margin, %"),
+        double("netprofit_margin", "net margin, %"),
+        double("debt_to_assets", "liabilities over assets, %"),
+        double("assets_turn", "asset turnover, times"),
+        double("basic_eps_yoy", "basic EPS growth year on year, %"),
+        double("netprofit_yoy", "net profit attributable to the parent, growth yoy, %"),
+        double("or_yoy", "revenue growth year on year, %"),
+        double("ocf_yoy", "operating cash flow growth year on year, %"),
+        double("roe_yoy", "ROE growth year on year, %"),
         _UPDATE_FLAG,
     ),
 }
-REPORT_PERIOD_APIS: tuple[str, ...] = tuple(FIELDS)
 
-# The key of one version of a statement: the statement (stock, period, report type) and the
-# announcement that published it (fina_indicator has neither f_ann_date nor report_type).
-KEYS: dict[str, tuple[str, ...]] = {
-    "income": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
-    "balancesheet": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
-    "cashflow": ("ts_code", "end_date", "report_type", "ann_date", "f_ann_date", "update_flag"),
-    "fina_indicator": ("ts_code", "end_date", "ann_date", "update_flag"),
+_DESCRIPTIONS = {
+    "income": "Income statements (利润表), consolidated, every version announced: amounts in"
+    " CNY (元), year to date.",
+    "balancesheet": "Balance sheets (资产负债表), consolidated, every version announced:"
+    " amounts in CNY (元) at the period end.",
+    "cashflow": "Cash-flow statements (现金流量表), consolidated, every version announced:"
+    " amounts in CNY (元), year to date.",
+    "fina_indicator": "Financial indicators (财务指标), every version announced: per-share"
+    " values in CNY, ratios and growth in %.",
 }
+# The key of one version of a statement: the statement (stock, period, report type) and the
+# announcement that published it, in column order (fina_indicator has neither f_ann_date
+# nor report_type).
+_STATEMENT_KEYS = ("ts_code", "ann_date", "f_ann_date", "end_date", "report_type", "update_flag")
+_KEYS = {
+    "income": _STATEMENT_KEYS,
+    "balancesheet": _STATEMENT_KEYS,
+    "cashflow": _STATEMENT_KEYS,
+    "fina_indicator": ("ts_code", "ann_date", "end_date", "update_flag"),
+}
+FINANCIAL_DATASETS: tuple[Dataset, ...] = tuple(
+    Dataset(
+        name=name,
+        description=_DESCRIPTIONS[name] + " tushare publishes a statement the evening it is"
+        " announced (21:00-23:00), at the latest the next day.",
+        partitioning=Partitioning.REPORT_PERIOD,
+        keys=_KEYS[name],
+        columns=columns,
+        row_limit=STATEMENT_ROW_LIMIT,
+        checks=("no_duplicate_keys", "stocks_vs_listed"),
+    )
+    for name, columns in _COLUMNS.items()
+)
+BY_NAME: dict[str, Dataset] = {dataset.name: dataset for dataset in FINANCIAL_DATASETS}
+REPORT_PERIOD_APIS: tuple[str, ...] = tuple(BY_NAME)
+KEYS: dict[str, tuple[str, ...]] = {name: d.keys for name, d in BY_NAME.items()}
+ROW_LIMITS: dict[str, int] = {name: d.row_limit for name, d in BY_NAME.items()}
 # The columns naming one statement (its versions share them).
 STATEMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     api: tuple(key for key in keys if key in ("ts_code", "end_date", "report_type"))
     for api, keys in KEYS.items()
 }
 # The dates a version was announced on; it is known from the latest of them (see
-# sync/financials.py: tushare's docs and peers disagree on which one a restatement moves).
+# sync/financials.py: tushare's docs and its users disagree on which one a restatement
+# moves).
 ANNOUNCEMENT_COLUMNS: dict[str, tuple[str, ...]] = {
     api: tuple(key for key in keys if key in ("ann_date", "f_ann_date"))
     for api, keys in KEYS.items()
 }
 
-# Rows per call. Copies of tushare's docs report 100 for balancesheet, cashflow and
-# fina_indicator and 500 for income. A limit set above tushare's own truncates a reply
-# without notice (the client pages only while a page is full), one set below only costs
-# pages, so all four page at the lowest reported figure. The *_vip variants share them;
-# TushareClient.api_row_limits overrides them.
-ROW_LIMITS: dict[str, int] = {api: 100 for api in FIELDS}
-
 
 def check_api(api_name: str) -> None:
-    if api_name not in FIELDS:
+    if api_name not in BY_NAME:
         raise ValueError(f"api_name {api_name!r} is not a report-period API {REPORT_PERIOD_APIS}")
 
 
@@ -206,22 +220,21 @@ def vip_api(api_name: str) -> str:
 def base_api(api_name: str) -> str:
     """The report-period API of ``api_name`` or of its *_vip variant."""
     base = api_name.removesuffix(VIP_SUFFIX)
-    if base not in FIELDS:
+    if base not in BY_NAME:
         raise ValueError(f"api_name {api_name!r} is not a report-period API or its _vip variant")
     return base
 
 
+def columns_of(api_name: str) -> tuple[Column, ...]:
+    """The columns of ``api_name`` (a report-period API or its *_vip variant)."""
+    return BY_NAME[base_api(api_name)].columns
+
+
 def field_names(api_name: str) -> tuple[str, ...]:
-    """The fields asked from ``api_name`` (a report-period API or its *_vip variant)."""
-    return tuple(field.name for field in FIELDS[base_api(api_name)])
+    """The fields asked of ``api_name`` (a report-period API or its *_vip variant)."""
+    return BY_NAME[base_api(api_name)].fields
 
 
-def fields_of_kind(kind: str) -> frozenset[str]:
-    return frozenset(f.name for fields in FIELDS.values() for f in fields if f.kind == kind)
-
-
-# Every API name the client may ask, with its fields: the four and their *_vip variants.
-REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
-    name: field_names(name) for api in REPORT_PERIOD_APIS for name in (api, api + VIP_SUFFIX)
-}
-REQUEST_ROW_LIMITS: dict[str, int] = {name: ROW_LIMITS[base_api(name)] for name in REQUEST_FIELDS}
+# The *_vip variants the client may ask besides the declared APIs, with their fields.
+VIP_FIELDS: dict[str, tuple[str, ...]] = {vip_api(api): field_names(api) for api in BY_NAME}
+VIP_ROW_LIMITS: dict[str, int] = {vip_api(api): ROW_LIMITS[api] for api in BY_NAME}

@@ -1,0 +1,142 @@
+"""The market datasets: reference data and the whole market per trading day.
+
+Units are tushare's (docs/datasets.md lists them): prices in CNY, volumes in lots (手),
+amounts in thousand CNY (千元), shares in 10k shares (万股), market values in 10k CNY (万元).
+Columns shared by several APIs are declared once here and reused.
+"""
+
+from zquant_pipelines.datasets.declaration import (
+    Column,
+    Dataset,
+    Partitioning,
+    SqlType,
+    date,
+    double,
+    text,
+)
+
+# The checks of a trading-day table (assets/checks.py), with and without prices.
+KEY_AND_COUNT_CHECKS = ("no_duplicate_keys", "row_count_vs_listed")
+PRICE_CHECKS = (*KEY_AND_COUNT_CHECKS, "ohlc_sanity")
+
+TS_CODE = text("ts_code", "tushare stock code, e.g. 000001.SZ")
+TRADE_DATE = date("trade_date", "trading day")
+EXCHANGE = text("exchange", "exchange (SSE, SZSE, BSE)")
+OPEN = double("open", "open price, CNY, unadjusted")
+HIGH = double("high", "high price, CNY, unadjusted")
+LOW = double("low", "low price, CNY, unadjusted")
+CLOSE = double("close", "close price, CNY, unadjusted")
+PRE_CLOSE = double(
+    "pre_close", "previous close, CNY, unadjusted (ex-rights adjusted by the exchange)"
+)
+CHANGE = double("change", "close - pre_close, CNY")
+VOL = double("vol", "volume, lots (手, 100 shares)")
+AMOUNT = double("amount", "turnover, thousand CNY (千元)")
+ADJ_FACTOR = double("adj_factor", "cumulative adjustment factor; hfq price = price * adj_factor")
+
+STOCK_BASIC = Dataset(
+    name="stock_basic",
+    description="Every A-share stock, listed (L), delisted (D) and paused (P).",
+    partitioning=Partitioning.REFERENCE,
+    keys=("ts_code",),
+    columns=(
+        TS_CODE,
+        text("symbol", "exchange ticker without suffix"),
+        text("name", "short name"),
+        text("area", "region"),
+        text("industry", "industry"),
+        text("market", "board (主板, 创业板, 科创板, 北交所, ...)"),
+        EXCHANGE,
+        text("list_status", "L listed, D delisted, P paused"),
+        date("list_date", "listing date"),
+        date("delist_date", "delisting date, NULL while listed"),
+        text("is_hs", "Stock Connect: N no, H Shanghai, S Shenzhen"),
+    ),
+)
+
+TRADE_CAL = Dataset(
+    name="trade_cal",
+    description="SSE and SZSE trading calendars, from the first partition to a year ahead.",
+    partitioning=Partitioning.REFERENCE,
+    keys=("exchange", "cal_date"),
+    columns=(
+        EXCHANGE,
+        date("cal_date", "calendar day"),
+        Column("is_open", SqlType.SMALLINT, "1 trading day, 0 closed"),
+        date("pretrade_date", "previous trading day"),
+    ),
+)
+
+DAILY = Dataset(
+    name="daily",
+    description="Unadjusted daily bars: prices in CNY, vol in lots (手), amount in thousand"
+    " CNY (千元). No row on a day the stock was suspended.",
+    partitioning=Partitioning.TRADING_DAY,
+    keys=("ts_code", "trade_date"),
+    columns=(
+        TS_CODE,
+        TRADE_DATE,
+        OPEN,
+        HIGH,
+        LOW,
+        CLOSE,
+        PRE_CLOSE,
+        CHANGE,
+        double("pct_chg", "change over pre_close, %"),
+        VOL,
+        AMOUNT,
+    ),
+    published="16:00",
+    # No row for a suspended stock (rarely above a few percent of the market since 2016;
+    # in July 2015 half of it was suspended, below this share).
+    min_listed_share=0.8,
+    checks=PRICE_CHECKS,
+)
+
+ADJ_FACTOR_DATASET = Dataset(
+    name="adj_factor",
+    description="Adjustment factors: hfq price = price x adj_factor. Rows exist on"
+    " suspended days too.",
+    partitioning=Partitioning.TRADING_DAY,
+    keys=("ts_code", "trade_date"),
+    columns=(TS_CODE, TRADE_DATE, ADJ_FACTOR),
+    # Documented as stored 09:15-09:20 before the open; some stocks' rows have come as late
+    # as 17:00 (waditu/tushare#1720), which the not-published-yet rule catches.
+    published="09:20",
+    # A row for every listed stock, suspended or not.
+    min_listed_share=0.95,
+    checks=KEY_AND_COUNT_CHECKS,
+)
+
+DAILY_BASIC = Dataset(
+    name="daily_basic",
+    description="Daily indicators: turnover_rate in %, shares in 10k shares (万股), market"
+    " values in 10k CNY (万元).",
+    partitioning=Partitioning.TRADING_DAY,
+    keys=("ts_code", "trade_date"),
+    columns=(
+        TS_CODE,
+        TRADE_DATE,
+        CLOSE,
+        double("turnover_rate", "turnover rate, % of total float shares"),
+        double("turnover_rate_f", "turnover rate, % of free-float shares"),
+        double("volume_ratio", "volume ratio (量比)"),
+        double("pe", "price / earnings, NULL when losing money"),
+        double("pe_ttm", "price / earnings TTM, NULL when losing money"),
+        double("pb", "price / book"),
+        double("ps", "price / sales"),
+        double("ps_ttm", "price / sales TTM"),
+        double("dv_ratio", "dividend yield, %"),
+        double("dv_ttm", "dividend yield TTM, %"),
+        double("total_share", "total shares, 10k shares (万股)"),
+        double("float_share", "float shares, 10k shares (万股)"),
+        double("free_share", "free-float shares, 10k shares (万股)"),
+        double("total_mv", "total market value, 10k CNY (万元)"),
+        double("circ_mv", "float market value, 10k CNY (万元)"),
+    ),
+    published="17:00",
+    min_listed_share=0.8,
+    checks=KEY_AND_COUNT_CHECKS,
+)
+
+MARKET_DATASETS = (STOCK_BASIC, TRADE_CAL, DAILY, ADJ_FACTOR_DATASET, DAILY_BASIC)
