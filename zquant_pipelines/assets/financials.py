@@ -149,7 +149,6 @@ report_period_assets = assets_in_declaration_order(
 financial_statements_job = dg.define_asset_job(
     name=FINANCIAL_STATEMENTS_JOB_NAME,
     selection=dg.AssetSelection.assets(*report_period_assets),
-    partitions_def=report_period_partitions,
     description="The four financial statements of one report period, every version"
     " tushare announced.",
 )
