@@ -149,6 +149,10 @@ API_ROW_LIMITS: dict[str, int] = {
     **_financials.VIP_ROW_LIMITS,
 }
 
+# tushare's refusal of an API the account has no permission for (its error message; the
+# code is not reliable): the report-period syncs fall back from *_vip per stock on it.
+TUSHARE_NO_PERMISSION_TEXT = "没有访问该接口的权限"
+
 # Calls per minute per API; tushare's budget depends on the account's points
 # (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.
 DEFAULT_CALLS_PER_MINUTE = 200

@@ -45,6 +45,7 @@ from zquant_pipelines.constants import (
     DEFAULT_ROW_LIMIT,
     ENV_DATA_DIR,
     REQUEST_FIELDS,
+    TUSHARE_NO_PERMISSION_TEXT,
 )
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.rate_limit import (
@@ -56,7 +57,6 @@ from zquant_pipelines.resources.rate_limit import (
 logger = logging.getLogger("zquant_pipelines.tushare")
 
 _RATE_LIMIT_TEXT = re.compile(r"每(分钟|小时|天)最多访问该接口")
-_NO_PERMISSION_TEXT = "没有访问该接口的权限"
 _BAD_TOKEN_TEXT = "token不对"
 # Params the client owns: it pages itself and always asks for REQUEST_FIELDS.
 _RESERVED_PARAMS = ("offset", "limit", "fields")
@@ -270,7 +270,7 @@ class TushareClient(MarketSource):
         text = f"{where}: {self._scrub(message)}"
         if _RATE_LIMIT_TEXT.search(message):
             return TushareRateLimitError(text)
-        if _NO_PERMISSION_TEXT in message:
+        if TUSHARE_NO_PERMISSION_TEXT in message:
             return TusharePermissionError(text)
         if _BAD_TOKEN_TEXT in message:
             return TushareTokenError(text)

@@ -5,7 +5,8 @@ Plain functions (no Dagster). A period (quarter end) of one of ``income``, ``bal
 
 - for the whole market with ``<api>_vip(period=...)`` (the source pages at the row limit),
   when the account has the permission; or
-- when tushare refuses it (``TusharePermissionError``: 没有访问该接口的权限), per stock with
+- when tushare refuses it (its message 没有访问该接口的权限: the client's
+  TusharePermissionError), per stock with
   ``<api>(ts_code=..., period=...)`` for the stocks listed at the period end (stock_basic),
   through the same source and so the same shared rate budget.
 
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from zquant_pipelines.constants import TUSHARE_NO_PERMISSION_TEXT
 from zquant_pipelines.datasets import financials as fd
 from zquant_pipelines.dates import is_quarter_end, quarter_end, to_tushare_date
-from zquant_pipelines.resources.tushare_client import TusharePermissionError
 from zquant_pipelines.sync.market import (
     listed_on,
     listing_spans,
@@ -144,8 +145,8 @@ def sync_report_period(
     if mode in (None, WHOLE_MARKET):
         try:
             reply = source.query(fd.vip_api(api_name), period=to_tushare_date(period))
-        except TusharePermissionError:
-            if mode == WHOLE_MARKET:
+        except Exception as error:
+            if mode == WHOLE_MARKET or not is_permission_refusal(error):
                 raise
             result.vip_refused = True
             result.api_calls += 1
@@ -162,6 +163,12 @@ def sync_report_period(
     if result.added or result.changed:
         warehouse.upsert(api_name, frame)
     return result
+
+
+def is_permission_refusal(error: Exception) -> bool:
+    """Whether tushare refused the API for want of permission: the client's
+    TusharePermissionError, or the SDK's bare exception, both carry tushare's text."""
+    return TUSHARE_NO_PERMISSION_TEXT in str(error)
 
 
 def fetch_per_stock(
