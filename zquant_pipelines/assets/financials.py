@@ -96,16 +96,24 @@ def check_specs_for(table: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def run_checks(table: str, warehouse: Warehouse, period: dt.date) -> list[dg.AssetCheckResult]:
+def run_checks(
+    table: str, warehouse: Warehouse, periods: list[dt.date]
+) -> list[dg.AssetCheckResult]:
+    """Each check of the table over the periods a run wrote: passed if it passed on every
+    one, with each period's figures."""
     results = []
     for name in DATASETS[table].checks:
-        passed, metadata = CHECKS[name](warehouse, table, period)
+        outcomes = {
+            f"{period:%Y-%m-%d}": CHECKS[name](warehouse, table, period) for period in periods
+        }
         results.append(
             dg.AssetCheckResult(
                 asset_key=table,
                 check_name=name,
-                passed=passed,
-                metadata=metadata,
+                passed=all(passed for passed, _ in outcomes.values()),
+                metadata={
+                    key: dg.MetadataValue.json(figures) for key, (_, figures) in outcomes.items()
+                },
                 severity=dg.AssetCheckSeverity.WARN,
             )
         )
@@ -113,6 +121,9 @@ def run_checks(table: str, warehouse: Warehouse, period: dt.date) -> list[dg.Ass
 
 
 def build_report_period_asset(api_name: str) -> dg.AssetsDefinition:
+    """One asset per statement; a range of periods (a backfill) runs as one run, each period
+    synced, and shown on its own partition, in turn."""
+
     @dg.asset(
         name=api_name,
         group_name=FINANCIALS_GROUP,
@@ -121,22 +132,25 @@ def build_report_period_asset(api_name: str) -> dg.AssetsDefinition:
         f" market: `{api_name}_vip`). Every version is kept; read a day's view with"
         " sync.financials.statements_as_of.",
         partitions_def=report_period_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[stock_basic],
         check_specs=check_specs_for(api_name),
     )
     def report_period_asset(
         context: dg.AssetExecutionContext, market_source: MarketSource, warehouse: Warehouse
     ) -> dg.MaterializeResult:
-        period = partition_date(context.partition_key)
-        result = sync.sync_report_period(market_source, warehouse, api_name, period)
-        context.log.info(
-            f"{api_name} {period:%Y-%m-%d} ({result.mode}, {result.api_calls} API call(s)):"
-            f" {result.rows} rows sent, {result.added} added, {result.changed} changed,"
-            f" {result.unchanged} unchanged"
-        )
-        return dg.MaterializeResult(
-            metadata=result.figures(), check_results=run_checks(api_name, warehouse, period)
-        )
+        periods = []
+        for key in context.partition_keys:
+            period = partition_date(key)
+            result = sync.sync_report_period(market_source, warehouse, api_name, period)
+            context.log.info(
+                f"{api_name} {key} ({result.mode}, {result.api_calls} API call(s)):"
+                f" {result.rows} rows sent, {result.added} added, {result.changed} changed,"
+                f" {result.unchanged} unchanged"
+            )
+            context.add_asset_metadata(result.figures(), partition_key=key)
+            periods.append(period)
+        return dg.MaterializeResult(check_results=run_checks(api_name, warehouse, periods))
 
     return report_period_asset
 
