@@ -139,4 +139,53 @@ DAILY_BASIC = Dataset(
     checks=KEY_AND_COUNT_CHECKS,
 )
 
-MARKET_DATASETS = (STOCK_BASIC, TRADE_CAL, DAILY, ADJ_FACTOR_DATASET, DAILY_BASIC)
+STK_FACTOR = Dataset(
+    name="stk_factor",
+    description="Daily technical factors: the bar, hfq prices (price x adj_factor), qfq prices"
+    " as of the day, and MACD(12, 26, 9), KDJ(9, 3, 3), RSI(6, 12, 24), BOLL(20, 2) and"
+    " CCI(14) on qfq prices. No row on a day the stock was suspended.",
+    partitioning=Partitioning.TRADING_DAY,
+    keys=("ts_code", "trade_date"),
+    columns=(
+        TS_CODE,
+        TRADE_DATE,
+        CLOSE,
+        OPEN,
+        HIGH,
+        LOW,
+        PRE_CLOSE,
+        CHANGE,
+        double("pct_change", "change over pre_close, %"),
+        VOL,
+        AMOUNT,
+        ADJ_FACTOR,
+        *(
+            double(f"{price}_{kind}", f"{price} price, CNY, {adjusted}")
+            for price in ("open", "close", "high", "low", "pre_close")
+            for kind, adjusted in (
+                ("hfq", "back-adjusted (x adj_factor)"),
+                ("qfq", "forward-adjusted as of trade_date (that day's snapshot)"),
+            )
+        ),
+        double("macd_dif", "MACD DIF (EMA12 - EMA26) of qfq close, CNY"),
+        double("macd_dea", "MACD DEA (EMA9 of DIF), CNY"),
+        double("macd", "MACD histogram 2 x (DIF - DEA), CNY"),
+        double("kdj_k", "KDJ K, 0-100"),
+        double("kdj_d", "KDJ D, 0-100"),
+        double("kdj_j", "KDJ J = 3K - 2D"),
+        double("rsi_6", "RSI over 6 days, 0-100"),
+        double("rsi_12", "RSI over 12 days, 0-100"),
+        double("rsi_24", "RSI over 24 days, 0-100"),
+        double("boll_upper", "Bollinger upper band (20 days, 2 sd) of qfq close, CNY"),
+        double("boll_mid", "Bollinger middle band: 20-day mean of qfq close, CNY"),
+        double("boll_lower", "Bollinger lower band (20 days, 2 sd) of qfq close, CNY"),
+        double("cci", "commodity channel index over 14 days"),
+    ),
+    row_limit=10000,
+    # tushare's page names no time; zquant v0.4 takes the day before until 18:00.
+    published="18:00",
+    min_listed_share=0.8,
+    checks=PRICE_CHECKS,
+)
+
+MARKET_DATASETS = (STOCK_BASIC, TRADE_CAL, DAILY, ADJ_FACTOR_DATASET, DAILY_BASIC, STK_FACTOR)

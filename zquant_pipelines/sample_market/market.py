@@ -1,10 +1,10 @@
 """The offline sample market answering tushare queries, shared once per process.
 
 Owns ``SampleMarket`` (the universe and price path cut at ``as_of``, answering
-``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor`` and ``daily_basic`` in tushare's
-wire format, with tushare's parameter rules, and the financial statements of
-``financials``) and ``sample_market()``, which builds one
-market per configuration in a process and shares it.
+``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic`` and
+``stk_factor`` in tushare's wire format, with tushare's parameter rules, and the financial
+statements of ``financials``) and ``sample_market()``, which builds one market per
+configuration in a process and shares it.
 """
 
 import datetime as dt
@@ -28,6 +28,7 @@ from zquant_pipelines.sample_market.calendar import (
 )
 from zquant_pipelines.sample_market.financials import FinancialStatements
 from zquant_pipelines.sample_market.prices import PricePath
+from zquant_pipelines.sample_market.technical import TechnicalIndicators
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
 DEFAULT_SEED = 7
@@ -79,8 +80,11 @@ class SampleMarket:
             "daily": (_BAR_PARAMS, self._daily),
             "adj_factor": (_BAR_PARAMS, self._adj_factor),
             "daily_basic": (_BAR_PARAMS, self._daily_basic),
+            "stk_factor": (_BAR_PARAMS, self._stk_factor),
             **FinancialStatements(self._universe, seed, self.as_of).handlers(),
         }
+        self._technical: TechnicalIndicators | None = None
+        self._technical_lock = threading.Lock()
 
     @property
     def last_trade_date(self) -> dt.date | None:
@@ -278,6 +282,39 @@ class SampleMarket:
                 "circ_mv": np.round(close * float_share, 4),
             }
         )
+
+    def _stk_factor(self, given: dict) -> pd.DataFrame:
+        day, stock = self._cells(given, listed=False)
+        bars = self._daily(given)  # the same cells, in the same order
+        adj = self._adj(stock, day)
+        prices = ("open", "close", "high", "low", "pre_close")
+        return pd.DataFrame(
+            {
+                **bars.drop(columns="pct_chg"),
+                "pct_change": bars["pct_chg"],
+                "adj_factor": adj,
+                **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
+                # qfq as of the row's own day: x adj_factor(D) / adj_factor(D).
+                **{f"{price}_qfq": bars[price] for price in prices},
+                **self._indicators().rows(day, stock),
+            }
+        )
+
+    def _indicators(self) -> TechnicalIndicators:
+        """stk_factor's indicators over the whole history, computed on first use (~1 s and
+        ~60 MB for the default market; markets that never answer stk_factor pay nothing)."""
+        with self._technical_lock:
+            if self._technical is None:
+                stock, day = np.nonzero(self._path.traded.T)
+                p = self._path
+                self._technical = TechnicalIndicators(
+                    p.traded.shape,
+                    stock,
+                    day,
+                    *(a[day, stock] / 100 for a in (p.high, p.low, p.close)),
+                    adj=self._adj(stock, day),
+                )
+            return self._technical
 
     def _previous_volume(self, day: np.ndarray, stock: np.ndarray) -> np.ndarray:
         """Mean volume of the stock's traded days among the 5 trading days before day."""

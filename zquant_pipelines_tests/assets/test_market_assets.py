@@ -11,7 +11,12 @@ from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG, ROOT
 from zquant_pipelines.assets.definitions import build_asset_definitions
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.assets.schedules import CATCH_UP_PARTITIONS
-from zquant_pipelines.constants import API_FIELDS, TAG_PROGRESS_PREFIX, TRADING_DAY_APIS
+from zquant_pipelines.constants import (
+    API_FIELDS,
+    DATASETS,
+    TAG_PROGRESS_PREFIX,
+    TRADING_DAY_APIS,
+)
 from zquant_pipelines.history.progress import StepProgress, progress_tag
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient
@@ -100,10 +105,15 @@ def test_partition_materializes_exactly_what_was_served(defs, instance, server, 
     )
     evaluations = result.get_asset_check_evaluations()
     assert {(e.asset_key.path[0], e.check_name) for e in evaluations} >= {
-        ("daily", "ohlc_sanity"),
-        ("daily", "row_count_vs_listed"),
-        ("daily", "no_duplicate_keys"),
+        *(
+            (api_name, check)
+            for api_name in TRADING_DAY_APIS
+            for check in DATASETS[api_name].checks
+        ),
         ("factor_daily", "no_duplicate_keys"),
+    }
+    assert ("stk_factor", "ohlc_sanity") in {
+        (e.asset_key.path[0], e.check_name) for e in evaluations
     }
     assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
 
