@@ -7,6 +7,7 @@ only together with the docs and tests that name it.
 from pathlib import Path
 
 from zquant_pipelines import datasets as _datasets
+from zquant_pipelines.datasets import financials as _financials
 
 # The checkout: workspace.yaml, dagster.yaml, tasks.yaml and scripts/ are found from here.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,9 @@ DATASETS = _datasets.DATASETS
 # Fields requested from each tushare API, in tushare's names and order. The warehouse
 # tables keep exactly these columns.
 API_FIELDS: dict[str, tuple[str, ...]] = {name: d.fields for name, d in DATASETS.items()}
+# Fields asked of every API the client may call: the datasets' and the whole-market *_vip
+# variants of the report-period ones (datasets/financials.py).
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {**API_FIELDS, **_financials.VIP_FIELDS}
 
 # The derived tables: factors, stock screens, table statistics.
 FACTOR_TABLE = "factor_daily"
@@ -127,6 +131,8 @@ DATE_COLUMNS = frozenset(
 
 # The market APIs partitioned by trading day (one call per API per open day, plus pages).
 TRADING_DAY_APIS = _datasets.datasets_partitioned_by(_datasets.Partitioning.TRADING_DAY)
+# The financial statements, partitioned by report period (quarter end).
+REPORT_PERIOD_APIS = _datasets.datasets_partitioned_by(_datasets.Partitioning.REPORT_PERIOD)
 # The market tables factor_daily's formulas read (docs/factors.md).
 FACTOR_INPUT_APIS = ("daily", "adj_factor", "daily_basic")
 
@@ -138,7 +144,14 @@ FRESHNESS_CHECK = "stored_by_deadline"
 # Rows per call before tushare truncates a reply; a reply holding exactly this many rows
 # is paged.
 DEFAULT_ROW_LIMIT = _datasets.DEFAULT_ROW_LIMIT
-API_ROW_LIMITS: dict[str, int] = {name: d.row_limit for name, d in DATASETS.items()}
+API_ROW_LIMITS: dict[str, int] = {
+    **{name: d.row_limit for name, d in DATASETS.items()},
+    **_financials.VIP_ROW_LIMITS,
+}
+
+# tushare's refusal of an API the account has no permission for (its error message; the
+# code is not reliable): the report-period syncs fall back from *_vip per stock on it.
+TUSHARE_NO_PERMISSION_TEXT = "没有访问该接口的权限"
 
 # Calls per minute per API; tushare's budget depends on the account's points
 # (~50 at 120 points, ~200 at 2000+, ~500 at 5000+, as reported): a setting, not a fact.

@@ -31,3 +31,13 @@ def parse_tushare_date(value, field_name: str = "date") -> dt.date:
         return dt.datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
         raise ValueError(f"{field_name} {value!r} is not a date in YYYYMMDD form") from None
+
+
+def quarter_end(year: int, quarter: int) -> dt.date:
+    """The last day of ``quarter`` (0..3) of ``year``: a report period."""
+    month = 3 * (quarter + 1)
+    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def is_quarter_end(day: dt.date) -> bool:
+    return day == quarter_end(day.year, (day.month - 1) // 3)

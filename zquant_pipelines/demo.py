@@ -24,6 +24,11 @@ from dagster._core.storage.tags import (
 )
 
 from zquant_pipelines.assets.factors import factor_daily
+from zquant_pipelines.assets.financials import (
+    FINANCIAL_STATEMENTS_JOB_NAME,
+    report_period_assets,
+    revision_periods,
+)
 from zquant_pipelines.assets.market import stock_basic, trade_cal, trading_day_assets
 from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT, trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
@@ -94,20 +99,35 @@ def run_demo(ops: LocalOperations, trading_days: int = DEMO_TRADING_DAYS) -> dic
                 },
             )
             run_ids.append(days_run)
-        return summarize(warehouse, days, run_ids)
+        periods = revision_periods(dt.datetime.combine(today, dt.time()))
+        done = ops.instance.get_materialized_partitions(report_period_assets[-1].key)
+        if not set(periods) <= done:
+            # The financial statements of the last four report periods, in one ranged run.
+            period_run = run_to_success(
+                ops,
+                [asset.key for asset in report_period_assets],
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: periods[0],
+                    ASSET_PARTITION_RANGE_END_TAG: periods[-1],
+                },
+                job=FINANCIAL_STATEMENTS_JOB_NAME,
+            )
+            run_ids.append(period_run)
+        return summarize(warehouse, days, run_ids, periods)
 
 
 def run_to_success(
-    ops: LocalOperations, assets: list[dg.AssetKey], tags: dict[str, str] | None = None
+    ops: LocalOperations,
+    assets: list[dg.AssetKey],
+    tags: dict[str, str] | None = None,
+    job: str = MARKET_DATA_JOB_NAME,
 ) -> str:
-    """A run of ``assets`` in market_data_job, followed to its end; its id, or an error."""
-    run_id = ops.submit_job_run(
-        MARKET_DATA_JOB_NAME, QUIET_RUN_CONFIG, tags=tags, asset_selection=assets
-    )
+    """A run of ``assets`` in ``job``, followed to its end; its id, or an error."""
+    run_id = ops.submit_job_run(job, QUIET_RUN_CONFIG, tags=tags, asset_selection=assets)
     outcome = ops.run_to_end(run_id)
     if outcome.status != dg.DagsterRunStatus.SUCCESS.value:
         raise OperationFailed(
-            f"run {run_id} of {MARKET_DATA_JOB_NAME} ended {outcome.status}:"
+            f"run {run_id} of {job} ended {outcome.status}:"
             f" {outcome.error or 'no error recorded'}; see `zquant history --run {run_id}`"
         )
     return run_id
@@ -131,7 +151,7 @@ def backfill_command(before: dt.date) -> str | None:
     )
 
 
-def summarize(warehouse, days: list[dt.date], run_ids: list[str]) -> dict:
+def summarize(warehouse, days: list[dt.date], run_ids: list[str], periods: list[str]) -> dict:
     window = {"start": days[0], "end": days[-1]}
     rows = {}
     for table in TABLE_KEYS:
@@ -147,6 +167,7 @@ def summarize(warehouse, days: list[dt.date], run_ids: list[str]) -> dict:
     )
     return {
         "trading_days": len(days),
+        "report_periods": periods,
         "first_day": f"{days[0]:%Y-%m-%d}",
         "last_day": f"{days[-1]:%Y-%m-%d}",
         "rows": rows,
@@ -162,12 +183,16 @@ def print_summary(summary: dict, dagster_home: str) -> None:
         f"\nSynced {summary['trading_days']} trading days"
         f" {summary['first_day']} .. {summary['last_day']}"
     )
-    print("Rows per table (trading-day tables: within those days):")
+    periods = summary["report_periods"]
+    print(
+        "Rows per table (trading-day tables: within those days; financial statements: every"
+        f" version of the report periods {periods[0]} .. {periods[-1]}):"
+    )
     for table, count in summary["rows"].items():
         print(f"  {table:<16} {count:>9,}")
     print(f"Warehouse: {summary['warehouse']}")
     print(f"Dagster instance: {dagster_home}")
-    runs = ", ".join(summary["run_ids"]) or "none: every day was already done"
+    runs = ", ".join(summary["run_ids"]) or "none: every day and period was already done"
     print(f"Runs this time: {runs}")
     print(f"\nFactors on {summary['last_day']} (first 5 stocks):")
     print(summary["factor_sample"].to_string(index=False))

@@ -11,7 +11,7 @@ MAY_IMPORT = {
     "datasets": {"constants"},
     "constants": {"datasets"},
     "dates": {"constants"},
-    "sample_market": {"constants", "dates"},
+    "sample_market": {"constants", "datasets", "dates"},
     "resources": {"constants", "datasets", "dates", "factors", "sample_market"},
     "factors": {"constants", "dates"},
     "sync": {"constants", "datasets", "dates", "factors"},
@@ -25,6 +25,7 @@ MAY_IMPORT = {
     "table_statistics": {"constants", "resources", "sync"},
     "assets": {
         "constants",
+        "datasets",
         "dates",
         "executors",
         "history",

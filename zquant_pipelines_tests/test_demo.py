@@ -20,6 +20,7 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
+from zquant_pipelines.assets.financials import FINANCIAL_STATEMENTS_JOB_NAME
 from zquant_pipelines.assets.partitions import trading_day_partitions
 from zquant_pipelines.assets.schedules import MARKET_DATA_JOB_NAME
 from zquant_pipelines.constants import (
@@ -28,6 +29,7 @@ from zquant_pipelines.constants import (
     ENV_PG_URL,
     ENV_TASKS_FILE,
     ENV_WAREHOUSE_URL,
+    REPORT_PERIOD_APIS,
 )
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -114,6 +116,8 @@ def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
     rows = summary_rows(first)
     for table in ("daily", "adj_factor", "daily_basic", "factor_daily"):
         assert rows[table] > 250 * TRADING_DAYS, table
+    for table in REPORT_PERIOD_APIS:  # four report periods of some 300 stocks
+        assert rows[table] > 3 * 250, table
 
     monkeypatch.setenv("DAGSTER_HOME", demo_env["DAGSTER_HOME"])
     with dg.DagsterInstance.get() as instance:
@@ -123,23 +127,30 @@ def test_demo_syncs_twenty_days_then_finds_them_done(demo_env, monkeypatch):
         listed = instance.get_runs(
             dg.RunsFilter(job_name=MARKET_DATA_JOB_NAME, tags={REPOSITORY_LABEL_TAG: label})
         )
-    assert len(runs) == 2  # reference data, then one ranged run of the 20 days
+    # Reference data, one ranged run of the 20 days, one of the last four report periods.
+    assert len(runs) == 3
     assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+    statements = [run for run in runs if run.job_name == FINANCIAL_STATEMENTS_JOB_NAME]
+    assert len(statements) == 1
     for run in runs:
         assert run.run_id in first
-        # Listed under market_data_job of the code location in the UI, with Re-execute.
-        assert run.job_name == MARKET_DATA_JOB_NAME
+        # Listed under its job of the code location in the UI, with Re-execute.
         origin = run.remote_job_origin
         assert origin is not None, f"run {run.run_id} has no code location origin"
-        assert origin.job_name == MARKET_DATA_JOB_NAME
+        assert origin.job_name == run.job_name
         assert origin.repository_origin.repository_name == REPOSITORY_NAME
         assert origin.repository_origin.code_location_origin.location_name == location_name()
-    assert {run.run_id for run in listed} == {run.run_id for run in runs}
-    ranged = [run for run in runs if "dagster/asset_partition_range_start" in run.tags]
+    assert {run.run_id for run in listed} == {run.run_id for run in runs} - {statements[0].run_id}
+    ranged = [
+        run
+        for run in runs
+        if "dagster/asset_partition_range_start" in run.tags
+        and run.job_name == MARKET_DATA_JOB_NAME
+    ]
     assert len(ranged) == 1 and dg.AssetKey("factor_daily") in ranged[0].asset_selection
 
     second = zquant_demo(demo_env)
-    assert "none: every day was already done" in second
+    assert "none: every day and period was already done" in second
     assert summary_rows(second) == rows
     backfill_queued(demo_env, second, ranged[0])
 

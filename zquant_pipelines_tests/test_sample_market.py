@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zquant_pipelines.constants import API_FIELDS, LIST_STATUSES
+from zquant_pipelines.constants import API_FIELDS, LIST_STATUSES, REPORT_PERIOD_APIS, REQUEST_FIELDS
 from zquant_pipelines.sample_market import (
     EXCHANGE_CLOSURES,
     SampleMarket,
@@ -92,8 +92,16 @@ def without_bars(adj: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_every_api_answers_exactly_its_tushare_fields(market):
-    for api_name, fields in API_FIELDS.items():
-        window = {} if api_name == "stock_basic" else {"start_date": "20261101", "end_date": AS_OF}
+    a_stock = market.query("daily", trade_date=AS_OF)["ts_code"].iloc[0]
+    for api_name, fields in REQUEST_FIELDS.items():
+        if api_name == "stock_basic":
+            window = {}
+        elif api_name in REPORT_PERIOD_APIS:  # one stock (their *_vip: the whole market)
+            window = {"ts_code": a_stock, "period": "20260630"}
+        elif api_name.endswith("_vip"):
+            window = {"period": "20260630"}
+        else:
+            window = {"start_date": "20261101", "end_date": AS_OF}
         frame = market.query(api_name, **window)
         assert tuple(frame.columns) == fields, api_name
         assert len(frame) > 0, api_name

@@ -21,6 +21,7 @@ from zquant_pipelines.assets.partitions import (
 )
 from zquant_pipelines.assets.progress import StepProgressReporter
 from zquant_pipelines.constants import DATASETS, TRADING_DAY_APIS
+from zquant_pipelines.datasets import Partitioning
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -107,14 +108,21 @@ def build_trading_day_asset(api_name: str) -> dg.AssetsDefinition:
 trading_day_assets = [build_trading_day_asset(api_name) for api_name in TRADING_DAY_APIS]
 
 
-def assets_in_declaration_order(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """One asset per declared dataset, in declaration order; a dataset without one is an
-    error naming it and its partitioning."""
+def assets_in_declaration_order(
+    assets: list[dg.AssetsDefinition], partitionings: tuple[Partitioning, ...]
+) -> list[dg.AssetsDefinition]:
+    """One asset per declared dataset of ``partitionings``, in declaration order; such a
+    dataset without one is an error naming it and its partitioning."""
     by_name = {asset.key.to_user_string(): asset for asset in assets}
-    missing = {name: DATASETS[name].partitioning for name in DATASETS if name not in by_name}
+    wanted = [name for name, dataset in DATASETS.items() if dataset.partitioning in partitionings]
+    missing = {name: DATASETS[name].partitioning for name in wanted if name not in by_name}
     if missing:
         raise ValueError(f"no asset is built for the declared datasets {missing}")
-    return [by_name[name] for name in DATASETS]
+    return [by_name[name] for name in wanted]
 
 
-market_assets = assets_in_declaration_order([stock_basic, trade_cal, *trading_day_assets])
+# The report-period datasets have theirs in assets/financials.py.
+market_assets = assets_in_declaration_order(
+    [stock_basic, trade_cal, *trading_day_assets],
+    (Partitioning.REFERENCE, Partitioning.TRADING_DAY),
+)

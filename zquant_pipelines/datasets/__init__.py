@@ -15,9 +15,10 @@ from zquant_pipelines.datasets.declaration import (
     SqlType,
     registry_of,
 )
+from zquant_pipelines.datasets.financials import FINANCIAL_DATASETS
 from zquant_pipelines.datasets.market import MARKET_DATASETS
 
-DATASETS: dict[str, Dataset] = registry_of(*MARKET_DATASETS)
+DATASETS: dict[str, Dataset] = registry_of(*MARKET_DATASETS, *FINANCIAL_DATASETS)
 
 
 def datasets_partitioned_by(partitioning: Partitioning) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ after checking the reply. It adds:
 - refusal of a reply whose fields differ from the requested ones or with a row holding
   fewer or more values than fields (``TushareReplyError``);
 - paging with ``offset``/``limit`` while a reply holds exactly the row limit;
-- exactly ``constants.API_FIELDS[api_name]`` as columns, ``trade_cal.is_open`` as int.
+- exactly ``constants.REQUEST_FIELDS[api_name]`` as columns, ``trade_cal.is_open`` as int.
 
 The token never appears in errors or logs: every message built from foreign text is
 scrubbed, and foreign exceptions are not chained (their text could carry it).
@@ -39,12 +39,13 @@ from pydantic import Field, PrivateAttr
 from tushare.pro.client import DataApi
 
 from zquant_pipelines.constants import (
-    API_FIELDS,
     API_ROW_LIMITS,
     DEFAULT_CALLS_PER_MINUTE,
     DEFAULT_DATA_DIR,
     DEFAULT_ROW_LIMIT,
     ENV_DATA_DIR,
+    REQUEST_FIELDS,
+    TUSHARE_NO_PERMISSION_TEXT,
 )
 from zquant_pipelines.resources.market_source import MarketSource
 from zquant_pipelines.resources.rate_limit import (
@@ -56,9 +57,8 @@ from zquant_pipelines.resources.rate_limit import (
 logger = logging.getLogger("zquant_pipelines.tushare")
 
 _RATE_LIMIT_TEXT = re.compile(r"每(分钟|小时|天)最多访问该接口")
-_NO_PERMISSION_TEXT = "没有访问该接口的权限"
 _BAD_TOKEN_TEXT = "token不对"
-# Params the client owns: it pages itself and always asks for API_FIELDS.
+# Params the client owns: it pages itself and always asks for REQUEST_FIELDS.
 _RESERVED_PARAMS = ("offset", "limit", "fields")
 _REDACTED = "***"
 # The SDK's endpoint (a class attribute, name-mangled): the default of ``api_url``.
@@ -145,16 +145,18 @@ class TushareClient(MarketSource):
         return self._calls_made
 
     def query(self, api_name: str, **params: Any) -> pd.DataFrame:
-        """Every row of ``api_name`` for ``params``, with exactly ``API_FIELDS[api_name]``."""
+        """Every row of ``api_name`` for ``params``, with exactly ``REQUEST_FIELDS[api_name]``."""
         self._check_settings()
-        if api_name not in API_FIELDS:
-            raise TushareSettingsError(f"api_name {api_name!r} is not one of {sorted(API_FIELDS)}")
+        if api_name not in REQUEST_FIELDS:
+            raise TushareSettingsError(
+                f"api_name {api_name!r} is not one of {sorted(REQUEST_FIELDS)}"
+            )
         reserved = sorted(set(params) & set(_RESERVED_PARAMS))
         if reserved:
             raise TushareSettingsError(
                 f"params {reserved} are set by TushareClient itself; got {params!r}"
             )
-        fields = API_FIELDS[api_name]
+        fields = REQUEST_FIELDS[api_name]
         row_limit = self.api_row_limits.get(
             api_name, API_ROW_LIMITS.get(api_name, DEFAULT_ROW_LIMIT)
         )
@@ -268,7 +270,7 @@ class TushareClient(MarketSource):
         text = f"{where}: {self._scrub(message)}"
         if _RATE_LIMIT_TEXT.search(message):
             return TushareRateLimitError(text)
-        if _NO_PERMISSION_TEXT in message:
+        if TUSHARE_NO_PERMISSION_TEXT in message:
             return TusharePermissionError(text)
         if _BAD_TOKEN_TEXT in message:
             return TushareTokenError(text)

@@ -116,9 +116,11 @@ def define_table(name: str, columns: tuple[Column, ...]) -> sa.Table:
             for column in columns
         ),
     )
-    if "trade_date" in table.c:
-        # The primary key leads with ts_code; day-wide reads and deletes need their own index.
-        sa.Index(f"ix_{name}_trade_date", table.c.trade_date)
+    # The primary key leads with ts_code; day-wide (period-wide) reads and deletes need
+    # their own index.
+    for partition_column in ("trade_date", "end_date"):
+        if partition_column in table.c:
+            sa.Index(f"ix_{name}_{partition_column}", table.c[partition_column])
     return table
 
 

@@ -2,13 +2,15 @@
 
 ``SampleMarketSource`` (resources/sample_source.py) is its Dagster resource; benchmarks
 build a 5,000-stock market directly with ``sample_market(n_stocks=5000)``. Plain numpy and
-pandas (no Dagster), in five parts, each importing only the ones before it:
+pandas (no Dagster), in six parts, each importing only the ones before it:
 
 - ``calendar``: the exchange closures (data) and the open days;
 - ``universe``: the stocks: boards, codes, names, listings, delistings, pauses,
   suspensions, shares, fundamentals, dividends and bonus shares;
 - ``prices``: the price path: daily bars and ex-right adjustments;
 - ``technical``: stk_factor's indicators (MACD, KDJ, RSI, BOLL, CCI) over the price path;
+- ``financials``: the financial statements (income, balancesheet, cashflow,
+  fina_indicator and their *_vip variants), with restatements and late announcements;
 - ``market``: ``SampleMarket``, the answers to ``stock_basic``, ``trade_cal``, ``daily``,
   ``adj_factor``, ``daily_basic`` and ``stk_factor`` in tushare's wire format, and
   ``sample_market()``.

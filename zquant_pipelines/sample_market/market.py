@@ -2,8 +2,9 @@
 
 Owns ``SampleMarket`` (the universe and price path cut at ``as_of``, answering
 ``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic`` and
-``stk_factor`` in tushare's wire format, with tushare's parameter rules) and
-``sample_market()``, which builds one market per configuration in a process and shares it.
+``stk_factor`` in tushare's wire format, with tushare's parameter rules, and the financial
+statements of ``financials``) and ``sample_market()``, which builds one market per
+configuration in a process and shares it.
 """
 
 import datetime as dt
@@ -14,7 +15,7 @@ import threading
 import numpy as np
 import pandas as pd
 
-from zquant_pipelines.constants import API_FIELDS, LIST_STATUSES
+from zquant_pipelines.constants import LIST_STATUSES, REQUEST_FIELDS
 from zquant_pipelines.dates import market_today, parse_tushare_date
 from zquant_pipelines.sample_market.calendar import (
     CALENDAR_FIRST_DAY,
@@ -25,6 +26,7 @@ from zquant_pipelines.sample_market.calendar import (
     numpy_day,
     yyyymmdd,
 )
+from zquant_pipelines.sample_market.financials import FinancialStatements
 from zquant_pipelines.sample_market.prices import PricePath
 from zquant_pipelines.sample_market.technical import TechnicalIndicators
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
@@ -79,6 +81,7 @@ class SampleMarket:
             "adj_factor": (_BAR_PARAMS, self._adj_factor),
             "daily_basic": (_BAR_PARAMS, self._daily_basic),
             "stk_factor": (_BAR_PARAMS, self._stk_factor),
+            **FinancialStatements(self._universe, seed, self.as_of).handlers(),
         }
         self._technical: TechnicalIndicators | None = None
         self._technical_lock = threading.Lock()
@@ -91,7 +94,7 @@ class SampleMarket:
         return self._universe.trading_days[self.horizon - 1].astype(dt.date)
 
     def query(self, api_name: str, **params) -> pd.DataFrame:
-        """Answer like tushare: columns API_FIELDS[api_name], wire-format values.
+        """Answer like tushare: columns REQUEST_FIELDS[api_name], wire-format values.
 
         ``None`` and empty-string params count as not given, as tushare treats them.
         """
@@ -106,7 +109,7 @@ class SampleMarket:
         if unknown:
             raise ValueError(f"{api_name} does not take {unknown}; it takes {list(allowed)}")
         frame = handler(given)
-        return frame.loc[:, list(API_FIELDS[api_name])]
+        return frame.loc[:, list(REQUEST_FIELDS[api_name])]
 
     def _stock_basic(self, given: dict) -> pd.DataFrame:
         u = self._universe

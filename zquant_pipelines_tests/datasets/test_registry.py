@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from zquant_pipelines.assets.financials import report_period_assets
 from zquant_pipelines.assets.market import market_assets
 from zquant_pipelines.constants import DATASETS
 from zquant_pipelines.datasets import Column, Partitioning, SqlType
@@ -57,8 +58,9 @@ def test_each_dataset_has_its_table_as_declared(name):
 
 
 def test_each_dataset_has_one_asset_with_its_declared_checks():
-    assert [asset.key.to_user_string() for asset in market_assets] == list(DATASETS)
-    for asset in market_assets:
+    assets = [*market_assets, *report_period_assets]
+    assert [asset.key.to_user_string() for asset in assets] == list(DATASETS)
+    for asset in assets:
         dataset = DATASETS[asset.key.to_user_string()]
         checks = sorted(spec.name for spec in asset.check_specs)
         assert checks == sorted(dataset.checks)

@@ -40,6 +40,8 @@ def sample_value(table: str, column: str, row: int, position: int):
         return ("SSE", "SZSE")[row % 2]
     if column == "cal_date":
         return FIRST_DAY + dt.timedelta(days=row // 2)
+    if column in DATE_COLUMNS and column in TABLE_KEYS[table]:
+        return FIRST_DAY - dt.timedelta(days=row)  # the financial statements' versions
     if column in TABLE_KEYS[table]:
         return f"{column}{row}"  # stock_screen.screen, table_statistics.table_name
     if row % 3 == 1:
