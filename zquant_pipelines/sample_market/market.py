@@ -1,8 +1,8 @@
 """The offline sample market answering tushare queries, shared once per process.
 
 Owns ``SampleMarket`` (the universe and price path cut at ``as_of``, answering
-``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic`` and
-``stk_factor`` in tushare's wire format, with tushare's parameter rules) and
+``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic``, ``stk_factor``
+and ``stk_factor_pro`` in tushare's wire format, with tushare's parameter rules) and
 ``sample_market()``, which builds one market per configuration in a process and shares it.
 """
 
@@ -26,7 +26,7 @@ from zquant_pipelines.sample_market.calendar import (
     yyyymmdd,
 )
 from zquant_pipelines.sample_market.prices import PricePath
-from zquant_pipelines.sample_market.technical import TechnicalIndicators
+from zquant_pipelines.sample_market.technical import TechnicalIndicators, pro_indicator_rows
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
 DEFAULT_SEED = 7
@@ -79,6 +79,7 @@ class SampleMarket:
             "adj_factor": (_BAR_PARAMS, self._adj_factor),
             "daily_basic": (_BAR_PARAMS, self._daily_basic),
             "stk_factor": (_BAR_PARAMS, self._stk_factor),
+            "stk_factor_pro": (_BAR_PARAMS, self._stk_factor_pro),
         }
         self._technical: TechnicalIndicators | None = None
         self._technical_lock = threading.Lock()
@@ -296,6 +297,50 @@ class SampleMarket:
                 **self._indicators().rows(day, stock),
             }
         )
+
+    def _stk_factor_pro(self, given: dict) -> pd.DataFrame:
+        """The bar with hfq and qfq prices, daily_basic's fields, adj_factor and the indicators
+        unadjusted, hfq and qfq as of the day; computed for the stocks asked over their history
+        through the last day asked (a 250-column panel of the whole market is never held)."""
+        day, stock = self._cells(given, listed=False)
+        bars = self._daily(given)  # the same cells, in the same order
+        basic = self._daily_basic(given)
+        adj = self._adj(stock, day)
+        prices = ("open", "high", "low", "close")
+        return pd.DataFrame(
+            {
+                **bars,
+                **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
+                **{f"{price}_qfq": bars[price] for price in prices},
+                **basic.drop(columns=["ts_code", "trade_date", "close"]),
+                "adj_factor": adj,
+                **self._pro_indicators(day, stock),
+            }
+        )
+
+    def _pro_indicators(self, day: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
+        """stk_factor_pro's indicators of the cells, from the traded history of their stocks
+        through the latest of their days."""
+        if len(day) == 0:
+            return pro_indicator_rows(*(np.empty(0, dtype=np.int64),) * 6)
+        stocks = np.unique(stock)
+        traded = self._path.traded[: day.max() + 1, stocks]
+        column, history_day = np.nonzero(traded.T)  # stock by stock, each in day order
+        history_stock = stocks[column]
+        span = day.max() + 1
+        keys = history_stock * span + history_day
+        rows = np.searchsorted(keys, stock * span + day)
+        order = np.argsort(rows)
+        p = self._path
+        values = pro_indicator_rows(
+            history_stock,
+            *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
+            adj=self._adj(history_stock, history_day),
+            rows=rows[order],
+        )
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return {name: value[back] for name, value in values.items()}
 
     def _indicators(self) -> TechnicalIndicators:
         """stk_factor's indicators over the whole history, computed on first use (~1 s and
