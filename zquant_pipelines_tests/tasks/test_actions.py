@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE
+from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE, TRADING_DAY_APIS
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.factors.library import compute_factor_daily
 from zquant_pipelines.resources.sample_source import SampleMarketSource
@@ -206,7 +206,7 @@ def test_statistics_table_data_counts_each_day_of_each_table(runs):
     rows = dict(zip(stored["table_name"], stored["row_count"], strict=True))
     assert rows == {
         table: runs.warehouse.count_rows(table, day)
-        for table in ("daily", "adj_factor", "daily_basic", "factor_daily")
+        for table in (*TRADING_DAY_APIS, "factor_daily")
     }
 
 
