@@ -26,7 +26,12 @@ from zquant_pipelines.sample_market.calendar import (
     yyyymmdd,
 )
 from zquant_pipelines.sample_market.prices import PricePath
-from zquant_pipelines.sample_market.technical import TechnicalIndicators, pro_indicator_rows
+from zquant_pipelines.sample_market.technical import (
+    CHUNK_STOCKS,
+    PRO_COLUMNS,
+    TechnicalIndicators,
+    pro_indicator_rows,
+)
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
 DEFAULT_SEED = 7
@@ -320,27 +325,30 @@ class SampleMarket:
 
     def _pro_indicators(self, day: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
         """stk_factor_pro's indicators of the cells, from the traded history of their stocks
-        through the latest of their days."""
+        through the latest of their days, CHUNK_STOCKS stocks at a time (bounded memory)."""
+        values = {name: np.empty(len(day)) for name in PRO_COLUMNS}
         if len(day) == 0:
-            return pro_indicator_rows(*(np.empty(0, dtype=np.int64),) * 6)
-        stocks = np.unique(stock)
-        traded = self._path.traded[: day.max() + 1, stocks]
-        column, history_day = np.nonzero(traded.T)  # stock by stock, each in day order
-        history_stock = stocks[column]
+            return values
         span = day.max() + 1
-        keys = history_stock * span + history_day
-        rows = np.searchsorted(keys, stock * span + day)
-        order = np.argsort(rows)
+        stocks = np.unique(stock)
         p = self._path
-        values = pro_indicator_rows(
-            history_stock,
-            *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
-            adj=self._adj(history_stock, history_day),
-            rows=rows[order],
-        )
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return {name: value[back] for name, value in values.items()}
+        for chunk in np.array_split(stocks, -(-len(stocks) // CHUNK_STOCKS)):
+            asked = np.flatnonzero(np.isin(stock, chunk))
+            column, history_day = np.nonzero(p.traded[:span, chunk].T)  # by stock, by day
+            history_stock = chunk[column]
+            rows = np.searchsorted(
+                history_stock * span + history_day, stock[asked] * span + day[asked]
+            )
+            order = np.argsort(rows)
+            chunk_values = pro_indicator_rows(
+                history_stock,
+                *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
+                adj=self._adj(history_stock, history_day),
+                rows=rows[order],
+            )
+            for name, value in chunk_values.items():
+                values[name][asked[order]] = value
+        return values
 
     def _indicators(self) -> TechnicalIndicators:
         """stk_factor's indicators over the whole history, computed on first use (~1 s and

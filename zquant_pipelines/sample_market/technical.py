@@ -36,7 +36,7 @@ ATR_WINDOW = 20
 FLAT_RSV = 50.0
 DECIMALS = 4
 # Stocks computed together: bounds the memory (a few MB per series and adjustment).
-CHUNK_STOCKS = 400
+CHUNK_STOCKS = 200
 
 # stk_factor's indicators, in its order (the names every indicator is computed under).
 INDICATORS = (
@@ -85,6 +85,12 @@ def pro_name(indicator: str, adjustment: str) -> str:
     return f"{indicator}_{adjustment}"
 
 
+# stk_factor_pro's indicator columns, in the order pro_indicator_rows gives them.
+PRO_COLUMNS = tuple(
+    pro_name(indicator, adjustment) for indicator in PRO_INDICATORS for adjustment in ADJUSTMENTS
+)
+
+
 def indicator_rows(
     names: Iterable[str],
     stock: np.ndarray,
@@ -123,8 +129,9 @@ class _Panel:
     day), so that every indicator is a few array operations over all stocks at once."""
 
     def __init__(self, stock: np.ndarray):
-        firsts = np.flatnonzero(np.diff(stock, prepend=-1))
-        self.row = np.cumsum(np.diff(stock, prepend=stock[0] - 1) != 0) - 1
+        starts = np.diff(stock, prepend=-1) != 0
+        firsts = np.flatnonzero(starts)
+        self.row = np.cumsum(starts) - 1
         self.position = np.arange(len(stock)) - firsts[self.row]
         self.shape = (len(firsts), int(self.position.max()) + 1)
 
