@@ -28,9 +28,10 @@ from zquant_pipelines.sample_market.calendar import (
 from zquant_pipelines.sample_market.prices import PricePath
 from zquant_pipelines.sample_market.technical import (
     CHUNK_STOCKS,
+    INDICATORS,
     PRO_COLUMNS,
-    TechnicalIndicators,
     pro_indicator_rows,
+    stk_factor_indicator_rows,
 )
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
@@ -86,8 +87,6 @@ class SampleMarket:
             "stk_factor": (_BAR_PARAMS, self._stk_factor),
             "stk_factor_pro": (_BAR_PARAMS, self._stk_factor_pro),
         }
-        self._technical: TechnicalIndicators | None = None
-        self._technical_lock = threading.Lock()
 
     @property
     def last_trade_date(self) -> dt.date | None:
@@ -299,7 +298,7 @@ class SampleMarket:
                 **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
                 # qfq as of the row's own day: x adj_factor(D) / adj_factor(D).
                 **{f"{price}_qfq": bars[price] for price in prices},
-                **self._indicators().rows(day, stock),
+                **self._technical(stk_factor_indicator_rows, INDICATORS, day, stock),
             }
         )
 
@@ -319,14 +318,19 @@ class SampleMarket:
                 **{f"{price}_qfq": bars[price] for price in prices},
                 **basic.drop(columns=["ts_code", "trade_date", "close"]),
                 "adj_factor": adj,
-                **self._pro_indicators(day, stock),
+                **self._technical(pro_indicator_rows, PRO_COLUMNS, day, stock),
             }
         )
 
-    def _pro_indicators(self, day: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
-        """stk_factor_pro's indicators of the cells, from the traded history of their stocks
-        through the latest of their days, CHUNK_STOCKS stocks at a time (bounded memory)."""
-        values = {name: np.empty(len(day)) for name in PRO_COLUMNS}
+    def _technical(
+        self, indicator_rows, names: tuple[str, ...], day: np.ndarray, stock: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The technical indicators ``names`` of the cells by ``indicator_rows`` (technical.py),
+        from the traded history of their stocks through the latest of their days, computed
+        on each request CHUNK_STOCKS stocks at a time: memory stays bounded (a whole-history
+        panel of 5,000 stocks would be gigabytes) and a market that never answers them pays
+        nothing."""
+        values = {name: np.empty(len(day)) for name in names}
         if len(day) == 0:
             return values
         span = day.max() + 1
@@ -340,7 +344,7 @@ class SampleMarket:
                 history_stock * span + history_day, stock[asked] * span + day[asked]
             )
             order = np.argsort(rows)
-            chunk_values = pro_indicator_rows(
+            chunk_values = indicator_rows(
                 history_stock,
                 *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
                 adj=self._adj(history_stock, history_day),
@@ -349,22 +353,6 @@ class SampleMarket:
             for name, value in chunk_values.items():
                 values[name][asked[order]] = value
         return values
-
-    def _indicators(self) -> TechnicalIndicators:
-        """stk_factor's indicators over the whole history, computed on first use (~1 s and
-        ~60 MB for the default market; markets that never answer stk_factor pay nothing)."""
-        with self._technical_lock:
-            if self._technical is None:
-                stock, day = np.nonzero(self._path.traded.T)
-                p = self._path
-                self._technical = TechnicalIndicators(
-                    p.traded.shape,
-                    stock,
-                    day,
-                    *(a[day, stock] / 100 for a in (p.high, p.low, p.close)),
-                    adj=self._adj(stock, day),
-                )
-            return self._technical
 
     def _previous_volume(self, day: np.ndarray, stock: np.ndarray) -> np.ndarray:
         """Mean volume of the stock's traded days among the 5 trading days before day."""

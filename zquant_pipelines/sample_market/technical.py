@@ -281,40 +281,23 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np
     return moving_mean(true_range, window)
 
 
-class TechnicalIndicators:
-    """stk_factor's indicators of every traded (day, stock): ``values[name][row_of[day,
-    stock]]``. ``stock`` and ``day`` list the traded cells stock by stock, each in day
-    order; the prices are unadjusted (CNY) and ``adj`` their adj_factor."""
-
-    def __init__(
-        self,
-        shape: tuple[int, int],
-        stock: np.ndarray,
-        day: np.ndarray,
-        high: np.ndarray,
-        low: np.ndarray,
-        close: np.ndarray,
-        adj: np.ndarray,
-    ):
-        order = np.lexsort((day, stock))
-        if not np.array_equal(order, np.arange(len(order))):
-            raise ValueError("cells must come stock by stock, each in day order")
-        self.row_of = np.full(shape, -1, dtype=np.int64)
-        self.row_of[day, stock] = np.arange(len(day))
-        hfq = indicator_rows(
-            INDICATORS, stock, high * adj, low * adj, close * adj, np.arange(len(day))
-        )
-        self.values = {
-            name: np.round(value / adj if name in PRICE_LEVEL else value, DECIMALS)
-            for name, value in hfq.items()
-        }
-
-    def rows(self, day: np.ndarray, stock: np.ndarray) -> dict[str, np.ndarray]:
-        """The indicators of the cells (traded ones only), by name."""
-        rows = self.row_of[day, stock]
-        if (rows < 0).any():
-            raise ValueError("stk_factor has rows for traded days only")
-        return {name: values[rows] for name, values in self.values.items()}
+def stk_factor_indicator_rows(
+    stock: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    adj: np.ndarray,
+    rows: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """stk_factor's indicators (on qfq prices as of each day) of the cells ``rows`` of a
+    traded history (as ``indicator_rows`` takes it; prices unadjusted, ``adj`` their
+    adj_factor)."""
+    hfq = indicator_rows(INDICATORS, stock, high * adj, low * adj, close * adj, rows)
+    day_adj = adj[rows]
+    return {
+        name: np.round(value / day_adj if name in PRICE_LEVEL else value, DECIMALS)
+        for name, value in hfq.items()
+    }
 
 
 def pro_indicator_rows(
