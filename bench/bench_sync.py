@@ -50,7 +50,7 @@ import psycopg2
 import sqlalchemy as sa
 
 from bench.harness import Figure, Sample
-from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES, TRADING_DAY_APIS
+from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES
 from zquant_pipelines.dates import to_tushare_date
 from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse, copy_csv
@@ -74,6 +74,11 @@ from zquant_pipelines_tests.support.services import (
 )
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
+# The APIs the call figures count: the market bars, on which issue 15 defines its sync
+# figures. Not every trading-day API: counting a plan's pages runs its queries against the
+# sample market (PageCounter needs the rows), and stk_factor's and stk_factor_pro's answers
+# are indicator panels over the history, minutes for 5,000 stocks and 1,000 days.
+BAR_APIS = ("daily", "adj_factor", "daily_basic")
 # Sizes: stocks, the days of the call figures, the days the write figures write.
 SIZES = {
     "quick": {"stocks": 30, "call_days": (5, 10), "write_days": 3},
@@ -308,14 +313,14 @@ def stock_spans(market) -> pd.DataFrame:
 
 
 def counted_calls(market, stocks: pd.DataFrame, days: list[dt.date]) -> dict[str, dict]:
-    """Calls per trading-day API over ``days`` (open, oldest first), counted against the
+    """Calls per bar API (BAR_APIS) over ``days`` (open, oldest first), counted against the
     market: ours (the sync's plan, each planned query run and its pages counted), the page
     floor (ceil(rows / row limit) of the same rows), zquant's bulk mode (one ``trade_date``
     call per day, unpaged) and per-stock mode (one call per stock listed in the range, each
     under the row limit)."""
     per_stock = int(listed_during(stocks, days[0], days[-1]).sum())
     calls: dict[str, dict] = {}
-    for api in TRADING_DAY_APIS:
+    for api in BAR_APIS:
         row_limit = API_ROW_LIMITS[api]
         plan = plan_calls(days, listed_counts(stocks, days), row_limit)
         counter = PageCounter(market, row_limit)
@@ -338,7 +343,7 @@ def projected_calls(listed: int, n_days: int) -> dict[str, dict]:
     case)."""
     days = [dt.date(2000, 1, 1) + dt.timedelta(days=n) for n in range(n_days)]
     calls: dict[str, dict] = {}
-    for api in TRADING_DAY_APIS:
+    for api in BAR_APIS:
         row_limit = API_ROW_LIMITS[api]
         plan = plan_calls(days, [listed] * n_days, row_limit)
         calls[api] = {
@@ -355,7 +360,7 @@ CURVE_SERIES = ("ours", "floor", "zquant_bulk_per_day", "zquant_per_stock")
 
 
 def calls_curve(market, as_of: str, sizes) -> list[dict]:
-    """Per size: calls of each series summed over the trading-day APIs, and the minutes
+    """Per size: calls of each series summed over the bar APIs, and the minutes
     they take at CURVE_CALLS_PER_MINUTE (computed, not slept: the steady rate, the APIs one
     after another, waits only; a fresh budget lets a first burst through sooner, a budget
     shared with other syncs makes it slower). A size within the market's

@@ -15,7 +15,7 @@ import pytest
 
 from bench import bench_scheduling, bench_sync, harness
 from bench.__main__ import DEFAULT_MODULES, parse_only
-from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES, TRADING_DAY_APIS
+from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES
 from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sample_market import sample_market
@@ -61,10 +61,11 @@ def test_quick_run_measures_every_module_through_the_harness(pg_server_url, tmp_
         assert (entry["met"] is None) == (entry["target"] is None), entry
         assert "agree" not in entry["note"] and "differ" not in entry["note"], entry
 
-    # The call figures count the calls of the three trading-day APIs: a few days of 30
-    # stocks fit one code-list call per API for us, zquant's per-stock mode makes one per
-    # stock listed in the range, per API.
-    assert figures["sync.calls_vs_floor_5d"]["ours"] == len(TRADING_DAY_APIS)
+    # The call figures count the calls of the three bar APIs: a few days of 30 stocks fit
+    # one code-list call per API for us, zquant's per-stock mode makes one per stock listed
+    # in the range, per API.
+    assert bench_sync.BAR_APIS == ("daily", "adj_factor", "daily_basic")
+    assert figures["sync.calls_vs_floor_5d"]["ours"] == len(bench_sync.BAR_APIS)
     per_stock = figures["sync.calls_vs_zquant_per_stock_10d"]
     market = sample_market(
         n_stocks=bench_sync.SIZES["quick"]["stocks"], as_of=bench_sync.DEFAULT_AS_OF
@@ -76,8 +77,8 @@ def test_quick_run_measures_every_module_through_the_harness(pg_server_url, tmp_
         & ~(stocks["delist_date"].fillna("99999999") < f"{days[0]:%Y%m%d}")
     ]
     assert (per_stock["ours"], per_stock["baseline"]) == (
-        len(TRADING_DAY_APIS),
-        len(TRADING_DAY_APIS) * len(listed),
+        len(bench_sync.BAR_APIS),
+        len(bench_sync.BAR_APIS) * len(listed),
     )
     for storage in ("sqlite", "postgres"):
         stats = figures[f"stats.all_tasks_vs_plain_200_{storage}"]

@@ -32,7 +32,27 @@ PRE_CLOSE = double(
 CHANGE = double("change", "close - pre_close, CNY")
 VOL = double("vol", "volume, lots (手, 100 shares)")
 AMOUNT = double("amount", "turnover, thousand CNY (千元)")
+PCT_CHG = double("pct_chg", "change over pre_close, %")
 ADJ_FACTOR = double("adj_factor", "cumulative adjustment factor; hfq price = price * adj_factor")
+
+# daily_basic's fields after the close (stk_factor_pro carries them too).
+DAILY_INDICATORS = (
+    double("turnover_rate", "turnover rate, % of total float shares"),
+    double("turnover_rate_f", "turnover rate, % of free-float shares"),
+    double("volume_ratio", "volume ratio (量比)"),
+    double("pe", "price / earnings, NULL when losing money"),
+    double("pe_ttm", "price / earnings TTM, NULL when losing money"),
+    double("pb", "price / book"),
+    double("ps", "price / sales"),
+    double("ps_ttm", "price / sales TTM"),
+    double("dv_ratio", "dividend yield, %"),
+    double("dv_ttm", "dividend yield TTM, %"),
+    double("total_share", "total shares, 10k shares (万股)"),
+    double("float_share", "float shares, 10k shares (万股)"),
+    double("free_share", "free-float shares, 10k shares (万股)"),
+    double("total_mv", "total market value, 10k CNY (万元)"),
+    double("circ_mv", "float market value, 10k CNY (万元)"),
+)
 
 STOCK_BASIC = Dataset(
     name="stock_basic",
@@ -82,7 +102,7 @@ DAILY = Dataset(
         CLOSE,
         PRE_CLOSE,
         CHANGE,
-        double("pct_chg", "change over pre_close, %"),
+        PCT_CHG,
         VOL,
         AMOUNT,
     ),
@@ -118,21 +138,7 @@ DAILY_BASIC = Dataset(
         TS_CODE,
         TRADE_DATE,
         CLOSE,
-        double("turnover_rate", "turnover rate, % of total float shares"),
-        double("turnover_rate_f", "turnover rate, % of free-float shares"),
-        double("volume_ratio", "volume ratio (量比)"),
-        double("pe", "price / earnings, NULL when losing money"),
-        double("pe_ttm", "price / earnings TTM, NULL when losing money"),
-        double("pb", "price / book"),
-        double("ps", "price / sales"),
-        double("ps_ttm", "price / sales TTM"),
-        double("dv_ratio", "dividend yield, %"),
-        double("dv_ttm", "dividend yield TTM, %"),
-        double("total_share", "total shares, 10k shares (万股)"),
-        double("float_share", "float shares, 10k shares (万股)"),
-        double("free_share", "free-float shares, 10k shares (万股)"),
-        double("total_mv", "total market value, 10k CNY (万元)"),
-        double("circ_mv", "float market value, 10k CNY (万元)"),
+        *DAILY_INDICATORS,
     ),
     published="17:00",
     min_listed_share=0.8,
@@ -188,4 +194,93 @@ STK_FACTOR = Dataset(
     checks=PRICE_CHECKS,
 )
 
-MARKET_DATASETS = (STOCK_BASIC, TRADE_CAL, DAILY, ADJ_FACTOR_DATASET, DAILY_BASIC, STK_FACTOR)
+# stk_factor_pro's moving-average windows (days).
+_WINDOWS = (5, 10, 20, 30, 60, 90, 250)
+# tushare's page (doc_id=328) as stored here ends at float_share; the later names and the
+# parameters are those of transcriptions of it, which agree with each other and with its
+# siblings fund_factor_pro (doc_id=359) and cb_factor_pro (doc_id=392).
+# stk_factor_pro's indicator families with their parameters as tushare's pages give them,
+# by the name under which each appears with the adjustment (sample_market/technical.py's
+# pro_name): (column stem, its window if the window follows the adjustment, meaning).
+_PRO_FAMILIES = (
+    *(("ma", window, f"simple moving average of close over {window} days") for window in _WINDOWS),
+    *(("ema", window, f"exponential moving average of close, N={window}") for window in _WINDOWS),
+    ("macd_dif", None, "MACD DIF (EMA12 - EMA26 of close)"),
+    ("macd_dea", None, "MACD DEA (EMA9 of DIF)"),
+    ("macd", None, "MACD histogram 2 x (DIF - DEA)"),
+    ("kdj_k", None, "KDJ K (N=9, M1=3, M2=3), 0-100"),
+    ("kdj_d", None, "KDJ D, 0-100"),
+    ("kdj", None, "KDJ J = 3K - 2D"),
+    *(("rsi", window, f"RSI of close over {window} days, 0-100") for window in (6, 12, 24)),
+    ("boll_upper", None, "Bollinger upper band (close, N=20, P=2)"),
+    ("boll_mid", None, "Bollinger middle band: 20-day mean of close"),
+    ("boll_lower", None, "Bollinger lower band (close, N=20, P=2)"),
+    ("cci", None, "commodity channel index (N=14)"),
+    ("atr", None, "average true range (N=20)"),
+)
+_ADJUSTED = (
+    ("bfq", "unadjusted prices"),
+    ("hfq", "hfq prices"),
+    ("qfq", "qfq prices as of trade_date"),
+)
+
+STK_FACTOR_PRO = Dataset(
+    name="stk_factor_pro",
+    description="Daily technical factors, professional edition (a documented subset): the bar"
+    " with hfq and qfq prices, daily_basic's fields, adj_factor, and MA and EMA (5, 10, 20, 30,"
+    " 60, 90, 250), MACD(12, 26, 9), KDJ(9, 3, 3), RSI(6, 12, 24), BOLL(20, 2), CCI(14) and"
+    " ATR(20) each on unadjusted (_bfq), hfq (_hfq) and qfq (_qfq) prices. Not declared: its"
+    " other families (ASI, BBI, BIAS, BRAR, CR, DFMA, DMI, DPO, EMV, EXPMA, KTN, MASS, MFI, MTM,"
+    " OBV, PSY, ROC, TAQ, TRIX, VR, WR, XSII, up/down/top/low days). No row on a day the stock"
+    " was suspended. Verified on tushare's page: the fields through float_share and the row"
+    " limit; free_share to circ_mv, adj_factor and the indicators' names and parameters come"
+    " from transcriptions of it (the stored page is cut off).",
+    partitioning=Partitioning.TRADING_DAY,
+    keys=("ts_code", "trade_date"),
+    columns=(
+        TS_CODE,
+        TRADE_DATE,
+        *(
+            column
+            for price, plain in ((OPEN, "open"), (HIGH, "high"), (LOW, "low"), (CLOSE, "close"))
+            for column in (
+                price,
+                double(f"{plain}_hfq", f"{plain} price, CNY, back-adjusted (x adj_factor)"),
+                double(
+                    f"{plain}_qfq",
+                    f"{plain} price, CNY, forward-adjusted as of trade_date (that day's snapshot)",
+                ),
+            )
+        ),
+        PRE_CLOSE,
+        CHANGE,
+        PCT_CHG,
+        VOL,
+        AMOUNT,
+        *DAILY_INDICATORS,
+        ADJ_FACTOR,
+        *(
+            double(
+                f"{stem}_{adjustment}_{window}" if window else f"{stem}_{adjustment}",
+                f"{meaning}, on {prices}",
+            )
+            for stem, window, meaning in _PRO_FAMILIES
+            for adjustment, prices in _ADJUSTED
+        ),
+    ),
+    row_limit=10000,
+    # tushare's page names no time; zquant v0.4 takes the day before until 18:00.
+    published="18:00",
+    min_listed_share=0.8,
+    checks=PRICE_CHECKS,
+)
+
+MARKET_DATASETS = (
+    STOCK_BASIC,
+    TRADE_CAL,
+    DAILY,
+    ADJ_FACTOR_DATASET,
+    DAILY_BASIC,
+    STK_FACTOR,
+    STK_FACTOR_PRO,
+)

@@ -8,12 +8,12 @@ pandas (no Dagster), in six parts, each importing only the ones before it:
 - ``universe``: the stocks: boards, codes, names, listings, delistings, pauses,
   suspensions, shares, fundamentals, dividends and bonus shares;
 - ``prices``: the price path: daily bars and ex-right adjustments;
-- ``technical``: stk_factor's indicators (MACD, KDJ, RSI, BOLL, CCI) over the price path;
+- ``technical``: stk_factor's and stk_factor_pro's indicators over the price path;
 - ``financials``: the financial statements (income, balancesheet, cashflow,
   fina_indicator and their *_vip variants), with restatements and late announcements;
 - ``market``: ``SampleMarket``, the answers to ``stock_basic``, ``trade_cal``, ``daily``,
-  ``adj_factor``, ``daily_basic`` and ``stk_factor`` in tushare's wire format, and
-  ``sample_market()``.
+  ``adj_factor``, ``daily_basic``, ``stk_factor`` and ``stk_factor_pro`` in tushare's wire
+  format, and ``sample_market()``.
 
 A market is a pure function of (seed, n_stocks, start_date); ``as_of`` only cuts the
 history at the last open day on or before it. Random draws for day t happen in day order

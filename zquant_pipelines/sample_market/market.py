@@ -1,10 +1,10 @@
 """The offline sample market answering tushare queries, shared once per process.
 
 Owns ``SampleMarket`` (the universe and price path cut at ``as_of``, answering
-``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic`` and
-``stk_factor`` in tushare's wire format, with tushare's parameter rules, and the financial
-statements of ``financials``) and ``sample_market()``, which builds one market per
-configuration in a process and shares it.
+``stock_basic``, ``trade_cal``, ``daily``, ``adj_factor``, ``daily_basic``, ``stk_factor``
+and ``stk_factor_pro`` in tushare's wire format, with tushare's parameter rules, and the
+financial statements of ``financials``) and ``sample_market()``, which builds one market
+per configuration in a process and shares it.
 """
 
 import datetime as dt
@@ -28,7 +28,13 @@ from zquant_pipelines.sample_market.calendar import (
 )
 from zquant_pipelines.sample_market.financials import FinancialStatements
 from zquant_pipelines.sample_market.prices import PricePath
-from zquant_pipelines.sample_market.technical import TechnicalIndicators
+from zquant_pipelines.sample_market.technical import (
+    CHUNK_STOCKS,
+    INDICATORS,
+    PRO_COLUMNS,
+    pro_indicator_rows,
+    stk_factor_indicator_rows,
+)
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
 DEFAULT_SEED = 7
@@ -81,10 +87,9 @@ class SampleMarket:
             "adj_factor": (_BAR_PARAMS, self._adj_factor),
             "daily_basic": (_BAR_PARAMS, self._daily_basic),
             "stk_factor": (_BAR_PARAMS, self._stk_factor),
+            "stk_factor_pro": (_BAR_PARAMS, self._stk_factor_pro),
             **FinancialStatements(self._universe, seed, self.as_of).handlers(),
         }
-        self._technical: TechnicalIndicators | None = None
-        self._technical_lock = threading.Lock()
 
     @property
     def last_trade_date(self) -> dt.date | None:
@@ -296,25 +301,61 @@ class SampleMarket:
                 **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
                 # qfq as of the row's own day: x adj_factor(D) / adj_factor(D).
                 **{f"{price}_qfq": bars[price] for price in prices},
-                **self._indicators().rows(day, stock),
+                **self._technical(stk_factor_indicator_rows, INDICATORS, day, stock),
             }
         )
 
-    def _indicators(self) -> TechnicalIndicators:
-        """stk_factor's indicators over the whole history, computed on first use (~1 s and
-        ~60 MB for the default market; markets that never answer stk_factor pay nothing)."""
-        with self._technical_lock:
-            if self._technical is None:
-                stock, day = np.nonzero(self._path.traded.T)
-                p = self._path
-                self._technical = TechnicalIndicators(
-                    p.traded.shape,
-                    stock,
-                    day,
-                    *(a[day, stock] / 100 for a in (p.high, p.low, p.close)),
-                    adj=self._adj(stock, day),
-                )
-            return self._technical
+    def _stk_factor_pro(self, given: dict) -> pd.DataFrame:
+        """The bar with hfq and qfq prices, daily_basic's fields, adj_factor and the indicators
+        unadjusted, hfq and qfq as of the day; computed for the stocks asked over their history
+        through the last day asked (a 250-column panel of the whole market is never held)."""
+        day, stock = self._cells(given, listed=False)
+        bars = self._daily(given)  # the same cells, in the same order
+        basic = self._daily_basic(given)
+        adj = self._adj(stock, day)
+        prices = ("open", "high", "low", "close")
+        return pd.DataFrame(
+            {
+                **bars,
+                **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
+                **{f"{price}_qfq": bars[price] for price in prices},
+                **basic.drop(columns=["ts_code", "trade_date", "close"]),
+                "adj_factor": adj,
+                **self._technical(pro_indicator_rows, PRO_COLUMNS, day, stock),
+            }
+        )
+
+    def _technical(
+        self, indicator_rows, names: tuple[str, ...], day: np.ndarray, stock: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The technical indicators ``names`` of the cells by ``indicator_rows`` (technical.py),
+        from the traded history of their stocks through the latest of their days, computed
+        on each request CHUNK_STOCKS stocks at a time: memory stays bounded (a whole-history
+        panel of 5,000 stocks would be gigabytes) and a market that never answers them pays
+        nothing."""
+        values = {name: np.empty(len(day)) for name in names}
+        if len(day) == 0:
+            return values
+        span = day.max() + 1
+        stocks = np.unique(stock)
+        p = self._path
+        for chunk in np.array_split(stocks, -(-len(stocks) // CHUNK_STOCKS)):
+            asked = np.flatnonzero(np.isin(stock, chunk))
+            column, history_day = np.nonzero(p.traded[:span, chunk].T)  # by stock, by day
+            history_stock = chunk[column]
+            rows = np.searchsorted(
+                history_stock * span + history_day, stock[asked] * span + day[asked]
+            )
+            order = np.argsort(rows)
+            chunk_values = indicator_rows(
+                history_stock,
+                *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
+                adj=self._adj(history_stock, history_day),
+                rows=rows[order],
+            )
+            for name, value in chunk_values.items():
+                values[name][asked[order]] = value
+        return values
 
     def _previous_volume(self, day: np.ndarray, stock: np.ndarray) -> np.ndarray:
         """Mean volume of the stock's traded days among the 5 trading days before day."""

@@ -270,6 +270,8 @@ ACTION_PARAMS: dict[str, type[ActionParams]] = {
     "sync_daily_data": SyncDailyDataParams,
     "sync_all_daily_data": SyncAllDailyDataParams,
     "sync_daily_basic_data": DateRangeParams,
+    "sync_factor_data": DateRangeParams,
+    "sync_stkfactorpro_data": DateRangeParams,
     "calculate_factor": CalculateFactorParams,
     "batch_stock_filter": BatchStockFilterParams,
     "statistics_table_data": DateRangeParams,

@@ -188,10 +188,18 @@ def check_codes_listed(warehouse, codes: Sequence[str]) -> None:
     )
 
 
-def sync_daily_basic_data(context, params) -> dict:
-    start, end = resolve_range(params, context.resources.warehouse)
-    check_not_future(end)
-    return sync_stock_days(context, ("daily_basic",), [], start, end)
+def whole_market_action(api_name: str) -> ActionFn:
+    """The action syncing one trading-day API for the whole market over the params' range
+    (default: the latest trading day): zquant's sync_daily_basic_data, sync_factor_data
+    (stk_factor) and sync_stkfactorpro_data (stk_factor_pro)."""
+
+    def action(context, params) -> dict:
+        start, end = resolve_range(params, context.resources.warehouse)
+        check_not_future(end)
+        return sync_stock_days(context, (api_name,), [], start, end)
+
+    action.__name__ = action.__qualname__ = f"sync_{api_name}_days"
+    return action
 
 
 def calculate_factor(context, params) -> dict:
@@ -324,7 +332,9 @@ ACTIONS: dict[str, ActionFn] = {
     "sync_trading_calendar": sync_trading_calendar,
     "sync_daily_data": sync_daily_bars,
     "sync_all_daily_data": sync_daily_bars,
-    "sync_daily_basic_data": sync_daily_basic_data,
+    "sync_daily_basic_data": whole_market_action("daily_basic"),
+    "sync_factor_data": whole_market_action("stk_factor"),
+    "sync_stkfactorpro_data": whole_market_action("stk_factor_pro"),
     "calculate_factor": calculate_factor,
     "batch_stock_filter": batch_stock_filter,
     "statistics_table_data": statistics_table_data,

@@ -52,7 +52,10 @@ ACTION_PARAM_NAMES: dict[str, dict[str, str]] = {
         name: name for name in ("ts_code", "symbol", "codelist", "start_date", "end_date")
     },
     "sync_all_daily_data": {name: name for name in ("codelist", "start_date", "end_date")},
-    "sync_daily_basic_data": {"start_date": "start_date", "end_date": "end_date"},
+    **{
+        action: {"start_date": "start_date", "end_date": "end_date"}
+        for action in ("sync_daily_basic_data", "sync_factor_data", "sync_stkfactorpro_data")
+    },
     "calculate_factor": {"codes": "codes", "start_date": "start_date", "end_date": "end_date"},
 }
 # zquant params with no counterpart here that change nothing a task does when left out.

@@ -133,27 +133,28 @@ def test_reply_at_the_row_limit_is_paged(backing, tushare_server_factory, tmp_pa
     pd.testing.assert_frame_equal(stored(warehouse, "daily", day), expected, check_dtype=False)
 
 
-def test_stk_factor_pages_at_its_own_row_limit(backing, source, server, warehouse):
-    """Client and server at tushare's limits: stk_factor's 10,000 rows a call, not daily's
-    6,000; a code-list call over two months of the market spans two of its pages."""
-    limit = API_ROW_LIMITS["stk_factor"]
+@pytest.mark.parametrize("api_name", ["stk_factor", "stk_factor_pro"])
+def test_technical_factors_page_at_their_own_row_limit(
+    api_name, backing, source, server, warehouse
+):
+    """Client and server at tushare's limits: the technical factors' 10,000 rows a call,
+    not daily's 6,000; a code-list call over two months of the market spans two pages."""
+    limit = API_ROW_LIMITS[api_name]
     assert limit == 10_000 != API_ROW_LIMITS["daily"]
     sync_reference(source, warehouse)
     weekdays = [d.date() for d in pd.bdate_range(CAL_START, CAL_END)]
     server.reset_calls()
-    result = sync.sync_trading_days(
-        source, warehouse, "stk_factor", weekdays, shape=sync.CODE_LISTS
-    )
-    pages = server.calls_to("stk_factor")
+    result = sync.sync_trading_days(source, warehouse, api_name, weekdays, shape=sync.CODE_LISTS)
+    pages = server.calls_to(api_name)
     assert [(int(c.params["offset"]), int(c.params["limit"])) for c in pages] == [
         (0, limit),
         (limit, limit),
     ]
     assert limit < result.rows < 2 * limit
     expected = served(
-        backing, "stk_factor", start_date=f"{CAL_START:%Y%m%d}", end_date=f"{CAL_END:%Y%m%d}"
+        backing, api_name, start_date=f"{CAL_START:%Y%m%d}", end_date=f"{CAL_END:%Y%m%d}"
     )
-    table = warehouse.read_table("stk_factor").loc[:, list(API_FIELDS["stk_factor"])]
+    table = warehouse.read_table(api_name).loc[:, list(API_FIELDS[api_name])]
     table = table.sort_values(["ts_code", "trade_date"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE
+from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE, TRADING_DAY_APIS
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.factors.library import compute_factor_daily
 from zquant_pipelines.resources.sample_source import SampleMarketSource
@@ -41,6 +41,8 @@ TASKS = [
     manual("stocks", "sync_stock_list"),
     manual("bars", "sync_all_daily_data", **WEEK),
     manual("basics", "sync_daily_basic_data", **WEEK),
+    manual("technical", "sync_factor_data", **WEEK),
+    manual("technical_pro", "sync_stkfactorpro_data", **WEEK),
     manual("factors", "calculate_factor", **WEEK),
     manual("screen", "batch_stock_filter", **WEEK),
     manual("statistics", "statistics_table_data", **WEEK),
@@ -152,11 +154,23 @@ def test_sync_all_daily_data_materializes_each_day_of_bars_and_adj_factor(runs):
     assert [calls_by_day[day] for day in sorted(calls_by_day)] == [1, 0, 0, 0, 0]
 
 
-def test_sync_daily_basic_data_materializes_each_day(runs):
-    assert runs.asset_events("basics", "ASSET_MATERIALIZATION") == materialized(
-        "daily_basic", WEEK_PARTITIONS
+@pytest.mark.parametrize(
+    ("task_name", "table"),
+    [("basics", "daily_basic"), ("technical", "stk_factor"), ("technical_pro", "stk_factor_pro")],
+)
+def test_whole_market_actions_materialize_each_day(runs, task_name, table):
+    """sync_daily_basic_data, sync_factor_data and sync_stkfactorpro_data: the market's
+    days of their table, each day stored as served and reported."""
+    assert runs.asset_events(task_name, "ASSET_MATERIALIZATION") == materialized(
+        table, WEEK_PARTITIONS
     )
-    assert runs.warehouse.count_rows("daily_basic", dt.date(2026, 11, 6)) > 0
+    day = dt.date(2026, 11, 6)
+    served = SampleMarketSource().query(table, trade_date=f"{day:%Y%m%d}")
+    stored = runs.warehouse.read_frame(
+        f"SELECT ts_code FROM {table} WHERE trade_date = :day ORDER BY ts_code", {"day": day}
+    )
+    assert len(served) > 0
+    assert list(stored["ts_code"]) == sorted(served["ts_code"])
 
 
 def test_calculate_factor_materializes_each_day_of_factor_daily(runs):
@@ -192,7 +206,7 @@ def test_statistics_table_data_counts_each_day_of_each_table(runs):
     rows = dict(zip(stored["table_name"], stored["row_count"], strict=True))
     assert rows == {
         table: runs.warehouse.count_rows(table, day)
-        for table in ("daily", "adj_factor", "daily_basic", "factor_daily")
+        for table in (*TRADING_DAY_APIS, "factor_daily")
     }
 
 

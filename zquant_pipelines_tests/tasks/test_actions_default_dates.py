@@ -50,6 +50,8 @@ TASKS = [
     manual("stocks", "sync_stock_list"),
     manual("bars", "sync_all_daily_data"),
     manual("basics", "sync_daily_basic_data"),
+    manual("technical", "sync_factor_data"),
+    manual("technical_pro", "sync_stkfactorpro_data"),
 ]
 
 
@@ -135,3 +137,24 @@ def test_no_end_date_before_publication_fails_and_writes_nothing(defs, instance,
     assert materialized_partitions(result) == []
     assert defs.resources["warehouse"].count_rows("daily_basic") == 0
     assert instance.get_materialized_partitions(dg.AssetKey("daily_basic")) == set()
+
+
+@pytest.mark.parametrize(
+    ("task_name", "api_name"),
+    [("basics", "daily_basic"), ("technical", "stk_factor"), ("technical_pro", "stk_factor_pro")],
+)
+def test_whole_market_actions_default_to_the_latest_open_day(
+    defs, instance, server, task_name, api_name
+):
+    """zquant's sync_daily_basic_data, sync_factor_data and sync_stkfactorpro_data with no
+    dates: the latest open day on or before today (today is closed here)."""
+    assert run_task(defs, instance, "calendar").success
+    assert run_task(defs, instance, "stocks").success
+    day = server.backing.last_open_day_before_today()
+    server.reset_calls()
+
+    result = run_task(defs, instance, task_name)
+
+    assert result.success
+    assert [c.params["trade_date"] for c in server.calls_to(api_name)] == [to_tushare_date(day)]
+    assert materialized_partitions(result) == [(api_name, f"{day:{PARTITION_DATE_FORMAT}}")]

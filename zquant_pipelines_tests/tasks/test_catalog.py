@@ -488,8 +488,9 @@ def test_an_empty_task_list_is_an_empty_catalog():
             [
                 "task 'a': config.task_action 'sync_everything' is not an action (known:"
                 " sync_stock_list, sync_trading_calendar, sync_daily_data, sync_all_daily_data,"
-                " sync_daily_basic_data, calculate_factor, batch_stock_filter,"
-                " statistics_table_data, run_script, example_task)"
+                " sync_daily_basic_data, sync_factor_data, sync_stkfactorpro_data,"
+                " calculate_factor, batch_stock_filter, statistics_table_data, run_script,"
+                " example_task)"
             ],
         ),
         (
