@@ -185,6 +185,9 @@ def _install(conn: sa.Connection, dialect: str) -> None:
     for statement in _definitions(dialect, schema, _prefix(dialect)):
         conn.exec_driver_sql(statement)
     conn.exec_driver_sql(_fill())
+    if dialect == "postgresql":
+        # The planner's statistics of the new table, before autovacuum would gather them.
+        conn.exec_driver_sql(f"ANALYZE {SUMMARY_TABLE}")
 
 
 def _drop_statements(conn: sa.Connection, dialect: str) -> list[str]:
