@@ -35,6 +35,7 @@ read then rebuilds. ``rebuild_task_run_summary`` (``zquant stats --rebuild``) re
 demand.
 """
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,10 +106,11 @@ def rebuild_task_run_summary(instance: dg.DagsterInstance) -> int:
             return conn.execute(sa.select(sa.func.count()).select_from(TaskRunsTable)).scalar()
 
 
-def expected_objects(dialect: str) -> set[str]:
+@functools.cache
+def expected_objects(dialect: str) -> frozenset[str]:
     """The summary's table and the names of its triggers under today's definitions."""
     triggers = _triggers(dialect, "", _prefix(dialect))
-    return {SUMMARY_TABLE, *(name for name, is_trigger, _ in triggers if is_trigger)}
+    return frozenset({SUMMARY_TABLE, *(name for name, is_trigger, _ in triggers if is_trigger)})
 
 
 def _dialect_of(conn: sa.Connection) -> str:
@@ -249,6 +251,7 @@ def _run_values(row: str) -> dict[str, str]:
 # -- the definitions -------------------------------------------------------------------------
 
 
+@functools.cache
 def _prefix(dialect: str) -> str:
     """``zquant_task_runs_<hash>``: the hash of every definition, placeholders unfilled."""
     text = "\n".join(_definitions(dialect, "{schema}", "{prefix}"))
