@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from zquant_pipelines.constants import TAG_TASK
-from zquant_pipelines.history.store import sql_run_storage
+from zquant_pipelines.history.store import NotSqlRunStorageError, sql_run_storage
 
 SUMMARY_TABLE = "zquant_task_runs"
 # Every trigger and trigger function is named <prefix>_<definitions hash>_<part>.
@@ -81,10 +81,6 @@ RUNS_COLUMNS = ("run_id", "status", "create_timestamp", "start_time", "end_time"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 
-class SummaryUnsupportedError(TypeError):
-    """The run store's database is neither SQLite nor PostgreSQL."""
-
-
 def ensure_task_run_summary(conn: sa.Connection) -> None:
     """Install the summary in the run store ``conn`` reaches, unless it is there already."""
     dialect = _dialect_of(conn)
@@ -116,7 +112,7 @@ def expected_objects(dialect: str) -> frozenset[str]:
 def _dialect_of(conn: sa.Connection) -> str:
     name = conn.dialect.name
     if name not in SUPPORTED_DIALECTS:
-        raise SummaryUnsupportedError(
+        raise NotSqlRunStorageError(
             f"run_storage: task stats need SQLite or PostgreSQL instance storage, got {name!r}"
         )
     return name
