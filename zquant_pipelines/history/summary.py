@@ -86,10 +86,10 @@ def ensure_task_run_summary(conn: sa.Connection) -> None:
     dialect = _dialect_of(conn)
     if _installed_objects(conn, dialect) == expected_objects(dialect):
         return
-    with _writers_held_off(conn, dialect):
+    with _writers_held_off(conn, dialect) as held:
         # Another process may have installed it while this one waited.
-        if _installed_objects(conn, dialect) != expected_objects(dialect):
-            _install(conn, dialect)
+        if _installed_objects(held, dialect) != expected_objects(dialect):
+            _install(held, dialect)
 
 
 def rebuild_task_run_summary(instance: dg.DagsterInstance) -> int:
@@ -97,9 +97,9 @@ def rebuild_task_run_summary(instance: dg.DagsterInstance) -> int:
     storage = sql_run_storage(instance)
     with storage.connect() as conn:
         dialect = _dialect_of(conn)
-        with _writers_held_off(conn, dialect):
-            _install(conn, dialect)
-            return conn.execute(sa.select(sa.func.count()).select_from(TaskRunsTable)).scalar()
+        with _writers_held_off(conn, dialect) as held:
+            _install(held, dialect)
+            return held.execute(sa.select(sa.func.count()).select_from(TaskRunsTable)).scalar()
 
 
 @functools.cache
@@ -146,26 +146,29 @@ def _installed_objects(conn: sa.Connection, dialect: str) -> set[str]:
 
 
 @contextmanager
-def _writers_held_off(conn: sa.Connection, dialect: str) -> Iterator[None]:
-    """A transaction in which no one else writes ``runs`` or ``run_tags`` or installs."""
+def _writers_held_off(conn: sa.Connection, dialect: str) -> Iterator[sa.Connection]:
+    """A connection in a transaction in which no one else writes ``runs`` or ``run_tags`` or
+    installs; ``conn`` itself is left as it was (its isolation level included)."""
     if dialect == "sqlite":
         # Dagster's SQLite connections leave BEGIN to the driver, which would open a deferred
         # transaction at the first write; IMMEDIATE takes the write lock before the checks.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            yield
+            yield conn
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")
             raise
         conn.exec_driver_sql("COMMIT")
         return
-    # Dagster's PostgreSQL connections autocommit each statement.
-    conn = conn.execution_options(isolation_level="READ COMMITTED")
-    with conn.begin():
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (PG_INSTALL_LOCK,))
-        # Writers wait until the commit, so the fill reads what the triggers will go on from.
-        conn.exec_driver_sql("LOCK TABLE runs, run_tags IN SHARE ROW EXCLUSIVE MODE")
-        yield
+    # A connection of our own: Dagster's autocommit each statement, and changing that on the
+    # caller's would turn its later writes into a transaction nobody commits.
+    with conn.engine.connect() as own:
+        own = own.execution_options(isolation_level="READ COMMITTED")
+        with own.begin():
+            own.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (PG_INSTALL_LOCK,))
+            # Writers wait until the commit, so the fill reads what the triggers go on from.
+            own.exec_driver_sql("LOCK TABLE runs, run_tags IN SHARE ROW EXCLUSIVE MODE")
+            yield own
 
 
 # -- installing ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.storage.runs.schema import RunsTable
 
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.stats import task_stats
@@ -23,6 +24,7 @@ from zquant_pipelines.history.store import sql_run_storage, utc_from_naive
 from zquant_pipelines.history.summary import (
     SUMMARY_TABLE,
     TaskRunsTable,
+    ensure_task_run_summary,
     expected_objects,
     rebuild_task_run_summary,
 )
@@ -55,6 +57,13 @@ def instance(request):
         for run in planned_runs():
             write_planned_run(instance, run)
         task_stats(instance)
+        yield instance
+
+
+@pytest.fixture(params=STORAGES)
+def empty_instance(request):
+    admin_url = request.getfixturevalue("pg_server_url") if request.param == "postgres" else ""
+    with fresh_instance(request.param, admin_url) as instance:
         yield instance
 
 
@@ -112,6 +121,17 @@ def planned(task: str | None, run_status: dg.DagsterRunStatus, **fields) -> Plan
 def test_the_first_read_fills_the_summary_from_the_run_store(instance):
     assert summary_rows(instance) == recorded_rows(instance)
     assert len(summary_rows(instance)) == len(planned_runs())
+
+
+def test_installing_leaves_the_callers_connection_autocommitting(empty_instance):
+    # The install runs in a transaction of its own; a write the caller then makes on its
+    # connection (Dagster's autocommit) must be there for every other connection.
+    run_id = str(uuid.uuid4())
+    with sql_run_storage(empty_instance).connect() as conn:
+        ensure_task_run_summary(conn)
+        conn.execute(sa.insert(RunsTable).values(run_id=run_id, status=S.QUEUED.value))
+
+    assert {row[:3] for row in summary_rows(empty_instance)} == {(run_id, None, S.QUEUED.value)}
 
 
 def test_runs_that_succeed_and_fail(instance):
