@@ -30,7 +30,7 @@ Definitions (the test's naive count over ``get_run_records`` uses the same ones)
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import dagster as dg
@@ -53,9 +53,6 @@ from zquant_pipelines.history.summary import TaskRunsTable, ensure_task_run_summ
 
 # The per-task figures that add up to the overall ones.
 COUNTED = ("total", SUCCESS, FAILED, RUNNING, CANCELED, "durations")
-# Sort memory of the stats statement on PostgreSQL (see _grouping_sets_rows): a million
-# runs' durations.
-PG_STATS_WORK_MEM = "64MB"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,19 +86,23 @@ def task_stats(
     """Stats of every task (or of ``task`` only) over runs created at or after ``since``."""
     if task is not None and (not isinstance(task, str) or not task.strip()):
         raise ValueError(f"task: expected a task name, got {task!r}")
-    runs = TaskRunsTable.c
-    conditions = [runs.task.is_not(None)]
-    if task is not None:
-        conditions.append(runs.task == task)
-    if since is not None:
-        conditions.append(runs.create_timestamp >= naive_utc(since, "since"))
+    created_from = None if since is None else naive_utc(since, "since")
+
+    def conditions(runs: sa.ColumnCollection) -> list[sa.ColumnElement]:
+        """The runs the stats count, as conditions on the summary's columns."""
+        kept = [runs.task.is_not(None)]
+        if task is not None:
+            kept.append(runs.task == task)
+        if created_from is not None:
+            kept.append(runs.create_timestamp >= created_from)
+        return kept
 
     with sql_run_storage(instance).connect() as conn:
         ensure_task_run_summary(conn)
         if conn.dialect.name == "postgresql":
-            rows = _grouping_sets_rows(conn, conditions)
+            rows = list(conn.execute(_lateral_walks_select(conditions)).mappings())
         else:
-            rows = _nearest_rank_rows(conn, conditions)
+            rows = _walked_rows(conn, conditions)
 
     # The overall row is the one without a task (tag values are never NULL).
     overall = next(_task_stats(row) for row in rows if row["task"] is None)
@@ -115,74 +116,102 @@ def task_stats(
     return StatsReport(since=since, tasks=tasks, overall=overall)
 
 
-def _grouping_sets_rows(conn: sa.Connection, conditions: list[sa.ColumnElement]) -> list[Mapping]:
-    """PostgreSQL: one statement, per task and overall, p95 by ``percentile_disc``.
+Conditions = Callable[[sa.ColumnCollection], list[sa.ColumnElement]]
 
-    ``percentile_disc(0.95)`` returns the value at row ``ceil(0.95 * n)`` of the ordered
-    durations (NULLs skipped): the nearest rank. The double nearest 0.95 lies just below
-    it, so the product with n never passes the exact value's ceiling for any n. The sort
-    this takes is cheap on the summary's narrow rows, where walking the index (as on SQLite)
-    would visit the table for every entry until a vacuum has marked its pages all-visible.
-    """
-    runs = TaskRunsTable.c
-    p95 = sa.func.percentile_disc(P95_PERCENT / 100).within_group(_finished_duration(runs))
-    select = (
-        sa.select(runs.task, *_figures(), p95.label("p95"))
-        .where(*conditions)
-        .group_by(sa.func.grouping_sets(sa.tuple_(runs.task), sa.tuple_()))
+
+def _lateral_walks_select(conditions: Conditions) -> sa.CompoundSelect:
+    """PostgreSQL: one statement. The per-task figures, their sums as the overall row, and
+    for each row a LATERAL walk down the index to its p95, offset by the row's own count."""
+    runs = TaskRunsTable.alias("task_runs")
+    counts = (
+        sa.select(runs.c.task, *_figures(runs.c))
+        .where(*conditions(runs.c))
+        .group_by(runs.c.task)
+        .cte("counts")
     )
-    # Dagster's connections autocommit; SET LOCAL needs a transaction of our own (and a
-    # pooled connection, as the webserver's is, must not keep the setting).
-    conn = conn.execution_options(isolation_level="READ COMMITTED")
-    with conn.begin():
-        # At PostgreSQL's default (4 MB) the sort spills to disk from about 100,000 runs.
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_STATS_WORK_MEM}'")
-        return list(conn.execute(select).mappings())
+    # sum() of counts is NUMERIC on PostgreSQL; the walk's offset needs an integer.
+    overall = sa.select(
+        sa.cast(sa.null(), sa.Text).label("task"),
+        *(
+            sa.cast(sa.func.coalesce(sa.func.sum(counts.c[key]), 0), sa.BigInteger).label(key)
+            for key in COUNTED
+        ),
+        sa.func.sum(counts.c.duration_sum).label("duration_sum"),
+        sa.func.max(counts.c.latest).label("latest"),
+    ).cte("overall")
+
+    def with_p95(figures: sa.CTE, of_its_task: bool) -> sa.Select:
+        walked = TaskRunsTable.alias("walked")
+        kept = conditions(walked.c)
+        if of_its_task:
+            kept.append(walked.c.task == figures.c.task)
+        p95 = _walk_to_p95(walked.c, kept, figures.c.durations).lateral("p95")
+        return sa.select(figures, p95.c.duration.label("p95")).select_from(
+            figures.outerjoin(p95, sa.true())
+        )
+
+    return sa.union_all(with_p95(counts, True), with_p95(overall, False))
 
 
-def _nearest_rank_rows(conn: sa.Connection, conditions: list[sa.ColumnElement]) -> list[Mapping]:
-    """SQLite (no ordered-set aggregates, no grouping sets): per-task figures in one pass over
-    the index by task, each p95 by walking an index in duration order, the overall figures
-    added up; in one read transaction, so every statement reads the same snapshot."""
+def _walked_rows(conn: sa.Connection, conditions: Conditions) -> list[Mapping]:
+    """SQLite (no LATERAL, and LIMIT/OFFSET cannot refer to a column): the per-task figures
+    in one pass over the index by task, each p95 by its own walk down an index, the overall
+    figures added up; in one read transaction, so every statement reads the same snapshot."""
     runs = TaskRunsTable.c
+
+    def p95(kept: list[sa.ColumnElement], durations: int) -> float | None:
+        return conn.execute(_walk_to_p95(runs, kept, durations)).scalar()
+
     # Dagster's SQLite connections leave BEGIN to the driver, which begins before writes only.
     conn.exec_driver_sql("BEGIN")
     try:
         groups = conn.execute(
-            sa.select(runs.task, *_figures()).where(*conditions).group_by(runs.task)
+            sa.select(runs.task, *_figures(runs)).where(*conditions(runs)).group_by(runs.task)
         )
         rows = [
-            {**row, "p95": _nearest_rank_p95(conn, [*conditions, runs.task == row["task"]], row)}
+            {**row, "p95": p95([*conditions(runs), runs.task == row["task"]], row["durations"])}
             for row in groups.mappings()
         ]
         overall = _sum_of(rows)
         # One task's runs are all the runs: its p95 is the overall one.
         overall["p95"] = (
-            rows[0]["p95"] if len(rows) == 1 else _nearest_rank_p95(conn, conditions, overall)
+            rows[0]["p95"] if len(rows) == 1 else p95(conditions(runs), overall["durations"])
         )
     finally:
         conn.exec_driver_sql("COMMIT")
     return [*rows, {"task": None, **overall}]
 
 
+def _walk_to_p95(runs: sa.ColumnCollection, kept: list[sa.ColumnElement], durations) -> sa.Select:
+    """The p95 of the finished durations of the runs ``kept`` selects, ``durations`` of them
+    (an int, or a column of the row a LATERAL walk belongs to).
+
+    The nearest rank is the ``ceil(0.95 n)``-th smallest, i.e. the ``n - ceil(0.95 n) +
+    1``-th largest: the walk goes down the index from the largest, ``LIMIT 1 OFFSET n -
+    ceil(0.95 n)``, and visits the top 5% of the durations instead of sorting them all.
+    With n = 0 nothing is selected, so the p95 is NULL."""
+    rank = (P95_PERCENT * durations + 99) // 100
+    return (
+        sa.select(runs.duration)
+        .where(*kept, runs.status.in_(_finished_statuses()), runs.duration.is_not(None))
+        .order_by(runs.duration.desc())
+        .offset(durations - rank)
+        .limit(1)
+    )
+
+
 def _finished_statuses() -> list[str]:
     return [status.value for status in statuses_in(*FINISHED_GROUPS)]
 
 
-def _finished_duration(runs: sa.ColumnCollection) -> sa.ColumnElement:
-    """A run's duration if the run finished, else NULL."""
-    return sa.case((runs.status.in_(_finished_statuses()), runs.duration))
-
-
-def _figures() -> list[sa.ColumnElement]:
-    """Counts per status group, the durations' count and sum, the latest creation."""
-    runs = TaskRunsTable.c
+def _figures(runs: sa.ColumnCollection) -> list[sa.ColumnElement]:
+    """Counts per status group, the finished durations' count and sum, the latest creation."""
 
     def count_of(group_name: str) -> sa.ColumnElement:
         statuses = [status.value for status in statuses_in(group_name)]
         return sa.func.count().filter(runs.status.in_(statuses))
 
-    duration = _finished_duration(runs)
+    duration = sa.case((runs.status.in_(_finished_statuses()), runs.duration))
     return [
         sa.func.count().label("total"),
         count_of(SUCCESS).label(SUCCESS),
@@ -203,25 +232,6 @@ def _sum_of(rows: list[Mapping]) -> dict:
         "duration_sum": math.fsum(row["duration_sum"] or 0.0 for row in rows),
         "latest": max(latest, default=None),
     }
-
-
-def _nearest_rank_p95(
-    conn: sa.Connection, conditions: list[sa.ColumnElement], figures: Mapping
-) -> float | None:
-    """The ``ceil(0.95 n)``-th smallest of the n durations of the runs ``conditions`` keep:
-    ``LIMIT 1 OFFSET rank - 1`` along an index in duration order, no sort."""
-    count = int(figures["durations"])
-    if not count:
-        return None
-    rank = -(-P95_PERCENT * count // 100)
-    runs = TaskRunsTable.c
-    return conn.execute(
-        sa.select(runs.duration)
-        .where(*conditions, runs.status.in_(_finished_statuses()), runs.duration.is_not(None))
-        .order_by(runs.duration)
-        .limit(1)
-        .offset(rank - 1)
-    ).scalar_one()
 
 
 def _task_stats(row: Mapping) -> TaskStats:

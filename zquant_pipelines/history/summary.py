@@ -12,7 +12,8 @@ Why a copy: stats need four columns of every task run, and on SQLite the three t
 past the serialized run body in the row, so any query over ``runs`` reads every run's
 overflow pages. That read is most of the plain count's cost too, and it bounds what any
 query over the run store can gain on it (well under 3x on both databases, see
-bench/bench_history.py). The summary is about 70 bytes a run, indexed by task.
+bench/bench_history.py). The summary is under 100 bytes a run, indexed by task and by
+duration.
 
 Kept by the run events themselves: every status change Dagster records (start, success,
 failure, cancel, the failure run monitoring reports for a crashed run) is an UPDATE of the
@@ -26,13 +27,17 @@ order concurrent changes of one run, and neither overwrites what the other wrote
 
 Installed and rebuilt in one transaction that holds writers of ``runs`` and ``run_tags`` off
 (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a table lock and an advisory lock, so two
-installers queue): drop whatever summary objects exist, create the table, its index and the
-triggers, fill the table from the run store. ``ensure_task_run_summary`` checks on each read
+installers queue): drop whatever summary objects exist, create the table, its indexes and
+the triggers, fill the table from the run store. ``ensure_task_run_summary`` checks on each read
 that every trigger is there under its current name (the names carry a hash of every
 definition, so a changed definition installs anew) and installs when one is missing: a
 Dagster migration that recreates ``runs`` (SQLite's do) drops its triggers, and the next
 read then rebuilds. ``rebuild_task_run_summary`` (``zquant stats --rebuild``) rebuilds on
 demand.
+
+What it asks of the run store: a database user that may create tables, triggers and (on
+PostgreSQL) functions, as Dagster's own user may; and that Dagster keeps the five columns
+of ``runs`` the triggers name (PostgreSQL refuses to drop a column a trigger names).
 """
 
 import functools
