@@ -5,12 +5,13 @@ not tasks and are left out); a retried run is an execution of its own. The figur
 from ``history.summary``'s table, a narrow copy of each run's task, status, creation time
 and duration that triggers keep equal to Dagster's ``runs`` and ``run_tags``, so no run is
 loaded into Python and no run row is read, and the per-task rows and the overall row read
-one snapshot. PostgreSQL gets one GROUP BY GROUPING SETS statement with ``percentile_disc``,
-which sorts the task runs' narrow rows. SQLite, which has neither, gets each task's counts,
-mean and latest in one pass over the summary's index by (task, duration), and each p95 as
-the nearest rank reached by walking that index in duration order (``LIMIT 1 OFFSET rank -
-1``) instead of sorting (the index by duration does it for every task's runs together),
-the overall figures added up, all in one read transaction.
+one snapshot. The counts, mean and latest of each task come from one pass over the task's
+range of the summary's index by (task, duration); the overall ones add them up. A p95 is
+the nearest rank, reached by walking an index down from the largest duration (``LIMIT 1
+OFFSET n - rank``): it visits the top 5% of the durations and sorts nothing, so the cost
+grows linearly with the runs. PostgreSQL does it all in one statement, each row's walk a
+LATERAL subquery offset by that row's own count; SQLite, which has no LATERAL and takes no
+column in an OFFSET, runs one walk per row in one read transaction.
 
 Reading the run store itself cannot get far below the plain count (fetch those columns of
 every task run, count in Python: zquant's way): on SQLite the times sit past the run body in

@@ -11,8 +11,10 @@ reader (``history.stats``).
 Why a copy: stats need four columns of every task run, and on SQLite the three times lie
 past the serialized run body in the row, so any query over ``runs`` reads every run's
 overflow pages. That read is most of the plain count's cost too, and it bounds what any
-query over the run store can gain on it (well under 3x on both databases, see
-bench/bench_history.py). The summary is under 100 bytes a run, indexed by task and by
+query over the run store can gain on it: at 100,000 runs, reading only those columns
+through the join to the task tag, with three sums and no percentile, was 1.9x faster than
+the plain count for every task on SQLite and 1.6x for one task; 1.9x for one task on
+PostgreSQL (the target is 3x). The summary is under 100 bytes a run, indexed by task and by
 duration.
 
 Kept by the run events themselves: every status change Dagster records (start, success,
