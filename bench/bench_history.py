@@ -14,6 +14,8 @@ a strong baseline:
   full): every task against ``get_run_records()``, the naive count of issue 7;
 - ``history.page_vs_dagster_filter_<N>_<storage>``: one history page (20 runs and the true
   total) against ``get_run_records(filter, limit=20)`` plus ``get_runs_count(filter)``;
+- ``stats.summary_rebuild_vs_plain_100k_<storage>``: rebuilding the task run summary
+  (``history.summary``) from the run store, against the plain count: what a rebuild costs;
 - ``stats.growth_100k_to_1m_<storage>`` (full size): every task's stats at 1,000,000 runs
   against 10x their time at 100,000; target ratio 1 (no worse than linear).
 
@@ -23,8 +25,10 @@ Filling goes around the API: one bulk INSERT into Dagster's ``runs`` and ``run_t
 through the run storage's own connection (``add_run`` costs a round trip or more per run:
 tens of minutes at this size). The rows hold what Dagster writes: the serialized run with
 its tags, status, creation/update timestamps, start/end times, and one ``run_tags`` row per
-tag. PostgreSQL gets an ANALYZE afterwards, as autovacuum would give a table this size;
-SQLite gets none, as Dagster never runs one.
+tag. The task run summary is installed first, so its triggers keep it through the filling
+as they do through Dagster's own writes. PostgreSQL gets an ANALYZE of the three tables
+afterwards, as autovacuum would give tables this size; SQLite gets none, as Dagster never
+runs one.
 
 Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``
 """
@@ -47,6 +51,11 @@ from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
 from zquant_pipelines.history.store import sql_run_storage
+from zquant_pipelines.history.summary import (
+    SUMMARY_TABLE,
+    ensure_task_run_summary,
+    rebuild_task_run_summary,
+)
 from zquant_pipelines.tasks.action_params import ACTION_PARAMS
 from zquant_pipelines_tests.support.naive_stats import (
     naive_task_stats,
@@ -159,6 +168,15 @@ def instance_figures(
             x=runs,
             check=agree(task_stats, plain_task_stats, **kwargs),
         )
+    if runs == TARGET_RUNS:
+        yield Figure(
+            id=f"stats.summary_rebuild_vs_plain_{where}",
+            title=f"task run summary rebuilt from the run store, {title}",
+            ours=lambda: rebuild_task_run_summary(instance),
+            baseline=lambda: plain_task_stats(instance),
+            baseline_name="plain count: needed columns of every task run, Python",
+            check=agree(task_stats, plain_task_stats),
+        )
     yield Figure(
         id=f"stats.one_task_vs_dagster_filter_{where}",
         title=f"task stats, one task, {title}",
@@ -195,13 +213,17 @@ def fill_run_store(instance: dg.DagsterInstance, runs: int, seed: int) -> None:
     storage = sql_run_storage(instance)
     rows = _synthetic_rows(runs, random.Random(seed))
     with storage.connect() as conn:
+        ensure_task_run_summary(conn)
         for first in range(0, runs, INSERT_CHUNK):
             chunk = [next(rows) for _ in range(min(INSERT_CHUNK, runs - first))]
             conn.execute(RunsTable.insert(), [run_row for run_row, _ in chunk])
             conn.execute(RunTagsTable.insert(), [tag for _, tags in chunk for tag in tags])
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("ANALYZE runs"))
-            conn.execute(sa.text("ANALYZE run_tags"))
+            for table in ("runs", "run_tags", SUMMARY_TABLE):
+                conn.execute(sa.text(f"ANALYZE {table}"))
+    # Both sides of a figure agree on an empty store too: make sure it is filled.
+    if instance.get_runs_count() != runs:
+        raise RuntimeError(f"filled {runs} runs, the run store holds {instance.get_runs_count()}")
 
 
 def _synthetic_rows(runs: int, rng: random.Random) -> Iterator[tuple[dict, list[dict]]]:

@@ -313,7 +313,11 @@ def require_known_task(ops: Operations, name: str, runs_found: int) -> None:
 def stats_command(ops: Operations, args) -> int:
     from zquant_pipelines.cli.arguments import since_day
 
-    report = ops.stats(args.name, since_day(args.since))
+    since = since_day(args.since)
+    if args.rebuild:
+        runs = ops.rebuild_stats()
+        print(f"rebuilt the task run summary from the run store: {runs} runs", file=sys.stderr)
+    report = ops.stats(args.name, since)
     if args.name:
         require_known_task(ops, args.name, report.tasks[0].total_executions)
     if args.json:

@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", parents=[common], help="execution stats per task")
     stats.add_argument("name", nargs="?")
     stats.add_argument("--since", help="runs created on or after this day (YYYY-MM-DD)")
+    stats.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="first rebuild the stats' summary of every run from the run store (local mode)",
+    )
 
     sync_daily = commands.add_parser(
         "sync-daily",

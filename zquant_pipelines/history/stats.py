@@ -1,20 +1,22 @@
-"""Per-task execution stats, aggregated in SQL over the Dagster run store.
+"""Per-task execution stats, aggregated in SQL over the run store's task run summary.
 
 A task execution is a Dagster run tagged ``zquant/task=<name>`` (runs without the tag are
-not tasks and are left out); a retried run is an execution of its own. All figures come
-from one SQL statement over ``runs`` joined to ``run_tags``, so no run is loaded into
-Python and the per-task rows and the overall row read one snapshot. PostgreSQL gets one
-GROUP BY GROUPING SETS pass with ``percentile_disc``; SQLite, which has neither, a GROUP BY
-per level plus a window ranking for the percentile, over the join materialized once. The
-join bounds the cost: every task run is matched to its tag row, by hash on PostgreSQL and
-by index probes on SQLite, which makes SQLite the slower of the two at scale (see
-bench/bench_history.py).
+not tasks and are left out); a retried run is an execution of its own. The figures come
+from ``history.summary``'s table, a narrow copy of each run's task, status, creation time
+and duration that triggers keep equal to Dagster's ``runs`` and ``run_tags``, so no run is
+loaded into Python and no run row is read, and the per-task rows and the overall row read
+one snapshot. The counts, mean and latest of each task come from one pass over the task's
+range of the summary's index by (task, duration); the overall ones add them up. A p95 is
+the nearest rank, reached by walking an index down from the largest duration (``LIMIT 1
+OFFSET n - rank``): it visits the top 5% of the durations and sorts nothing, so the cost
+grows linearly with the runs. PostgreSQL does it all in one statement, each row's walk a
+LATERAL subquery offset by that row's own count; SQLite, which has no LATERAL and takes no
+column in an OFFSET, runs one walk per row in one read transaction.
 
-Grouping by ``runs.pipeline_name`` instead (a task's runs come from its ``<task>_job``)
-would skip the join, but only a join can show that every tagged run follows that rule (a
-run's tags can name another task than its job's, and some runs of a job can lack the tag),
-and on SQLite that check costs as much as the join it would save; figures must equal the
-tag-based count, so the join stays.
+Reading the run store itself cannot get far below the plain count (fetch those columns of
+every task run, count in Python: zquant's way): on SQLite the times sit past the run body in
+each row, and any query over ``runs`` reads every run's overflow pages, most of the plain
+count's cost (see ``history.summary`` and bench/bench_history.py).
 
 Definitions (the test's naive count over ``get_run_records`` uses the same ones):
 
@@ -28,15 +30,13 @@ Definitions (the test's naive count over ``get_run_records`` uses the same ones)
 """
 
 import dataclasses
+import math
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import dagster as dg
 import sqlalchemy as sa
 
-# Private module, but it is Dagster's own definition of the run store tables we read.
-from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
-
-from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.measures import P95_PERCENT, success_rate
 from zquant_pipelines.history.store import (
     CANCELED,
@@ -50,11 +50,10 @@ from zquant_pipelines.history.store import (
     statuses_in,
     utc_from_naive,
 )
+from zquant_pipelines.history.summary import TaskRunsTable, ensure_task_run_summary
 
-SQLITE_MMAP_BYTES = 1 << 30
-# Planner settings for the stats statement on PostgreSQL (see task_stats): a sort budget
-# that holds 100,000 runs, and parallel workers for the scan, the join and the sort.
-PG_STATS_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+# The per-task figures that add up to the overall ones.
+COUNTED = ("total", SUCCESS, FAILED, RUNNING, CANCELED, "durations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,38 +87,28 @@ def task_stats(
     """Stats of every task (or of ``task`` only) over runs created at or after ``since``."""
     if task is not None and (not isinstance(task, str) or not task.strip()):
         raise ValueError(f"task: expected a task name, got {task!r}")
-    conditions = []
-    if task is not None:
-        conditions.append(RunTagsTable.c.value == task)
-    if since is not None:
-        conditions.append(RunsTable.c.create_timestamp >= naive_utc(since, "since"))
+    created_from = None if since is None else naive_utc(since, "since")
+
+    def conditions(runs: sa.ColumnCollection) -> list[sa.ColumnElement]:
+        """The runs the stats count, as conditions on the summary's columns."""
+        kept = [runs.task.is_not(None)]
+        if task is not None:
+            kept.append(runs.task == task)
+        if created_from is not None:
+            kept.append(runs.create_timestamp >= created_from)
+        return kept
 
     with sql_run_storage(instance).connect() as conn:
+        ensure_task_run_summary(conn)
         if conn.dialect.name == "postgresql":
-            # The grouping sorts every task run, and at PostgreSQL's default work_mem (4 MB)
-            # that sort spills to disk at 100,000 runs. With its default parallel costs the
-            # planner runs the join and that sort in one process, because the percentile
-            # cannot be split among workers; with zero parallel costs workers scan, join and
-            # sort below the one aggregation, which only then runs alone. SET LOCAL scopes
-            # the settings to a transaction of our own (Dagster's connections autocommit,
-            # and the webserver's is pooled, so a plain SET would outlive this query).
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
-            with conn.begin():
-                for name, value in PG_STATS_SETTINGS.items():
-                    conn.exec_driver_sql(f"SET LOCAL {name} = '{value}'")
-                rows = conn.execute(_grouping_sets_select(conditions)).mappings().all()
+            rows = list(conn.execute(_lateral_walks_select(conditions)).mappings())
         else:
-            # Reads through a memory map skip the copy of each page into SQLite's page cache,
-            # which a statement reading every task run would otherwise pay page by page. The
-            # setting lives and dies with this connection (Dagster's SQLite storage opens a
-            # new one per `connect()`) and changes nothing in the file.
-            conn.exec_driver_sql(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
-            rows = conn.execute(_window_select(conditions)).mappings().all()
+            rows = _walked_rows(conn, conditions)
 
     # The overall row is the one without a task (tag values are never NULL).
-    overall = next(_task_stats_from_row(row) for row in rows if row["task"] is None)
+    overall = next(_task_stats(row) for row in rows if row["task"] is None)
     tasks = sorted(
-        (_task_stats_from_row(row) for row in rows if row["task"] is not None),
+        (_task_stats(row) for row in rows if row["task"] is not None),
         key=lambda stats: stats.task,
     )
     if task is not None and not tasks:
@@ -128,115 +117,136 @@ def task_stats(
     return StatsReport(since=since, tasks=tasks, overall=overall)
 
 
-def _task_runs(conditions: list[sa.ColumnElement]) -> sa.Select:
-    """Task, status, creation time and (for finished runs) duration of every task run."""
-    finished_statuses = [status.value for status in statuses_in(*FINISHED_GROUPS)]
+Conditions = Callable[[sa.ColumnCollection], list[sa.ColumnElement]]
+
+
+def _lateral_walks_select(conditions: Conditions) -> sa.CompoundSelect:
+    """PostgreSQL: one statement. The per-task figures, their sums as the overall row, and
+    for each row a LATERAL walk down the index to its p95, offset by the row's own count."""
+    runs = TaskRunsTable.alias("task_runs")
+    counts = (
+        sa.select(runs.c.task, *_figures(runs.c))
+        .where(*conditions(runs.c))
+        .group_by(runs.c.task)
+        .cte("counts")
+    )
+    # sum() of counts is NUMERIC on PostgreSQL; the walk's offset needs an integer.
+    overall = sa.select(
+        sa.cast(sa.null(), sa.Text).label("task"),
+        *(
+            sa.cast(sa.func.coalesce(sa.func.sum(counts.c[key]), 0), sa.BigInteger).label(key)
+            for key in COUNTED
+        ),
+        sa.func.sum(counts.c.duration_sum).label("duration_sum"),
+        sa.func.max(counts.c.latest).label("latest"),
+    ).cte("overall")
+
+    def with_p95(figures: sa.CTE, of_its_task: bool) -> sa.Select:
+        walked = TaskRunsTable.alias("walked")
+        kept = conditions(walked.c)
+        if of_its_task:
+            kept.append(walked.c.task == figures.c.task)
+        p95 = _walk_to_p95(walked.c, kept, figures.c.durations).lateral("p95")
+        return sa.select(figures, p95.c.duration.label("p95")).select_from(
+            figures.outerjoin(p95, sa.true())
+        )
+
+    return sa.union_all(with_p95(counts, True), with_p95(overall, False))
+
+
+def _walked_rows(conn: sa.Connection, conditions: Conditions) -> list[Mapping]:
+    """SQLite (no LATERAL, and LIMIT/OFFSET cannot refer to a column): the per-task figures
+    in one pass over the index by task, each p95 by its own walk down an index, the overall
+    figures added up; in one read transaction, so every statement reads the same snapshot."""
+    runs = TaskRunsTable.c
+
+    def p95(kept: list[sa.ColumnElement], durations: int) -> float | None:
+        return conn.execute(_walk_to_p95(runs, kept, durations)).scalar()
+
+    # Dagster's SQLite connections leave BEGIN to the driver, which begins before writes only.
+    conn.exec_driver_sql("BEGIN")
+    try:
+        groups = conn.execute(
+            sa.select(runs.task, *_figures(runs)).where(*conditions(runs)).group_by(runs.task)
+        )
+        rows = [
+            {**row, "p95": p95([*conditions(runs), runs.task == row["task"]], row["durations"])}
+            for row in groups.mappings()
+        ]
+        overall = _sum_of(rows)
+        # One task's runs are all the runs: its p95 is the overall one.
+        overall["p95"] = (
+            rows[0]["p95"] if len(rows) == 1 else p95(conditions(runs), overall["durations"])
+        )
+    finally:
+        conn.exec_driver_sql("COMMIT")
+    return [*rows, {"task": None, **overall}]
+
+
+def _walk_to_p95(runs: sa.ColumnCollection, kept: list[sa.ColumnElement], durations) -> sa.Select:
+    """The p95 of the finished durations of the runs ``kept`` selects, ``durations`` of them
+    (an int, or a column of the row a LATERAL walk belongs to).
+
+    The nearest rank is the ``ceil(0.95 n)``-th smallest, i.e. the ``n - ceil(0.95 n) +
+    1``-th largest: the walk goes down the index from the largest, ``LIMIT 1 OFFSET n -
+    ceil(0.95 n)``, and visits the top 5% of the durations instead of sorting them all.
+    With n = 0 nothing is selected, so the p95 is NULL."""
+    rank = (P95_PERCENT * durations + 99) // 100
     return (
-        sa.select(
-            RunTagsTable.c.value.label("task"),
-            RunsTable.c.status,
-            RunsTable.c.create_timestamp,
-            sa.case(
-                (
-                    RunsTable.c.status.in_(finished_statuses),
-                    RunsTable.c.end_time - RunsTable.c.start_time,
-                ),
-            ).label("duration"),
-        )
-        .select_from(
-            RunsTable.join(
-                RunTagsTable,
-                sa.and_(
-                    RunTagsTable.c.run_id == RunsTable.c.run_id, RunTagsTable.c.key == TAG_TASK
-                ),
-            )
-        )
-        .where(*conditions)
+        sa.select(runs.duration)
+        .where(*kept, runs.status.in_(_finished_statuses()), runs.duration.is_not(None))
+        .order_by(runs.duration.desc())
+        .offset(durations - rank)
+        .limit(1)
     )
 
 
-def _aggregates(runs: sa.ColumnCollection) -> list[sa.ColumnElement]:
-    """Counts per status group, mean duration and latest creation over ``runs``."""
+def _finished_statuses() -> list[str]:
+    return [status.value for status in statuses_in(*FINISHED_GROUPS)]
+
+
+def _figures(runs: sa.ColumnCollection) -> list[sa.ColumnElement]:
+    """Counts per status group, the finished durations' count and sum, the latest creation."""
 
     def count_of(group_name: str) -> sa.ColumnElement:
         statuses = [status.value for status in statuses_in(group_name)]
         return sa.func.count().filter(runs.status.in_(statuses))
 
+    duration = sa.case((runs.status.in_(_finished_statuses()), runs.duration))
     return [
         sa.func.count().label("total"),
-        count_of(SUCCESS).label("success"),
-        count_of(FAILED).label("failed"),
-        count_of(RUNNING).label("running"),
-        count_of(CANCELED).label("canceled"),
-        sa.func.avg(runs.duration).label("avg_duration"),
+        count_of(SUCCESS).label(SUCCESS),
+        count_of(FAILED).label(FAILED),
+        count_of(RUNNING).label(RUNNING),
+        count_of(CANCELED).label(CANCELED),
+        sa.func.count(duration).label("durations"),
+        sa.func.sum(duration).label("duration_sum"),
         sa.func.max(runs.create_timestamp).label("latest"),
     ]
 
 
-def _grouping_sets_select(conditions: list[sa.ColumnElement]) -> sa.Select:
-    """PostgreSQL: one pass, per task and overall, p95 by ``percentile_disc``.
-
-    ``percentile_disc(0.95)`` returns the value at row ``ceil(0.95 * n)`` of the ordered
-    durations (NULLs skipped): the nearest rank. The double nearest 0.95 lies just below
-    it, so the product with n never passes the exact value's ceiling for any n.
-    """
-    runs = _task_runs(conditions).subquery("task_runs")
-    p95 = sa.func.percentile_disc(P95_PERCENT / 100).within_group(runs.c.duration)
-    return sa.select(runs.c.task, *_aggregates(runs.c), p95.label("p95")).group_by(
-        sa.func.grouping_sets(sa.tuple_(runs.c.task), sa.tuple_())
-    )
+def _sum_of(rows: list[Mapping]) -> dict:
+    """The per-task figures of ``rows`` added up (sums of floats exactly, with fsum)."""
+    latest = [row["latest"] for row in rows if row["latest"] is not None]
+    return {
+        **{key: sum(row[key] for row in rows) for key in COUNTED},
+        "duration_sum": math.fsum(row["duration_sum"] or 0.0 for row in rows),
+        "latest": max(latest, default=None),
+    }
 
 
-def _window_select(conditions: list[sa.ColumnElement]) -> sa.Select:
-    """SQLite (no ordered-set aggregates, no grouping sets): p95 by ranking with a window."""
-    # Materialized, so the join runs once for the four readers below, not once per reader.
-    task_runs = _task_runs(conditions).cte("task_runs").prefix_with("MATERIALIZED")
-    return sa.union_all(
-        _window_select_of(task_runs, by_task=True), _window_select_of(task_runs, by_task=False)
-    )
-
-
-def _window_select_of(task_runs: sa.CTE, by_task: bool) -> sa.Select:
-    """Per task (``by_task``) or over all task runs (task NULL)."""
-    runs = task_runs.c
-    group = [runs.task] if by_task else []
-    group_key = runs.task if by_task else sa.cast(sa.null(), sa.Text)
-    counts = sa.select(group_key.label("task"), *_aggregates(runs)).group_by(*group).subquery()
-    window = {"partition_by": group or None}
-    ranked = (
-        sa.select(
-            group_key.label("task"),
-            runs.duration,
-            sa.func.row_number().over(order_by=runs.duration, **window).label("rank"),
-            sa.func.count().over(**window).label("n"),
-        )
-        .where(runs.duration.is_not(None))
-        .subquery()
-    )
-    # Nearest rank in integers: the rank r with r >= 0.95 n > r - 1, i.e. r = ceil(0.95 n).
-    p95 = (
-        sa.select(ranked.c.task, ranked.c.duration.label("p95"))
-        .where(
-            100 * ranked.c.rank >= P95_PERCENT * ranked.c.n,
-            100 * (ranked.c.rank - 1) < P95_PERCENT * ranked.c.n,
-        )
-        .subquery()
-    )
-    join_on = p95.c.task == counts.c.task if by_task else sa.true()
-    return sa.select(counts, p95.c.p95).select_from(counts.outerjoin(p95, join_on))
-
-
-def _task_stats_from_row(row) -> TaskStats:
-    success, failed, canceled = int(row["success"]), int(row["failed"]), int(row["canceled"])
+def _task_stats(row: Mapping) -> TaskStats:
+    success, failed, canceled = (int(row[key]) for key in (SUCCESS, FAILED, CANCELED))
+    durations = int(row["durations"])
     return TaskStats(
         task=row["task"],
         total_executions=int(row["total"]),
         success_count=success,
         failed_count=failed,
-        running_count=int(row["running"]),
+        running_count=int(row[RUNNING]),
         canceled_count=canceled,
         success_rate=success_rate(success, failed, canceled),
-        avg_duration_seconds=None if row["avg_duration"] is None else float(row["avg_duration"]),
+        avg_duration_seconds=float(row["duration_sum"]) / durations if durations else None,
         p95_duration_seconds=None if row["p95"] is None else float(row["p95"]),
         latest_execution_time=utc_from_naive(row["latest"]),
     )

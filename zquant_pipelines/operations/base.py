@@ -220,6 +220,10 @@ class Operations(abc.ABC):
     def stats(self, task: str | None = None, since: dt.datetime | None = None) -> StatsReport: ...
 
     @abc.abstractmethod
+    def rebuild_stats(self) -> int:
+        """Rebuild the stats' task run summary from the run store; the runs it then holds."""
+
+    @abc.abstractmethod
     def submit_run(self, task: TaskSpec, config: dict) -> str:
         """Queue a run of the task's job with ``config``; return the run id."""
 

@@ -276,6 +276,12 @@ class GraphQLOperations(GraphQLClient, Operations):
         overall = _task_stats(None, overall_counts, durations)
         return StatsReport(since=since, tasks=tasks, overall=overall)
 
+    def rebuild_stats(self) -> int:
+        raise OperationFailed(
+            "stats --rebuild: the summary lives in the run store's database, which a webserver"
+            " does not expose; run it without --url where the instance is (local mode)"
+        )
+
     # --- writes ------------------------------------------------------------------------
 
     def submit_run(self, task: TaskSpec, config: dict) -> str:

@@ -49,6 +49,7 @@ from zquant_pipelines.history.runs import (
 )
 from zquant_pipelines.history.stats import StatsReport, task_stats
 from zquant_pipelines.history.store import NotSqlRunStorageError, utc_from_timestamp
+from zquant_pipelines.history.summary import rebuild_task_run_summary
 from zquant_pipelines.operations.base import (
     DEFAULT_RUN_TIMEOUT_SECONDS,
     REPOSITORY_NAME,
@@ -222,6 +223,12 @@ class LocalOperations(Operations):
             raise OperationFailed(str(error)) from None
         except ValueError as error:
             raise UsageProblem(str(error)) from None
+
+    def rebuild_stats(self) -> int:
+        try:
+            return rebuild_task_run_summary(self.instance)
+        except NotSqlRunStorageError as error:
+            raise OperationFailed(str(error)) from None
 
     # --- writes ------------------------------------------------------------------------
 

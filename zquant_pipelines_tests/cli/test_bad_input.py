@@ -157,6 +157,15 @@ def test_a_url_where_nothing_listens_is_an_operation_failure(zquant_env):
     assert_refused(completed, 1, f"cannot reach the Dagster webserver at {url}:", "make dev")
 
 
+def test_a_stats_rebuild_over_a_url_is_refused_before_any_request(zquant_env):
+    # Nothing listens there: the refusal must come before any request.
+    url = f"http://127.0.0.1:{free_port()}"
+
+    completed = zquant(zquant_env, "stats", "--rebuild", "--url", url)
+
+    assert_refused(completed, 1, "stats --rebuild", "without --url")
+
+
 @pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "ftp://host"])
 def test_a_url_that_is_not_an_address_is_bad_input(zquant_env, url):
     completed = zquant(zquant_env, "history", "by_hand", "--url", url)

@@ -20,6 +20,8 @@ from dagster._core.scheduler.instigation import InstigatorStatus
 from zquant_pipelines import cli
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
+from zquant_pipelines.history.store import sql_run_storage
+from zquant_pipelines.history.summary import TaskRunsTable
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name, op_configs, run_config
 from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.resources.sample_source import SampleMarketSource
@@ -416,6 +418,21 @@ def test_stats_json_has_zquant_field_names_and_agrees_with_a_naive_count(world, 
 
     code, out, _ = zquant(world, capsys, "stats")
     assert code == 0 and "by_hand" in out and "(all tasks)" in out
+
+
+def test_stats_rebuild_rebuilds_the_summary_from_the_run_store(world, capsys):
+    before = zquant_json(world, capsys, "stats")
+    # A summary gone wrong (no trigger of it would ever do this): every run a success.
+    with sql_run_storage(world.env.instance).connect() as conn:
+        conn.execute(sa.update(TaskRunsTable).values(status="SUCCESS"))
+    assert zquant_json(world, capsys, "stats")["overall"] != before["overall"]
+
+    code, out, err = zquant(world, capsys, "stats", "--rebuild", "--json")
+
+    assert code == 0, err
+    assert json.loads(out) == before
+    runs = len(world.env.instance.get_run_records())
+    assert f"rebuilt the task run summary from the run store: {runs} runs" in err
 
 
 # --- sync-daily --------------------------------------------------------------------------
