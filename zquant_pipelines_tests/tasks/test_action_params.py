@@ -78,6 +78,7 @@ def test_registry_holds_one_model_per_action():
             "sync_trading_calendar",
             "sync_daily_data",
             "sync_all_daily_data",
+            "sync_financial_data",
             "sync_daily_basic_data",
             "sync_factor_data",
             "sync_stkfactorpro_data",
@@ -167,7 +168,8 @@ def test_params_are_read_only():
                 "config.task_action 'no_such_action' is not an action (known: sync_stock_list,"
                 " sync_trading_calendar, sync_daily_data, sync_all_daily_data,"
                 " sync_daily_basic_data, sync_factor_data, sync_stkfactorpro_data,"
-                " calculate_factor, batch_stock_filter, statistics_table_data, run_script,"
+                " calculate_factor, batch_stock_filter, statistics_table_data, sync_financial_data,"
+                " run_script,"
                 " example_task)"
             ],
         ),
