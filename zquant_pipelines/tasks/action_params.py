@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from zquant_pipelines.constants import CALENDAR_EXCHANGES
+from zquant_pipelines.constants import CALENDAR_EXCHANGES, REPORT_PERIOD_APIS
+from zquant_pipelines.dates import is_quarter_end
 from zquant_pipelines.safe_yaml import show_value
 from zquant_pipelines.sync.factors import select_factors
 
@@ -242,6 +243,53 @@ class BatchStockFilterParams(DateRangeParams):
     written together, so the day's stock_screen rows always match the file."""
 
 
+# sync_financial_data's statement types: zquant's (income, balance, cashflow), our table
+# names, and ``all``; each names the report-period APIs it syncs.
+STATEMENT_TYPES: dict[str, tuple[str, ...]] = {
+    "all": REPORT_PERIOD_APIS,
+    "income": ("income",),
+    "balance": ("balancesheet",),
+    "balancesheet": ("balancesheet",),
+    "cashflow": ("cashflow",),
+    "fina_indicator": ("fina_indicator",),
+}
+# Report periods sync_financial_data re-syncs when no period is given: the last two quarter
+# ends cover every period whose regular reports are still due (an annual report by April 30,
+# when Q1 has ended; Q1 by April 30, H1 by August 31, Q3 by October 31). Older restatements
+# are the weekly financial_revisions_schedule's (the last four).
+DEFAULT_FINANCIAL_PERIODS = 2
+
+
+def _quarter_end(value: dt.date | None) -> dt.date | None:
+    if value is not None and not is_quarter_end(value):
+        raise ValueError("is not a report period: give a quarter end (0331, 0630, 0930 or 1231)")
+    return value
+
+
+class SyncFinancialDataParams(ActionParams):
+    """The financial statements of one report period (``period``, a quarter end) or of the
+    last ``recent_periods`` quarter ends (default 2), whole market.
+
+    ``statement_type``: zquant's income, balance or cashflow, or balancesheet,
+    fina_indicator, or ``all`` (the default: the four statements, as the report-period
+    assets keep them). zquant's ``symbol`` and date range are not taken: a period is synced
+    for the whole market, every version kept."""
+
+    statement_type: Literal[tuple(STATEMENT_TYPES)] = "all"
+    period: Annotated[Date, AfterValidator(_quarter_end)] = None
+    recent_periods: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_period_choice(self):
+        if self.period is not None and self.recent_periods is not None:
+            raise ValueError("give period or recent_periods, not both")
+        return self
+
+    @property
+    def apis(self) -> tuple[str, ...]:
+        return STATEMENT_TYPES[self.statement_type]
+
+
 class RunScriptParams(ActionParams):
     """A script inside the scripts folder, run with an argv list (no shell) and a timeout.
 
@@ -275,6 +323,7 @@ ACTION_PARAMS: dict[str, type[ActionParams]] = {
     "calculate_factor": CalculateFactorParams,
     "batch_stock_filter": BatchStockFilterParams,
     "statistics_table_data": DateRangeParams,
+    "sync_financial_data": SyncFinancialDataParams,
     "run_script": RunScriptParams,
     "example_task": ExampleTaskParams,
 }

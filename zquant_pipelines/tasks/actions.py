@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from zquant_pipelines.assets.financials import first_report_period
 from zquant_pipelines.assets.partitions import (
     PARTITION_DATE_FORMAT,
     partition_date,
@@ -28,10 +29,11 @@ from zquant_pipelines.constants import CALENDAR_EXCHANGES, ENV_SCRIPTS_DIR, REPO
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.process_tree import ProcessTree, become_subreaper, start_guard
 from zquant_pipelines.screening.run import screen_days
+from zquant_pipelines.sync import financials as financial_sync
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors, select_factors
 from zquant_pipelines.table_statistics import compute_table_statistics
-from zquant_pipelines.tasks.action_params import normalize_ts_code
+from zquant_pipelines.tasks.action_params import DEFAULT_FINANCIAL_PERIODS, normalize_ts_code
 
 DEFAULT_SCRIPTS_DIR = REPO_ROOT / "scripts"
 # What every script gets of our environment; a task adds names with ``env:``.
@@ -235,6 +237,40 @@ def statistics_table_data(context, params) -> dict:
     return report(context, result)
 
 
+def sync_financial_data(context, params) -> dict:
+    """The chosen statements of ``params.period``, or of the last ``recent_periods`` quarter
+    ends (default 2), each period a partition materialization of its report-period asset
+    (one before the partitions' start is synced but not reported)."""
+    r = context.resources
+    periods = (
+        [params.period]
+        if params.period
+        else financial_sync.recent_periods(
+            market_today(), params.recent_periods or DEFAULT_FINANCIAL_PERIODS
+        )
+    )
+    first_partition = partition_date(first_report_period(partitions_start()))
+    summary: dict = {}
+    for api_name in params.apis:
+        for period in periods:
+            result = financial_sync.sync_report_period(
+                r.market_source, r.warehouse, api_name, period
+            )
+            figures = result.figures()
+            context.log.info(f"{api_name}: {figures}")
+            if period >= first_partition:
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=api_name, partition=figures["period"], metadata=figures
+                    )
+                )
+            summary[f"{api_name}_{period:%Y%m%d}_rows_added"] = result.added
+            summary[f"{api_name}_api_calls"] = (
+                summary.get(f"{api_name}_api_calls", 0) + result.api_calls
+            )
+    return summary
+
+
 def scripts_dir() -> Path:
     return Path(os.environ.get(ENV_SCRIPTS_DIR, DEFAULT_SCRIPTS_DIR)).resolve()
 
@@ -338,6 +374,7 @@ ACTIONS: dict[str, ActionFn] = {
     "calculate_factor": calculate_factor,
     "batch_stock_filter": batch_stock_filter,
     "statistics_table_data": statistics_table_data,
+    "sync_financial_data": sync_financial_data,
     "run_script": run_script,
     "example_task": example_task,
 }

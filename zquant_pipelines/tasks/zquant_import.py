@@ -57,6 +57,8 @@ ACTION_PARAM_NAMES: dict[str, dict[str, str]] = {
         for action in ("sync_daily_basic_data", "sync_factor_data", "sync_stkfactorpro_data")
     },
     "calculate_factor": {"codes": "codes", "start_date": "start_date", "end_date": "end_date"},
+    # income / balance / cashflow as zquant writes them (balance is balancesheet here).
+    "sync_financial_data": {"statement_type": "statement_type"},
 }
 # zquant params with no counterpart here that change nothing a task does when left out.
 DROPPED_PARAMS = {

@@ -78,6 +78,7 @@ def test_registry_holds_one_model_per_action():
             "sync_trading_calendar",
             "sync_daily_data",
             "sync_all_daily_data",
+            "sync_financial_data",
             "sync_daily_basic_data",
             "sync_factor_data",
             "sync_stkfactorpro_data",
@@ -167,7 +168,8 @@ def test_params_are_read_only():
                 "config.task_action 'no_such_action' is not an action (known: sync_stock_list,"
                 " sync_trading_calendar, sync_daily_data, sync_all_daily_data,"
                 " sync_daily_basic_data, sync_factor_data, sync_stkfactorpro_data,"
-                " calculate_factor, batch_stock_filter, statistics_table_data, run_script,"
+                " calculate_factor, batch_stock_filter, statistics_table_data, sync_financial_data,"
+                " run_script,"
                 " example_task)"
             ],
         ),
@@ -386,3 +388,51 @@ def test_calculate_factor_takes_zquant_s_factor_selection():
 def test_calculate_factor_names_a_bad_factor_selection(params, message):
     with pytest.raises(ActionParamsError, match=message):
         parse_action_params("calculate_factor", params)
+
+
+@pytest.mark.parametrize(
+    ("statement_type", "apis"),
+    [
+        ("income", ("income",)),
+        ("balance", ("balancesheet",)),  # zquant's name
+        ("balancesheet", ("balancesheet",)),
+        ("cashflow", ("cashflow",)),
+        ("fina_indicator", ("fina_indicator",)),
+        ("all", ("income", "balancesheet", "cashflow", "fina_indicator")),
+    ],
+)
+def test_sync_financial_data_takes_zquants_statement_types_and_ours(statement_type, apis):
+    params = parse_action_params("sync_financial_data", {"statement_type": statement_type})
+
+    assert params.apis == apis
+
+
+def test_sync_financial_data_defaults_to_every_statement_of_the_recent_periods():
+    params = parse_action_params("sync_financial_data", {})
+
+    assert (params.apis, params.period, params.recent_periods) == (
+        ("income", "balancesheet", "cashflow", "fina_indicator"),
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"statement_type": "balance_sheet"}, "config.statement_type 'balance_sheet': Input"),
+        (
+            {"period": "20260615"},
+            "config.period '20260615': is not a report period: give a quarter end",
+        ),
+        ({"recent_periods": 0}, "config.recent_periods 0: Input should be greater than"),
+        (
+            {"period": "20260630", "recent_periods": 2},
+            "config: give period or recent_periods, not both",
+        ),
+    ],
+)
+def test_sync_financial_data_names_the_bad_field_and_value(params, problem):
+    (found,) = problems_of("sync_financial_data", params)
+
+    assert found.startswith(problem)

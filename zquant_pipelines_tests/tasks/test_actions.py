@@ -9,12 +9,19 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from zquant_pipelines.constants import ENV_SCREENS_FILE, TAG_TASK, TAG_TASK_TYPE, TRADING_DAY_APIS
+from zquant_pipelines.constants import (
+    ENV_SCREENS_FILE,
+    REPORT_PERIOD_APIS,
+    TAG_TASK,
+    TAG_TASK_TYPE,
+    TRADING_DAY_APIS,
+)
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.factors.library import compute_factor_daily
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.factors import select_factors
+from zquant_pipelines.sync.financials import recent_periods
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.tasks.support import task_definitions
 
@@ -60,6 +67,9 @@ TASKS = [
         end_date="20261106",
     ),
     manual("demo", "example_task", message="hello from the demo"),
+    manual("financials", "sync_financial_data", period="20260630"),
+    # zquant's statement type, and the default periods (the last two quarter ends).
+    manual("balance_recent", "sync_financial_data", statement_type="balance"),
 ]
 
 
@@ -256,6 +266,35 @@ def test_repairs_observe_the_days_they_touched_without_materializing_them(runs):
         if event.event_type_value == "ASSET_OBSERVATION"
     )
     assert one.event_specific_data.asset_observation.metadata["ts_codes"].value == ["000047.SZ"]
+
+
+def test_sync_financial_data_stores_and_materializes_each_statement_of_the_period(runs):
+    for api_name in REPORT_PERIOD_APIS:
+        stored = runs.warehouse.read_frame(
+            f"SELECT COUNT(*) AS n FROM {api_name} WHERE end_date = :period",
+            {"period": dt.date(2026, 6, 30)},
+        )
+        assert stored["n"].iloc[0] > 0, api_name
+    # Only balance_recent wrote other periods, and only of balancesheet.
+    income = runs.warehouse.read_frame("SELECT DISTINCT end_date FROM income")
+    assert [str(day)[:10] for day in income["end_date"]] == ["2026-06-30"]
+    assert runs.asset_events("financials", "ASSET_MATERIALIZATION") == materialized_each(
+        REPORT_PERIOD_APIS, ["2026-06-30"]
+    )
+
+
+def test_sync_financial_data_maps_zquants_balance_and_defaults_to_the_last_two_periods(runs):
+    periods = [f"{period:%Y-%m-%d}" for period in recent_periods(market_today(), 2)]
+
+    assert runs.asset_events("balance_recent", "ASSET_MATERIALIZATION") == materialized(
+        "balancesheet", periods
+    )
+    stored = runs.warehouse.read_frame("SELECT DISTINCT end_date FROM balancesheet")
+    assert sorted(str(day)[:10] for day in stored["end_date"]) == sorted({"2026-06-30", *periods})
+
+
+def materialized_each(assets, partitions) -> list[tuple[str, str]]:
+    return [pair for asset in assets for pair in materialized(asset, partitions)]
 
 
 def test_example_task_logs_its_message_and_reports_its_attempt(runs):

@@ -113,6 +113,50 @@ def test_shipped_after_close_chains_the_evening_sync(shipped):
     ]
 
 
+# zquant's STEP1..STEP10 of 编排任务-核心步骤串行执行, as our actions.
+ZQUANT_EVENING_STEPS = (
+    "sync_trading_calendar",
+    "sync_stock_list",
+    "sync_all_daily_data",
+    "sync_daily_basic_data",
+    "sync_factor_data",
+    "sync_stkfactorpro_data",
+    "sync_financial_data",
+    "calculate_factor",
+    "batch_stock_filter",
+    "statistics_table_data",
+)
+
+
+def test_shipped_evening_workflow_runs_zquants_ten_steps_after_what_each_reads(shipped):
+    evening = shipped.tasks["evening_workflow"]
+    workflow = shipped.workflow("evening_workflow")
+
+    assert (evening.cron_expression, evening.timezone) == ("30 18 * * 1-5", MARKET_TIMEZONE)
+    assert evening.enabled is False  # as after_close: the asset schedules sync the same tables
+    assert (workflow.workflow_type, workflow.on_failure) == ("parallel", "stop")
+    assert [task.action for task in shipped.workflow_tasks("evening_workflow")] == list(
+        ZQUANT_EVENING_STEPS
+    )
+    after_stock_list = ZQUANT_EVENING_STEPS[2:7]
+    assert set(workflow.edges) == {
+        ("sync_trading_calendar", "sync_stock_list"),
+        *(("sync_stock_list", step) for step in after_stock_list),
+        ("sync_all_daily_data", "calculate_factor"),
+        ("sync_daily_basic_data", "calculate_factor"),
+        ("calculate_factor", "batch_stock_filter"),
+        ("batch_stock_filter", "statistics_table_data"),
+        ("sync_factor_data", "statistics_table_data"),
+        ("sync_stkfactorpro_data", "statistics_table_data"),
+        ("sync_financial_data", "statistics_table_data"),
+    }
+    # No evening member has a trigger of its own (zquant's steps each kept theirs, so each
+    # ran twice); the calendar and stock list keep their morning ones.
+    triggered = {name for name in workflow.member_names if shipped.tasks[name].trigger}
+    assert triggered == {"sync_trading_calendar", "sync_stock_list"}
+    assert all(shipped.tasks[name].cron_expression.split()[1] == "8" for name in sorted(triggered))
+
+
 def test_shipped_repair_task_names_its_stocks_as_ts_codes(shipped):
     params = shipped.tasks["repair_daily_bars"].params
 
@@ -489,7 +533,8 @@ def test_an_empty_task_list_is_an_empty_catalog():
                 "task 'a': config.task_action 'sync_everything' is not an action (known:"
                 " sync_stock_list, sync_trading_calendar, sync_daily_data, sync_all_daily_data,"
                 " sync_daily_basic_data, sync_factor_data, sync_stkfactorpro_data,"
-                " calculate_factor, batch_stock_filter, statistics_table_data, run_script,"
+                " calculate_factor, batch_stock_filter, statistics_table_data, sync_financial_data,"
+                " run_script,"
                 " example_task)"
             ],
         ),

@@ -93,7 +93,8 @@ def test_update_with_a_whole_spec_replaces_the_task(catalog_file):
     assert (task.cron_expression, task.description) == ("0 9 * * 6", "Saturday calendar refresh")
     assert task.params.exchanges == ["SSE"]
     # The fields the spec has keep their place (and comments); the other tasks are untouched.
-    assert catalog_file.read_text().count("- name: sync_trading_calendar") == 1
+    # One task entry of that name (workflows list it as a member, further indented).
+    assert catalog_file.read_text().count("\n  - name: sync_trading_calendar\n") == 1
 
 
 def test_a_refused_update_names_task_and_field(catalog_file):
@@ -115,17 +116,18 @@ def test_removing_a_workflow_member_is_refused_naming_the_workflow(catalog_file)
     before = catalog_file.read_bytes()
     problems = refused(editor.remove_task, catalog_file, "sync_all_daily_data")
     assert problems == [
-        "task 'sync_all_daily_data': workflow 'after_close' list it in config.tasks: take it"
-        " out of the workflow first"
+        "task 'sync_all_daily_data': workflows 'after_close', 'evening_workflow' list it in"
+        " config.tasks: take it out of the workflow first"
     ]
     assert catalog_file.read_bytes() == before
 
 
 def test_remove_a_workflow_then_its_members(catalog_file):
     editor.remove_task(catalog_file, "after_close")
+    editor.remove_task(catalog_file, "evening_workflow")
     editor.remove_task(catalog_file, "calculate_factor")
     tasks = load_catalog(catalog_file).tasks
-    assert "after_close" not in tasks and "calculate_factor" not in tasks
+    assert not {"after_close", "evening_workflow", "calculate_factor"} & set(tasks)
     assert "sync_stock_list" in tasks
     assert "# The task catalog: every scheduled or hand-run job" in catalog_file.read_text()
 

@@ -96,6 +96,11 @@ ZQUANT_TASKS = [
             ],
         },
     },
+    {
+        "name": "balance_sheets",
+        "task_type": "manual_task",
+        "config": {"task_action": "sync_financial_data", "statement_type": "balance"},
+    },
 ]
 IMPORTED_NAMES = [
     "zquant_1",
@@ -105,6 +110,7 @@ IMPORTED_NAMES = [
     "weekend_demo",
     "factor_calc",
     "zquant_7",
+    "balance_sheets",
 ]
 
 
@@ -195,6 +201,8 @@ def test_import_writes_equivalent_tasks(zquant_url, tasks_file, capsys):
     assert (workflow.workflow_type, workflow.on_failure) == ("serial", "stop")
     assert workflow.member_names == ("zquant_1", "zquant_2", "weekday_bars")
     assert workflow.edges == (("zquant_1", "zquant_2"), ("zquant_2", "weekday_bars"))
+    balance = tasks["balance_sheets"]
+    assert (balance.action, balance.params.apis) == ("sync_financial_data", ("balancesheet",))
 
     # A second import finds every name taken: refused whole, nothing written.
     after_first = tasks_file.read_bytes()
@@ -223,6 +231,11 @@ UNMAPPABLE = [
         "restricts day of month and day of week",
     ),
     ({"task_action": "sync_stock_list", "exchange": "SSE"}, None, "config.exchange:"),
+    (
+        {"task_action": "sync_financial_data", "symbol": "000001"},
+        None,
+        "config.symbol: sync_financial_data takes no such parameter here",
+    ),
 ]
 
 
