@@ -251,22 +251,25 @@ def test_make_run_runs_are_listed_under_market_data_job(dagster_dev):
     assert completed.returncode == 0, completed.stderr
     assert "the Dagster daemon starts it" in completed.stderr
     run_ids = completed.stdout.split("Runs this time: ")[1].splitlines()[0].split(", ")
-    assert len(run_ids) == 2
-    reply = requests.post(
-        f"{dagster_dev}/graphql",
-        json={
-            "query": JOB_RUNS,
-            "variables": {
-                "selector": {
-                    "repositoryLocationName": "zquant_pipelines",
-                    "repositoryName": "__repository__",
-                    "pipelineName": "market_data_job",
-                }
+    # Two days of market_data_job, then one ranged run of financial_statements_job.
+    assert len(run_ids) == 3
+    runs = {}
+    for job in ("market_data_job", "financial_statements_job"):
+        reply = requests.post(
+            f"{dagster_dev}/graphql",
+            json={
+                "query": JOB_RUNS,
+                "variables": {
+                    "selector": {
+                        "repositoryLocationName": "zquant_pipelines",
+                        "repositoryName": "__repository__",
+                        "pipelineName": job,
+                    }
+                },
             },
-        },
-        timeout=30,
-    ).json()
-    runs = {run["runId"]: run for run in reply["data"]["pipelineOrError"]["runs"]}
+            timeout=30,
+        ).json()
+        runs.update({run["runId"]: run for run in reply["data"]["pipelineOrError"]["runs"]})
     assert set(run_ids) <= set(runs), reply
     for run_id in run_ids:
         assert runs[run_id]["repositoryOrigin"] == {

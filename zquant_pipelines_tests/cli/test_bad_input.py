@@ -159,7 +159,7 @@ def test_a_url_where_nothing_listens_is_an_operation_failure(zquant_env):
 
 def test_a_stats_rebuild_over_a_url_is_refused_before_any_request(zquant_env):
     # Nothing listens there: the refusal must come before any request.
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{unused_port()}"
 
     completed = zquant(zquant_env, "stats", "--rebuild", "--url", url)
 

@@ -55,11 +55,12 @@ def test_status_prints_a_line_per_dataset_and_the_deadline(operations, capsys):
         lines[0].split()
         == "DATASET LATEST COMPLETE DAY EXPECTED DAY ON TIME MISSING OPEN DAYS".split()
     )
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:5]}
+    shown = len(FRESHNESS_DATASETS)
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1 : 1 + shown]}
     assert rows["daily"] == [str(latest), str(latest), "yes", "-"]
     assert rows["factor_daily"] == [str(before), str(latest), "LATE", str(latest)]
-    assert f"{latest} (due {latest} 00:00:00+08:00)" in lines[5]
-    assert lines[5].startswith("Each open day is due by 00:00 Asia/Shanghai;")
+    assert f"{latest} (due {latest} 00:00:00+08:00)" in lines[1 + shown]
+    assert lines[1 + shown].startswith("Each open day is due by 00:00 Asia/Shanghai;")
 
 
 def test_a_bad_deadline_is_a_usage_error_naming_the_variable_and_value(
