@@ -49,6 +49,8 @@ CALLS_PER_WINDOW, WINDOW_SECONDS, SERVER_WINDOW_SECONDS = 10, 1.0, 0.9
 # API), so the budget binds only when each page is a call of its own.
 PAGE_ROWS = 100
 ROW_LIMITS = {api: PAGE_ROWS for api in TRADING_DAY_APIS}
+# What the workflow's actions (sync_all_daily_data, sync_daily_basic_data) sync: the bars.
+WORKFLOW_APIS = ("daily", "adj_factor", "daily_basic")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +164,7 @@ def test_the_warehouse_holds_every_day_that_was_served(runs, backing):
     warehouse = Warehouse(url=runs.warehouse_url)
     days = open_days(backing)
     assert len(days) > 2 * CALLS_PER_WINDOW
-    for api_name in TRADING_DAY_APIS:
+    for api_name in WORKFLOW_APIS:
         stored = warehouse.read_frame(
             f"SELECT * FROM {api_name} WHERE trade_date <> :other ORDER BY trade_date, ts_code",
             {"other": dt.date.fromisoformat(ASSET_PARTITION)},
@@ -182,7 +184,7 @@ def test_the_budget_held_across_both_workers(runs):
     calls = runs.workflow_calls
     refused = [call for call in calls if call.outcome != "ok"]
     assert refused == []
-    for api_name in TRADING_DAY_APIS:
+    for api_name in WORKFLOW_APIS:
         times = sorted(call.received_at for call in calls if call.api_name == api_name)
         # More calls than one window's budget: the limit was binding, not idle.
         assert len(times) > 2 * CALLS_PER_WINDOW
