@@ -418,7 +418,9 @@ def test_two_processes_stay_within_one_shared_budget(store, server, tmp_path, re
     # files: one rate_limit_dir shared. redis: each process a directory of its own, as on two
     # machines, so only Redis can make their budgets one.
     server.limit_rate(4, 0.5, api_name="daily")
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: this process runs the wire server's threads, and a fork taken while one
+    # of them holds a lock (logging, the socket layer) leaves the child blocked on it forever.
+    context = multiprocessing.get_context("spawn")
     shared = {}
     if store == "redis":
         shared = {
@@ -436,6 +438,9 @@ def test_two_processes_stay_within_one_shared_budget(store, server, tmp_path, re
         worker.start()
     for worker in workers:
         worker.join(timeout=60)
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
 
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert outcomes(server) == ["ok"] * 12
