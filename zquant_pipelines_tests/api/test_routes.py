@@ -275,6 +275,32 @@ def test_update_and_delete_edit_tasks_yaml(api, env):
     assert "repair_daily_bars" not in load_catalog(env.tasks_file).tasks
 
 
+def test_ids_stay_with_their_task_when_an_earlier_task_is_removed(api):
+    # A zquant client holds a task's id for the task's life (zquant's autoincrement id):
+    # removing a task before it must not make the id address another task.
+    spec = {"task_type": "manual_task", "config": {"task_action": "example_task"}}
+    first, kept, last = (
+        post(api, "/tasks", {"name": name, **spec}, expect=201)["id"]
+        for name in ("removed_first", "kept_by_id", "added_last")
+    )
+    assert first < kept < last
+
+    assert post(api, "/tasks/delete", {"task_id": first}, expect=204) is None
+    assert post(api, "/tasks/get", {"task_id": kept})["name"] == "kept_by_id"
+    assert post(api, "/tasks/get", {"task_id": last})["name"] == "added_last"
+    assert_error(post(api, "/tasks/get", {"task_id": first}, expect=404), 404, str(first))
+    post(api, "/tasks/trigger", {"task_id": kept})
+    (run,) = post(api, "/tasks/executions/list", {"task_id": kept, "skip": 0, "limit": 5})[
+        "executions"
+    ]
+    post(api, "/executions/terminate", {"execution_id": run["id"]})
+    assert post(api, "/tasks/get", {"task_id": last})["latest_execution_status"] is None
+    assert post(api, "/tasks/delete", {"task_id": kept}, expect=204) is None
+    assert post(api, "/tasks/get", {"task_id": last})["name"] == "added_last"
+    # A new task never takes the id of the last one in the file, still listed.
+    assert post(api, "/tasks", {"name": "added_after", **spec}, expect=201)["id"] > last
+
+
 def test_enable_disable_pause_resume(api):
     disabled = post(api, "/tasks/disable", {"task_id": NIGHTLY})
     assert (disabled["enabled"], disabled["schedule_status"]) == (False, "disabled")
