@@ -130,15 +130,12 @@ class Backend:
 # --- zquant's records from ours ------------------------------------------------------------
 
 
-def task_ids(catalog: Catalog) -> dict[str, int]:
-    return {name: number for number, name in enumerate(catalog.tasks, start=1)}
-
-
 def task_named(catalog: Catalog, task_id: int, field: str = "task_id") -> TaskSpec:
-    names = list(catalog.tasks)
-    if not 1 <= task_id <= len(names):
-        raise ApiError(404, f"{field}: no task with id {task_id} (ids 1 to {len(names)})")
-    return catalog.tasks[names[task_id - 1]]
+    """The task of zquant's id (tasks.yaml's ``id``), or 404."""
+    task = catalog.task_with_id(task_id)
+    if task is None:
+        raise ApiError(404, f"{field}: no task with id {task_id}")
+    return task
 
 
 def zquant_config(catalog: Catalog, task: TaskSpec) -> dict:
@@ -146,7 +143,7 @@ def zquant_config(catalog: Catalog, task: TaskSpec) -> dict:
     dependencies as ids."""
     if task.workflow is None:
         return dict(task.config)
-    ids = task_ids(catalog)
+    ids = {name: catalog.tasks[name].id for name in task.workflow.member_names}
     config = {
         "workflow_type": task.workflow.workflow_type,
         "on_failure": task.workflow.on_failure,
@@ -236,7 +233,7 @@ def execution_record(
     (null for a run without a multi-day step)."""
     return schemas.Execution(
         id=run.run_id,
-        task_id=task_ids(catalog).get(run.task),
+        task_id=catalog.tasks[run.task].id if run.task in catalog.tasks else None,
         status=execution_status(run),
         start_time=run.start,
         end_time=run.end,
@@ -268,14 +265,13 @@ class Scheduler:
     def ops(self) -> Operations:
         return self.backend.operations
 
-    def rows(self, catalog: Catalog) -> list[TaskRow]:
-        return self.ops.task_rows(catalog, dt.datetime.now(dt.UTC))
+    def rows(self, catalog: Catalog, names: list[str] | None = None) -> list[TaskRow]:
+        return self.ops.task_rows(catalog, dt.datetime.now(dt.UTC), names)
 
     def task(self, catalog: Catalog, task_id: int) -> schemas.Task:
         name = task_named(catalog, task_id).name
-        return self.task_of_row(
-            catalog, next(row for row in self.rows(catalog) if row.name == name)
-        )
+        (row,) = self.rows(catalog, [name])  # gathered for this task only
+        return self.task_of_row(catalog, row)
 
     def task_of_row(self, catalog: Catalog, row: TaskRow) -> schemas.Task:
         latest = latest_run(self.ops, row.name)
@@ -288,7 +284,7 @@ class Scheduler:
     def edited(self, name: str) -> schemas.Task:
         self.backend.reload()
         catalog = self.ops.catalog()
-        return self.task(catalog, task_ids(catalog)[name])
+        return self.task(catalog, catalog.tasks[name].id)
 
     def create(self, body: schemas.TaskCreate) -> schemas.Task:
         catalog = self.ops.catalog()
@@ -394,8 +390,7 @@ class Scheduler:
         task = task_named(catalog, task_id)
         if task.workflow is None:
             raise ApiError(400, f"task_id: task {task_id} ({task.name}) is not a workflow")
-        ids = task_ids(catalog)
-        return [self.task(catalog, ids[name]) for name in task.workflow.member_names]
+        return [self.task(catalog, member.id) for member in catalog.workflow_tasks(task.name)]
 
     def validate_workflow(self, config: dict) -> schemas.Validation:
         catalog = self.ops.catalog()

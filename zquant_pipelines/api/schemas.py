@@ -3,8 +3,8 @@ them and a wrong field is refused naming it) and its response records (Task, Exe
 Stats), filled from what the operations layer reports.
 
 How our things stand in for zquant's:
-- ``task_id`` is the task's place in tasks.yaml, from 1 (`zquant tasks list`'s id); removing
-  a task renumbers the tasks after it.
+- ``task_id`` is the task's ``id`` in tasks.yaml (`zquant tasks list`'s id): stable for
+  the task's life, as zquant's autoincrement id is (tasks/catalog.py, tasks/editor.py).
 - ``execution_id`` is the Dagster run id (text, where zquant has a number).
 - ``job_id`` is the task's Dagster job; the audit columns (created_by, created_time, ...)
   are null: tasks.yaml keeps no times or authors.

@@ -458,11 +458,13 @@ def import_zquant_command(path, args):
     imported = zquant_import.map_zquant_tasks(zquant_import.read_zquant_tasks(args.database_url))
     if not imported.specs:
         raise zquant_import.ZquantImportError(["zquant's task table holds no task"])
-    result = editor.add_tasks(path, imported.specs, dry_run=args.dry_run)
+    result = editor.add_tasks(path, imported.specs, dry_run=args.dry_run, renumber_taken_ids=True)
+    # The entries as written: an id tasks.yaml uses already was renumbered.
+    specs = [{**spec, "id": result.catalog.tasks[spec["name"]].id} for spec in imported.specs]
     if args.dry_run and args.json:
-        render.emit({"tasks": imported.specs, "notes": imported.notes})
+        render.emit({"tasks": specs, "notes": imported.notes})
     elif args.dry_run:
-        print(editor.entries_yaml(imported.specs), end="")
+        print(editor.entries_yaml(specs), end="")
     return result, imported.notes
 
 

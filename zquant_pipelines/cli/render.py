@@ -76,6 +76,7 @@ def print_detail(detail) -> None:
     row = detail.row
     lines = [
         ("task", row.name),
+        ("id", row.id),
         ("type", row.task_type),
         ("description", row.description or "-"),
         ("job", detail.job_name),
@@ -168,9 +169,10 @@ def print_edit(command: str, result, reloaded: str) -> None:
 def print_task_rows(rows) -> None:
     print(
         table(
-            ("NAME", "TYPE", "TRIGGER", "ENABLED", "NEXT TICK", "STATUS"),
+            ("ID", "NAME", "TYPE", "TRIGGER", "ENABLED", "NEXT TICK", "STATUS"),
             [
                 (
+                    row.id,
                     row.name,
                     row.task_type,
                     row.trigger,

@@ -286,29 +286,27 @@ class Operations(abc.ABC):
 
     # --- what the commands show, built from the primitives ------------------------------
 
-    def task_rows(self, catalog: Catalog, now: dt.datetime) -> list[TaskRow]:
-        tasks = list(catalog.tasks.values())
+    def task_rows(
+        self, catalog: Catalog, now: dt.datetime, names: list[str] | None = None
+    ) -> list[TaskRow]:
+        """The rows of the catalog's tasks, or of the tasks ``names`` (facts gathered for
+        those only)."""
+        tasks = (
+            list(catalog.tasks.values())
+            if names is None
+            else [catalog.tasks[name] for name in names]
+        )
         triggers = self.trigger_states(tasks)
         paused = self.paused_tasks()
         runs = self.run_states([task.name for task in tasks])
         return [
-            task_row(
-                number, task, triggers.get(task.name), task.name in paused, runs[task.name], now
-            )
-            for number, task in enumerate(tasks, start=1)
+            task_row(task, triggers.get(task.name), task.name in paused, runs[task.name], now)
+            for task in tasks
         ]
 
     def task_detail(self, catalog: Catalog, name: str, now: dt.datetime) -> TaskDetail:
         task = find_task(catalog, name)
-        runs = self.run_states([name])[name]
-        row = task_row(
-            list(catalog.tasks).index(name) + 1,
-            task,
-            self.trigger_states([task]).get(name),
-            name in self.paused_tasks(),
-            runs,
-            now,
-        )
+        (row,) = self.task_rows(catalog, now, [name])
         workflow = None
         if task.workflow is not None:
             workflow = {

@@ -66,7 +66,7 @@ class TaskRow(JsonRecord):
     latest_run_id: str | None
     latest_run_status: str | None
     description: str
-    # zquant's sort keys: the task's place in tasks.yaml (zquant's id), paused, max_retries.
+    # zquant's sort keys: the task's id (tasks.yaml's ``id``, zquant's), paused, max_retries.
     id: int = 0
     paused: bool = False
     max_retries: int = 0
@@ -129,7 +129,6 @@ def next_tick(task: TaskSpec, trigger: TriggerState | None, now: dt.datetime) ->
 
 
 def task_row(
-    number: int,
     task: TaskSpec,
     trigger: TriggerState | None,
     paused: bool,
@@ -152,14 +151,14 @@ def task_row(
         latest_run_id=runs.latest_run_id,
         latest_run_status=runs.latest_status,
         description=task.description,
-        id=number,
+        id=task.id,
         paused=paused,
         max_retries=task.max_retries,
     )
 
 
-# zquant's sort keys of its task list (created_time: tasks.yaml keeps no times, and tasks
-# are appended, so it is the file's order, as id is) and ours: type, the next tick.
+# zquant's sort keys of its task list (created_time: tasks.yaml keeps no times, and an added
+# task gets the highest id plus one, so it is id order) and ours: type, the next tick.
 ROW_SORT_KEYS = {
     "id": lambda row: row.id,
     "name": lambda row: row.name,

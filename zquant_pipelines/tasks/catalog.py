@@ -7,6 +7,11 @@ retry_interval, enabled, description, config), plus timezone, executor, retry_ba
 tags. Tasks refer to each other by name, so a name must be usable as a Dagster name.
 
 Rules beyond the obvious:
+- ``id``: the task's number for zquant's API (its ``task_id``), stable for the task's life:
+  a positive whole number, unique in the catalog. A task written without one gets, at
+  load, the next number after the highest ``id`` written, in file order (the editor writes
+  every task's id on its first edit, so these stay put; by hand, an entry without an id
+  inserted before another one without an id, or a higher id written, moves them).
 - Triggers: a cron expression (standard 5 fields, see ``cron.py``) or ``interval_seconds``,
   never both, and neither on a ``manual_task``. A ``common_task`` or ``workflow`` with no
   trigger is allowed: it runs when triggered by hand (or as a workflow member), which lets
@@ -30,6 +35,7 @@ and reading a workflow's config ``catalog_workflows.py``'s; this module validate
 """
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +70,10 @@ from zquant_pipelines.tasks.catalog_yaml import (
 from zquant_pipelines.tasks.cron import cron_problems
 
 RETRY_BACKOFFS = ("fixed", "exponential")
+ID_CHECK = is_whole(1)
 TASK_FIELDS = (
     "name",
+    "id",
     "task_type",
     "cron_expression",
     "interval_seconds",
@@ -106,6 +114,7 @@ class TaskSpec:
 
     name: str
     task_type: str
+    id: int
     cron_expression: str | None = None
     interval_seconds: int | None = None
     timezone: str = MARKET_TIMEZONE
@@ -136,6 +145,9 @@ class Catalog:
 
     tasks: dict[str, TaskSpec]
     source: str = "tasks.yaml"
+
+    def task_with_id(self, task_id: int) -> TaskSpec | None:
+        return next((task for task in self.tasks.values() if task.id == task_id), None)
 
     def workflow(self, name: str) -> WorkflowSpec:
         task = self.tasks[name]
@@ -176,6 +188,11 @@ def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
     for number, name in enumerate(names, start=1):
         if isinstance(name, str):
             numbers.setdefault(name, []).append(number)
+    ids = entry_ids(raw_tasks)
+    first_with_id: dict[int, int] = {}
+    for number, task_id in enumerate(ids, start=1):
+        if task_id is not None:
+            first_with_id.setdefault(task_id, number)
     by_name: dict[str, Mapping] = {}
     for raw, name in zip(raw_tasks, names, strict=True):
         if isinstance(raw, Mapping) and name_problem(name) is None:
@@ -187,13 +204,34 @@ def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
             problems.append(f"{label}: must be a mapping of fields, got {type(raw).__name__}")
             continue
         found = _identity_problems(name, number, numbers)
-        task = _parse_task(raw, label, by_name, found)
+        task_id = ids[number - 1]
+        if raw.get("id") is not None and task_id is None:
+            found.append(f"id {show_value(raw['id'])}: {ID_CHECK(raw['id'])}")
+        elif task_id is not None and first_with_id[task_id] != number:
+            first = first_with_id[task_id]
+            found.append(
+                f"id {task_id} is already used by {_label(names[first - 1], first, numbers)}"
+            )
+        task = _parse_task(raw, task_id, label, by_name, found)
         problems += [f"{label}: {message}" for message in found]
         if task is not None:
             tasks.setdefault(task.name, task)
     if problems:
         raise CatalogError(problems, source)
     return Catalog(tasks=tasks, source=source)
+
+
+def entry_ids(entries: list) -> list[int | None]:
+    """Each catalog entry's id (module docstring): its ``id``, or for an entry without one the
+    next number after the highest ``id`` written, in file order; None for an ``id`` that is
+    not a positive whole number."""
+    written = [entry.get("id") if isinstance(entry, Mapping) else None for entry in entries]
+    valid = [value for value in written if value is not None and ID_CHECK(value) is None]
+    following = itertools.count(max(valid, default=0) + 1)
+    return [
+        next(following) if value is None else (value if ID_CHECK(value) is None else None)
+        for value in written
+    ]
 
 
 def _task_list(data: object, problems: list[str]) -> list:
@@ -249,7 +287,11 @@ FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
 
 
 def _parse_task(
-    raw: Mapping, label: str, by_name: Mapping[str, Mapping], found: list[str]
+    raw: Mapping,
+    task_id: int | None,
+    label: str,
+    by_name: Mapping[str, Mapping],
+    found: list[str],
 ) -> TaskSpec | None:
     """Check one task, adding its problems to ``found``; the spec when it has none."""
     unknown = [key for key in raw if key not in TASK_FIELDS]
@@ -295,6 +337,7 @@ def _parse_task(
         return None
     return TaskSpec(
         name=raw["name"],
+        id=task_id,
         config=copy.deepcopy(dict(config or {})),
         action=action,
         params=params,

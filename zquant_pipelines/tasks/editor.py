@@ -5,7 +5,9 @@ Every edit works the same way:
 1. read the file (``read_catalog_text``'s size cap and UTF-8, the catalog loader's YAML
    rules) and note its SHA-256;
 2. change the entries in a round-trip YAML document (ruamel.yaml), so comments, order,
-   quoting and layout of everything the edit does not touch are kept byte for byte;
+   quoting and layout of everything the edit does not touch are kept byte for byte; every
+   entry without an ``id`` gets the one it loads with written (after its ``name``), so
+   removing or adding a task never moves another task's id;
 3. validate the whole resulting text with the catalog's own validator; any problem
    refuses the edit with every problem listed (``CatalogEditRefused``), nothing written;
 4. under a lock (``tasks.yaml.lock`` beside the file, so two editors never interleave),
@@ -18,6 +20,10 @@ Every edit works the same way:
 Reloading the code location after a write is the caller's (the CLI's): this module knows
 files, not servers.
 
+An added task without an ``id`` gets the highest id in the file plus one. With no record of
+removed ids, removing the task with the highest id and adding another gives the new one
+that id again.
+
 A change is plain data: a task spec as tasks.yaml holds it (a mapping), or field values by
 name where a dotted name reaches into a mapping (``config.start_date``) and None removes
 the field.
@@ -27,6 +33,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import itertools
 import os
 import re
 import tempfile
@@ -39,7 +46,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from zquant_pipelines.safe_yaml import show_value
-from zquant_pipelines.tasks.catalog import Catalog, CatalogError, catalog_from_text
+from zquant_pipelines.tasks.catalog import (
+    ID_CHECK,
+    Catalog,
+    CatalogError,
+    catalog_from_text,
+    entry_ids,
+)
 from zquant_pipelines.tasks.catalog_yaml import (
     CatalogFileError,
     parse_catalog_yaml,
@@ -132,12 +145,15 @@ def add_tasks(
     *,
     expected_sha256: str | None = None,
     dry_run: bool = False,
+    renumber_taken_ids: bool = False,
 ) -> EditResult:
-    """Append tasks (in order) to the catalog."""
+    """Append tasks (in order) to the catalog. A spec's ``id`` is kept (one the catalog uses
+    already is refused, or with ``renumber_taken_ids`` replaced by a new one: the zquant
+    import); a spec without one gets the next after every id of the file and the specs."""
 
     def change(tasks: CommentedSeq) -> list[str]:
         problems, names = [], _names(tasks)
-        for number, spec in enumerate(specs, start=1):
+        for number, spec in enumerate(_with_ids(tasks, specs, renumber_taken_ids), start=1):
             name = spec.get("name") if isinstance(spec, Mapping) else None
             if not isinstance(spec, Mapping):
                 problems.append(f"spec #{number}: a task spec is a mapping of fields")
@@ -227,7 +243,8 @@ def _change_task(
             return [_unknown(name, tasks)]
         entry = tasks[index]
         if replace:
-            for key in [key for key in entry if key not in changes]:
+            # The id is the task's identity, not a setting: a spec without one keeps it.
+            for key in [key for key in entry if key not in changes and key != "id"]:
                 del entry[key]
         problems = []
         for field, value in changes.items():
@@ -257,6 +274,7 @@ def _edit(
             [f"{source} has no 'tasks' list to edit: fix it by hand (`zquant tasks validate`)"],
             source,
         )
+    _write_ids(document["tasks"])
     problems = change(document["tasks"])
     if problems:
         raise CatalogEditRefused(problems, source)
@@ -379,6 +397,37 @@ def _index(tasks: CommentedSeq, name: str) -> int | None:
 def _unknown(name: str, tasks: CommentedSeq) -> str:
     known = ", ".join(str(name) for name in _names(tasks) if name is not None)
     return f"task {show_value(name)}: no such task (known: {known})"
+
+
+def _write_ids(tasks: CommentedSeq) -> None:
+    """Write the id each entry without one loads with (tasks.yaml's rule), after its name."""
+    for entry, task_id in zip(tasks, entry_ids(tasks), strict=True):
+        if isinstance(entry, CommentedMap) and "id" not in entry:
+            entry.insert(_after_name(entry), "id", task_id)
+
+
+def _after_name(entry: Mapping) -> int:
+    return list(entry).index("name") + 1 if "name" in entry else 0
+
+
+def _with_ids(tasks: CommentedSeq, specs: Sequence, renumber_taken: bool) -> list:
+    """The specs, each mapping with an id (``add_tasks``' rule) written after its name."""
+    taken = [entry.get("id") for entry in tasks if isinstance(entry, Mapping)]
+    wanted = [spec.get("id") if isinstance(spec, Mapping) else None for spec in specs]
+    if renumber_taken:
+        wanted = [None if task_id in taken else task_id for task_id in wanted]
+    numbers = [task_id for task_id in taken + wanted if ID_CHECK(task_id) is None]
+    following = itertools.count(max(numbers, default=0) + 1)
+    placed = []
+    for spec, task_id in zip(specs, wanted, strict=True):
+        if not isinstance(spec, Mapping):
+            placed.append(spec)
+            continue
+        items = [(key, value) for key, value in spec.items() if key != "id"]
+        at = _after_name(dict(items))
+        number = next(following) if task_id is None else task_id
+        placed.append(dict(items[:at] + [("id", number)] + items[at:]))
+    return placed
 
 
 def _member_names(workflow: Mapping) -> list:

@@ -6,6 +6,8 @@ The mapping (zquant's fields in ../shared/reference/zquant-v0.4.md, section 2):
 - name: kept when it is a valid task name here, else ``zquant_<id>`` (zquant's names are
   usually Chinese); the zquant name opens the description and the id is the tag
   ``zquant_id``, so the two stay linked.
+- id: zquant's id, so its clients' ids keep addressing the task; a new one when tasks.yaml
+  has a task with that id already (``add_tasks``' ``renumber_taken_ids``).
 - task_type, cron_expression, interval_seconds (cron wins, as in zquant), max_retries,
   retry_interval and enabled as they are; a manual task's ``enabled`` is left out (zquant
   forces it false; here a manual task runs by hand either way).
@@ -135,7 +137,7 @@ def _spec(row, name, names, by_zquant_name, found, notes, label) -> dict:
     task_type = str(row["task_type"] or "").lower()
     if task_type not in TASK_TYPES:
         found.append(f"task_type {show_value(row['task_type'])} is not one of {TASK_TYPES}")
-    spec: dict = {"name": name, "task_type": task_type}
+    spec: dict = {"name": name, "id": row["id"], "task_type": task_type}
     cron, interval = row["cron_expression"], row["interval_seconds"]
     if cron:
         spec["cron_expression"] = _standard_cron(cron, found)

@@ -164,9 +164,18 @@ def test_tasks_list_human_table(world, capsys):
     code, out, _ = zquant(world, capsys, "tasks", "list")
     assert code == 0
     header, *lines = out.splitlines()
-    assert header.split() == ["NAME", "TYPE", "TRIGGER", "ENABLED", "NEXT", "TICK", "STATUS"]
-    by_hand = next(line for line in lines if line.startswith("by_hand "))
-    assert by_hand.split()[-1] == "failed"
+    assert header.split() == [
+        "ID",
+        "NAME",
+        "TYPE",
+        "TRIGGER",
+        "ENABLED",
+        "NEXT",
+        "TICK",
+        "STATUS",
+    ]
+    by_hand = next(line.split() for line in lines if line.split()[1:2] == ["by_hand"])
+    assert (by_hand[0], by_hand[-1]) == ("3", "failed")
 
 
 def test_tasks_show_a_workflow_and_a_member(world, capsys):

@@ -175,6 +175,7 @@ def test_defaults_fill_what_a_task_leaves_out():
     assert task == TaskSpec(
         name="sync_stock_list",
         task_type="common_task",
+        id=1,
         config={"task_action": "sync_stock_list"},
         action="sync_stock_list",
         params=ACTION_PARAMS["sync_stock_list"](),
@@ -237,6 +238,47 @@ def test_tasks_keep_file_order():
     catalog = parse_catalog({"tasks": [common(name) for name in names]})
 
     assert list(catalog.tasks) == names
+
+
+def test_ids_written_are_kept_and_the_others_follow_the_highest_in_file_order():
+    catalog = parse_catalog(
+        {"tasks": [common("a"), common("b", id=7), common("c"), common("d", id=3)]}
+    )
+
+    assert {name: task.id for name, task in catalog.tasks.items()} == {
+        "a": 8,
+        "b": 7,
+        "c": 9,
+        "d": 3,
+    }
+    assert catalog.task_with_id(9).name == "c" and catalog.task_with_id(1) is None
+
+
+def test_id_problems_name_the_task_and_value_among_every_other_problem():
+    problems = problems_of(
+        common("a", id=4),
+        common("b", id=4, max_retries=-1),
+        common("c", id=0),
+        common("d", id="5"),
+        common("e", id=True),
+    )
+
+    assert problems == [
+        "task 'b': id 4 is already used by task 'a'",
+        "task 'b': max_retries -1: must be at least 0",
+        "task 'c': id 0: must be at least 1",
+        "task 'd': id '5': must be a whole number",
+        "task 'e': id True: must be a whole number",
+    ]
+
+
+def test_shipped_tasks_each_have_an_id_of_their_own(shipped):
+    text = (REPO_ROOT / DEFAULT_TASKS_FILE).read_text()
+    ids = [task.id for task in shipped.tasks.values()]
+
+    # Written in the file, not given at load: hand edits before a task cannot move its id.
+    assert text.count("\n    id: ") == text.count("\n  - name: ") == len(ids)
+    assert len(set(ids)) == len(ids)
 
 
 def test_triggerless_common_task_and_workflow_are_allowed():
@@ -349,7 +391,7 @@ def test_an_empty_task_list_is_an_empty_catalog():
         (
             [common("a", schedule="daily", retries=1)],
             [
-                "task 'a': unknown fields 'schedule', 'retries' (known: name, task_type,"
+                "task 'a': unknown fields 'schedule', 'retries' (known: name, id, task_type,"
                 " cron_expression, interval_seconds, timezone, enabled, max_retries,"
                 " retry_interval, retry_backoff, description, config, executor, tags)"
             ],

@@ -40,7 +40,7 @@ def test_add_appends_the_task_and_keeps_every_other_byte(catalog_file):
     result = editor.add_task(catalog_file, NEW_TASK)
     after = catalog_file.read_text()
     assert after.startswith(before)  # comments, order, quoting of the rest untouched
-    assert "\n\n  - name: weekly_calendar\n" in after
+    assert "\n\n  - name: weekly_calendar\n    id: 16\n" in after  # the highest id + 1
     assert load_catalog(catalog_file).tasks["weekly_calendar"].cron_expression == "0 9 * * 6"
     assert result.backup is not None and result.backup.read_text() == before
     assert result.names == ("weekly_calendar",)
@@ -84,6 +84,40 @@ def test_update_sets_fields_and_keeps_comments_of_the_entry(catalog_file):
     assert load_catalog(catalog_file).tasks["sync_stock_list"].cron_expression == "45 8 * * *"
     original = SHIPPED.read_text()
     assert text.replace('"45 8 * * *"', '"30 8 * * *"') == original
+
+
+def test_ids_stay_with_their_task_through_removals_and_adds(tmp_path):
+    # A hand-written catalog without ids: the first edit writes each task's id (the one it
+    # loads with), so removing the first task moves no other task's id.
+    path = tmp_path / "tasks.yaml"
+    path.write_text(
+        "tasks:\n"
+        + "".join(
+            f"  - name: {name}  # {name}'s comment\n    task_type: manual_task\n"
+            f"    config: {{task_action: sync_stock_list}}\n"
+            for name in ("first", "second", "third")
+        )
+    )
+
+    editor.remove_task(path, "first")
+    editor.add_task(path, {**NEW_TASK, "name": "fourth"})
+    editor.add_task(path, {**NEW_TASK, "name": "chosen", "id": 10})
+    editor.replace_task(path, "second", {**NEW_TASK, "name": "second"})
+
+    ids = {name: task.id for name, task in load_catalog(path).tasks.items()}
+    assert ids == {"second": 2, "third": 3, "fourth": 4, "chosen": 10}
+    assert "  - name: third  # third's comment\n    id: 3\n    task_type:" in path.read_text()
+    problems = refused(editor.add_task, path, {**NEW_TASK, "name": "clash", "id": 3})
+    assert problems == ["task 'clash': id 3 is already used by task 'third'"]
+
+
+def test_taken_ids_are_renumbered_when_asked(catalog_file):
+    # The zquant import: zquant's ids are kept where free, the others follow every id.
+    specs = [{**NEW_TASK, "name": name, "id": task_id} for name, task_id in (("a", 3), ("b", 20))]
+
+    result = editor.add_tasks(catalog_file, specs, renumber_taken_ids=True)
+
+    assert (result.catalog.tasks["a"].id, result.catalog.tasks["b"].id) == (21, 20)
 
 
 def test_update_with_a_whole_spec_replaces_the_task(catalog_file):

@@ -3,6 +3,7 @@ model lays it out (SQLite, and MariaDB on this machine), become tasks.yaml entri
 the catalog editor; what cannot map is refused with the task and the reason."""
 
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -154,6 +155,8 @@ def test_dry_run_prints_the_entries_and_writes_nothing(zquant_url, tasks_file, c
     assert code == 0, err
     printed = yaml.safe_load(out)["tasks"]
     assert [task["name"] for task in printed] == IMPORTED_NAMES
+    # The shipped catalog uses ids 1 to 15: the entries as they would be written.
+    assert [task["id"] for task in printed] == list(range(16, 24))
     code, out, err = zquant(capsys, "tasks", "import-zquant", zquant_url, "--dry-run", "--json")
     assert code == 0, err
     assert json.loads(out)["tasks"] == printed
@@ -161,6 +164,14 @@ def test_dry_run_prints_the_entries_and_writes_nothing(zquant_url, tasks_file, c
 
 
 def test_import_writes_equivalent_tasks(zquant_url, tasks_file, capsys):
+    # zquant's ids are kept where free: every shipped task but the one of id 3 moved away.
+    tasks_file.write_text(
+        re.sub(
+            r"\n    id: (\d+)\n",
+            lambda found: found[0] if found[1] == "3" else f"\n    id: {int(found[1]) + 100}\n",
+            tasks_file.read_text(),
+        )
+    )
     before = tasks_file.read_text()
     code, out, err = zquant(capsys, "tasks", "import-zquant", zquant_url, "--json")
     assert code == 0, err
@@ -201,6 +212,8 @@ def test_import_writes_equivalent_tasks(zquant_url, tasks_file, capsys):
     assert (workflow.workflow_type, workflow.on_failure) == ("serial", "stop")
     assert workflow.member_names == ("zquant_1", "zquant_2", "weekday_bars")
     assert workflow.edges == (("zquant_1", "zquant_2"), ("zquant_2", "weekday_bars"))
+    ids = [tasks[name].id for name in IMPORTED_NAMES]
+    assert ids == [1, 2, 116, 4, 5, 6, 7, 8]  # zquant_3's id 3 was taken: after the highest
     balance = tasks["balance_sheets"]
     assert (balance.action, balance.params.apis) == ("sync_financial_data", ("balancesheet",))
 
