@@ -158,7 +158,7 @@ def task_row(
 
 
 # zquant's sort keys of its task list (created_time: tasks.yaml keeps no times, and an added
-# task gets the highest id plus one, so it is id order) and ours: type, the next tick.
+# task gets the next id after every id given, so it is id order) and ours: type, the next tick.
 ROW_SORT_KEYS = {
     "id": lambda row: row.id,
     "name": lambda row: row.name,

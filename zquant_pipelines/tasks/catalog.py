@@ -8,10 +8,12 @@ tags. Tasks refer to each other by name, so a name must be usable as a Dagster n
 
 Rules beyond the obvious:
 - ``id``: the task's number for zquant's API (its ``task_id``), stable for the task's life:
-  a positive whole number, unique in the catalog. A task written without one gets, at
-  load, the next number after the highest ``id`` written, in file order (the editor writes
-  every task's id on its first edit, so these stay put; by hand, an entry without an id
-  inserted before another one without an id, or a higher id written, moves them).
+  a positive whole number, unique in the catalog. The top-level ``last_id`` (optional, the
+  editor keeps it) is the highest id ever given, so a removed task's id is not given again.
+  A task written without an id gets, at load, the next number after the highest ``id``
+  written and ``last_id``, in file order (the editor writes every task's id on its first
+  edit, so these stay put; by hand, an entry without an id inserted before another one
+  without an id, or a higher id written, moves them).
 - Triggers: a cron expression (standard 5 fields, see ``cron.py``) or ``interval_seconds``,
   never both, and neither on a ``manual_task``. A ``common_task`` or ``workflow`` with no
   trigger is allowed: it runs when triggered by hand (or as a workflow member), which lets
@@ -183,12 +185,15 @@ def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
     """Validate catalog data (the parsed YAML); raise ``CatalogError`` listing every problem."""
     problems: list[str] = []
     raw_tasks = _task_list(data, problems)
+    last_id = data.get("last_id") if isinstance(data, Mapping) else None
+    if last_id is not None and ID_CHECK(last_id):
+        problems.append(f"last_id {show_value(last_id)}: {ID_CHECK(last_id)}")
     names = [raw.get("name") if isinstance(raw, Mapping) else None for raw in raw_tasks]
     numbers: dict[str, list[int]] = {}
     for number, name in enumerate(names, start=1):
         if isinstance(name, str):
             numbers.setdefault(name, []).append(number)
-    ids = entry_ids(raw_tasks)
+    ids = entry_ids(raw_tasks, last_id)
     first_with_id: dict[int, int] = {}
     for number, task_id in enumerate(ids, start=1):
         if task_id is not None:
@@ -221,12 +226,12 @@ def parse_catalog(data: object, source: str = "tasks.yaml") -> Catalog:
     return Catalog(tasks=tasks, source=source)
 
 
-def entry_ids(entries: list) -> list[int | None]:
+def entry_ids(entries: list, last_id: object = None) -> list[int | None]:
     """Each catalog entry's id (module docstring): its ``id``, or for an entry without one the
-    next number after the highest ``id`` written, in file order; None for an ``id`` that is
-    not a positive whole number."""
+    next number after the highest ``id`` written and ``last_id``, in file order; None for an
+    ``id`` that is not a positive whole number."""
     written = [entry.get("id") if isinstance(entry, Mapping) else None for entry in entries]
-    valid = [value for value in written if value is not None and ID_CHECK(value) is None]
+    valid = [value for value in [*written, last_id] if ID_CHECK(value) is None]
     following = itertools.count(max(valid, default=0) + 1)
     return [
         next(following) if value is None else (value if ID_CHECK(value) is None else None)
@@ -244,9 +249,10 @@ def _task_list(data: object, problems: list[str]) -> list:
         )
         return []
     problems += [
-        f"unknown top-level key {show_value(key)} (the file holds a 'tasks' list)"
+        f"unknown top-level key {show_value(key)} (the file holds a 'tasks' list and"
+        " optionally 'last_id')"
         for key in data
-        if key != "tasks"
+        if key not in ("tasks", "last_id")
     ]
     if "tasks" not in data:
         problems.append("the top level has no 'tasks' list")

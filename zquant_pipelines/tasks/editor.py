@@ -6,8 +6,9 @@ Every edit works the same way:
    rules) and note its SHA-256;
 2. change the entries in a round-trip YAML document (ruamel.yaml), so comments, order,
    quoting and layout of everything the edit does not touch are kept byte for byte; every
-   entry without an ``id`` gets the one it loads with written (after its ``name``), so
-   removing or adding a task never moves another task's id;
+   entry without an ``id`` gets the one it loads with written (after its ``name``), and
+   ``last_id`` records the highest id, so removing or adding a task never moves another
+   task's id;
 3. validate the whole resulting text with the catalog's own validator; any problem
    refuses the edit with every problem listed (``CatalogEditRefused``), nothing written;
 4. under a lock (``tasks.yaml.lock`` beside the file, so two editors never interleave),
@@ -20,9 +21,9 @@ Every edit works the same way:
 Reloading the code location after a write is the caller's (the CLI's): this module knows
 files, not servers.
 
-An added task without an ``id`` gets the highest id in the file plus one. With no record of
-removed ids, removing the task with the highest id and adding another gives the new one
-that id again.
+An added task without an ``id`` gets the next after every id in the file and the file's
+``last_id``, which every edit raises to the highest id in the file (written before
+``tasks``), so a removed task's id is not given to a new task.
 
 A change is plain data: a task spec as tasks.yaml holds it (a mapping), or field values by
 name where a dotted name reaches into a mapping (``config.start_date``) and None removes
@@ -151,9 +152,11 @@ def add_tasks(
     already is refused, or with ``renumber_taken_ids`` replaced by a new one: the zquant
     import); a spec without one gets the next after every id of the file and the specs."""
 
-    def change(tasks: CommentedSeq) -> list[str]:
+    def change(document: CommentedMap) -> list[str]:
+        tasks = document["tasks"]
         problems, names = [], _names(tasks)
-        for number, spec in enumerate(_with_ids(tasks, specs, renumber_taken_ids), start=1):
+        placed = _with_ids(document, specs, renumber_taken_ids)
+        for number, spec in enumerate(placed, start=1):
             name = spec.get("name") if isinstance(spec, Mapping) else None
             if not isinstance(spec, Mapping):
                 problems.append(f"spec #{number}: a task spec is a mapping of fields")
@@ -192,7 +195,8 @@ def remove_task(
 ) -> EditResult:
     """Remove a task; refused while a workflow lists it as a member."""
 
-    def change(tasks: CommentedSeq) -> list[str]:
+    def change(document: CommentedMap) -> list[str]:
+        tasks = document["tasks"]
         index = _index(tasks, name)
         if index is None:
             return [_unknown(name, tasks)]
@@ -237,7 +241,8 @@ def _change_task(
     if replace:
         changes.setdefault("name", name)
 
-    def change(tasks: CommentedSeq) -> list[str]:
+    def change(document: CommentedMap) -> list[str]:
+        tasks = document["tasks"]
         index = _index(tasks, name)
         if index is None:
             return [_unknown(name, tasks)]
@@ -258,7 +263,7 @@ def _change_task(
 
 def _edit(
     path: str | Path,
-    change: Callable[[CommentedSeq], list[str]],
+    change: Callable[[CommentedMap], list[str]],
     names: tuple,
     expected_sha256: str | None,
     dry_run: bool,
@@ -274,8 +279,10 @@ def _edit(
             [f"{source} has no 'tasks' list to edit: fix it by hand (`zquant tasks validate`)"],
             source,
         )
-    _write_ids(document["tasks"])
-    problems = change(document["tasks"])
+    _write_ids(document)
+    _record_last_id(document)
+    problems = change(document)
+    _record_last_id(document)
     if problems:
         raise CatalogEditRefused(problems, source)
     buffer = io.StringIO()
@@ -399,9 +406,10 @@ def _unknown(name: str, tasks: CommentedSeq) -> str:
     return f"task {show_value(name)}: no such task (known: {known})"
 
 
-def _write_ids(tasks: CommentedSeq) -> None:
+def _write_ids(document: CommentedMap) -> None:
     """Write the id each entry without one loads with (tasks.yaml's rule), after its name."""
-    for entry, task_id in zip(tasks, entry_ids(tasks), strict=True):
+    tasks = document["tasks"]
+    for entry, task_id in zip(tasks, entry_ids(tasks, document.get("last_id")), strict=True):
         if isinstance(entry, CommentedMap) and "id" not in entry:
             entry.insert(_after_name(entry), "id", task_id)
 
@@ -410,13 +418,35 @@ def _after_name(entry: Mapping) -> int:
     return list(entry).index("name") + 1 if "name" in entry else 0
 
 
-def _with_ids(tasks: CommentedSeq, specs: Sequence, renumber_taken: bool) -> list:
+def _task_ids(document: CommentedMap) -> list:
+    return [entry.get("id") for entry in document["tasks"] if isinstance(entry, Mapping)]
+
+
+def _record_last_id(document: CommentedMap) -> None:
+    """Raise ``last_id`` to the highest id in the file, so a removed task's id is never given
+    again (written before ``tasks`` when the file has none; an invalid one is left for the
+    validator to name)."""
+    current = document.get("last_id")
+    if current is not None and ID_CHECK(current):
+        return
+    ids = [task_id for task_id in [*_task_ids(document), current] if ID_CHECK(task_id) is None]
+    highest = max(ids, default=None)
+    if highest == current:
+        return
+    if "last_id" in document:
+        document["last_id"] = highest
+    else:
+        document.insert(list(document).index("tasks"), "last_id", highest)
+
+
+def _with_ids(document: CommentedMap, specs: Sequence, renumber_taken: bool) -> list:
     """The specs, each mapping with an id (``add_tasks``' rule) written after its name."""
-    taken = [entry.get("id") for entry in tasks if isinstance(entry, Mapping)]
+    taken = _task_ids(document)
     wanted = [spec.get("id") if isinstance(spec, Mapping) else None for spec in specs]
     if renumber_taken:
         wanted = [None if task_id in taken else task_id for task_id in wanted]
-    numbers = [task_id for task_id in taken + wanted if ID_CHECK(task_id) is None]
+    known = [*taken, *wanted, document.get("last_id")]
+    numbers = [task_id for task_id in known if ID_CHECK(task_id) is None]
     following = itertools.count(max(numbers, default=0) + 1)
     placed = []
     for spec, task_id in zip(specs, wanted, strict=True):

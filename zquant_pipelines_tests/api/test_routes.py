@@ -297,8 +297,10 @@ def test_ids_stay_with_their_task_when_an_earlier_task_is_removed(api):
     assert post(api, "/tasks/get", {"task_id": last})["latest_execution_status"] is None
     assert post(api, "/tasks/delete", {"task_id": kept}, expect=204) is None
     assert post(api, "/tasks/get", {"task_id": last})["name"] == "added_last"
-    # A new task never takes the id of the last one in the file, still listed.
+    # Nor is a removed task's id given to a new task, not even the highest one's.
+    assert post(api, "/tasks/delete", {"task_id": last}, expect=204) is None
     assert post(api, "/tasks", {"name": "added_after", **spec}, expect=201)["id"] > last
+    assert_error(post(api, "/tasks/get", {"task_id": last}, expect=404), 404, str(last))
 
 
 def test_enable_disable_pause_resume(api):

@@ -54,9 +54,9 @@ def member(name, *dependencies):
     return {"name": name, "dependencies": list(dependencies)}
 
 
-def problems_of(*tasks):
+def problems_of(*tasks, **top_level):
     with pytest.raises(CatalogError) as caught:
-        parse_catalog({"tasks": list(tasks)})
+        parse_catalog({**top_level, "tasks": list(tasks)})
     return caught.value.problems
 
 
@@ -252,6 +252,9 @@ def test_ids_written_are_kept_and_the_others_follow_the_highest_in_file_order():
         "d": 3,
     }
     assert catalog.task_with_id(9).name == "c" and catalog.task_with_id(1) is None
+    # last_id, the highest id ever given, counts too: a removed task's id is not given.
+    after_last = parse_catalog({"last_id": 12, "tasks": [common("a"), common("b", id=7)]})
+    assert after_last.tasks["a"].id == 13
 
 
 def test_id_problems_name_the_task_and_value_among_every_other_problem():
@@ -261,9 +264,11 @@ def test_id_problems_name_the_task_and_value_among_every_other_problem():
         common("c", id=0),
         common("d", id="5"),
         common("e", id=True),
+        last_id=-1,
     )
 
     assert problems == [
+        "last_id -1: must be at least 1",
         "task 'b': id 4 is already used by task 'a'",
         "task 'b': max_retries -1: must be at least 0",
         "task 'c': id 0: must be at least 1",
@@ -369,7 +374,8 @@ def test_the_error_lists_every_problem_one_per_line_and_nothing_half_loads():
         ({"tasks": {"a": 1}}, "'tasks' must be a list of tasks, got dict"),
         (
             {"tasks": [], "defaults": {}},
-            "unknown top-level key 'defaults' (the file holds a 'tasks' list)",
+            "unknown top-level key 'defaults' (the file holds a 'tasks' list and optionally"
+            " 'last_id')",
         ),
         ({"tasks": ["sync_stock_list"]}, "task #1: must be a mapping of fields, got str"),
     ],

@@ -39,8 +39,9 @@ def test_add_appends_the_task_and_keeps_every_other_byte(catalog_file):
     before = catalog_file.read_text()
     result = editor.add_task(catalog_file, NEW_TASK)
     after = catalog_file.read_text()
-    assert after.startswith(before)  # comments, order, quoting of the rest untouched
-    assert "\n\n  - name: weekly_calendar\n    id: 16\n" in after  # the highest id + 1
+    # Comments, order, quoting of the rest untouched; last_id records the new id.
+    assert after.replace("\nlast_id: 16\n", "\nlast_id: 15\n").startswith(before)
+    assert "\n\n  - name: weekly_calendar\n    id: 16\n" in after  # after last_id
     assert load_catalog(catalog_file).tasks["weekly_calendar"].cron_expression == "0 9 * * 6"
     assert result.backup is not None and result.backup.read_text() == before
     assert result.names == ("weekly_calendar",)
@@ -106,7 +107,12 @@ def test_ids_stay_with_their_task_through_removals_and_adds(tmp_path):
 
     ids = {name: task.id for name, task in load_catalog(path).tasks.items()}
     assert ids == {"second": 2, "third": 3, "fourth": 4, "chosen": 10}
-    assert "  - name: third  # third's comment\n    id: 3\n    task_type:" in path.read_text()
+    text = path.read_text()
+    assert text.startswith("last_id: 10\ntasks:\n")
+    assert "  - name: third  # third's comment\n    id: 3\n    task_type:" in text
+    # A removed task's id is never given again, not even the highest one's.
+    editor.remove_task(path, "chosen")
+    assert editor.add_task(path, {**NEW_TASK, "name": "fifth"}).catalog.tasks["fifth"].id == 11
     problems = refused(editor.add_task, path, {**NEW_TASK, "name": "clash", "id": 3})
     assert problems == ["task 'clash': id 3 is already used by task 'third'"]
 
