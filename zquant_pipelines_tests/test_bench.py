@@ -16,12 +16,12 @@ import pytest
 from bench import bench_scheduling, bench_sync, harness
 from bench.__main__ import DEFAULT_MODULES, parse_only
 from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES
-from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sample_market import sample_market
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.tasks.catalog import parse_catalog
 from zquant_pipelines_tests.bench.test_harness import CONTRACT
+from zquant_pipelines_tests.support.wire_clients import wire_client
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,12 +145,7 @@ def test_sync_call_counter_counts_what_the_wire_server_sees(tushare_server_facto
     as_of = bench_sync.DEFAULT_AS_OF
     market = sample_market(as_of=as_of)
     server = tushare_server_factory(market)
-    client = TushareClient(
-        token=server.token,
-        api_url=server.url,
-        rate_limit_dir=str(tmp_path / "ratelimit"),
-        calls_per_minute=100_000,
-    )
+    client = wire_client(server, tmp_path)
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     days = bench_sync.last_open_days(market, 45, as_of)
     sync.sync_stock_basic(client, warehouse)

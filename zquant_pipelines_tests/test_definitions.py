@@ -40,17 +40,21 @@ def test_workspace_loads_like_the_webserver(tmp_path, monkeypatch):
     } <= assets
 
 
-def test_dagster_cli_validates_the_workspace(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+def dagster_cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`dagster ARGS` run in the repo root, with a DAGSTER_HOME of its own in tmp_path."""
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", *args],
         cwd=REPO_ROOT,
-        env=env,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_dagster_cli_validates_the_workspace(tmp_path):
+    completed = dagster_cli(tmp_path, "definitions", "validate", "-w", "workspace.yaml")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Validation successful" in completed.stdout + completed.stderr
 
@@ -71,16 +75,7 @@ def test_dagster_with_no_target_loads_the_location_pyproject_names(monkeypatch):
 
 
 def test_dagster_job_list_from_the_repo_root_needs_no_options(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "job", "list"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = dagster_cli(tmp_path, "job", "list")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "market_data_job" in completed.stdout.split()
 

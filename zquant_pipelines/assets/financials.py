@@ -14,7 +14,11 @@ import datetime as dt
 import dagster as dg
 
 from zquant_pipelines.assets.market import assets_in_declaration_order, stock_basic
-from zquant_pipelines.assets.partitions import partition_date, partitions_start
+from zquant_pipelines.assets.partitions import (
+    partition_date,
+    partition_run_requests,
+    partitions_start,
+)
 from zquant_pipelines.constants import DATASETS, MARKET_TIMEZONE, REPORT_PERIOD_APIS, TABLE_KEYS
 from zquant_pipelines.datasets import Partitioning
 from zquant_pipelines.dates import quarter_end
@@ -185,10 +189,7 @@ def revision_periods(tick: dt.datetime, count: int = sync.DEFAULT_RECHECKED_PERI
 )
 def financial_revisions_schedule(context: dg.ScheduleEvaluationContext):
     tick = context.scheduled_execution_time
-    return [
-        dg.RunRequest(run_key=f"{key}@{tick:%Y-%m-%d}", partition_key=key)
-        for key in revision_periods(tick)
-    ]
+    return partition_run_requests(revision_periods(tick), tick)
 
 
 def build_financial_definitions() -> dg.Definitions:

@@ -1,4 +1,5 @@
-"""The trading-day partitions shared by the market and factor assets.
+"""The trading-day partitions shared by the market and factor assets, and the runs a
+schedule asks for partitions (of trading days and report periods alike).
 
 Partitions are weekdays (keys are ISO dates such as 2026-02-27); a weekday holiday is a
 partition that costs no API call. The current day is included (end_offset=1) so the
@@ -40,6 +41,12 @@ trading_day_partitions = dg.TimeWindowPartitionsDefinition(
     timezone=MARKET_TIMEZONE,
     end_offset=1,
 )
+
+
+def partition_run_requests(keys: list[str], tick: dt.datetime) -> list[dg.RunRequest]:
+    """A schedule tick's run of each partition of ``keys``: the run key (partition@tick's
+    day) keeps a tick evaluated again from asking for the same runs twice."""
+    return [dg.RunRequest(run_key=f"{key}@{tick:%Y-%m-%d}", partition_key=key) for key in keys]
 
 
 def partition_date(partition_key: str) -> dt.date:

@@ -15,7 +15,7 @@ from zquant_pipelines.assets.checks import BLOCKING_CHECKS, CHECKED_FROM, CHECKE
 from zquant_pipelines.assets.factors import factor_assets
 from zquant_pipelines.assets.freshness import freshness_checks
 from zquant_pipelines.assets.market import market_assets
-from zquant_pipelines.assets.partitions import trading_day_partitions
+from zquant_pipelines.assets.partitions import partition_run_requests, trading_day_partitions
 from zquant_pipelines.assets.screening import screening_assets
 from zquant_pipelines.constants import MARKET_TIMEZONE
 from zquant_pipelines.executors import executor_definition
@@ -106,4 +106,4 @@ def market_data_after_close_schedule(context: dg.ScheduleEvaluationContext):
     missing = missing_recent_partitions(context.instance, tick)
     if not missing:
         return dg.SkipReason(f"the last {CATCH_UP_PARTITIONS} trading-day partitions are done")
-    return [dg.RunRequest(run_key=f"{key}@{tick:%Y-%m-%d}", partition_key=key) for key in missing]
+    return partition_run_requests(missing, tick)

@@ -35,6 +35,18 @@ AMOUNT = double("amount", "turnover, thousand CNY (千元)")
 PCT_CHG = double("pct_chg", "change over pre_close, %")
 ADJ_FACTOR = double("adj_factor", "cumulative adjustment factor; hfq price = price * adj_factor")
 
+
+def _adjusted_prices(price: Column) -> tuple[Column, Column]:
+    """The hfq and qfq columns of an unadjusted price (stk_factor and stk_factor_pro)."""
+    return (
+        double(f"{price.name}_hfq", f"{price.name} price, CNY, back-adjusted (x adj_factor)"),
+        double(
+            f"{price.name}_qfq",
+            f"{price.name} price, CNY, forward-adjusted as of trade_date (that day's snapshot)",
+        ),
+    )
+
+
 # daily_basic's fields after the close (stk_factor_pro carries them too).
 DAILY_INDICATORS = (
     double("turnover_rate", "turnover rate, % of total float shares"),
@@ -166,12 +178,9 @@ STK_FACTOR = Dataset(
         AMOUNT,
         ADJ_FACTOR,
         *(
-            double(f"{price}_{kind}", f"{price} price, CNY, {adjusted}")
-            for price in ("open", "close", "high", "low", "pre_close")
-            for kind, adjusted in (
-                ("hfq", "back-adjusted (x adj_factor)"),
-                ("qfq", "forward-adjusted as of trade_date (that day's snapshot)"),
-            )
+            column
+            for price in (OPEN, CLOSE, HIGH, LOW, PRE_CLOSE)
+            for column in _adjusted_prices(price)
         ),
         double("macd_dif", "MACD DIF (EMA12 - EMA26) of qfq close, CNY"),
         double("macd_dea", "MACD DEA (EMA9 of DIF), CNY"),
@@ -242,15 +251,8 @@ STK_FACTOR_PRO = Dataset(
         TRADE_DATE,
         *(
             column
-            for price, plain in ((OPEN, "open"), (HIGH, "high"), (LOW, "low"), (CLOSE, "close"))
-            for column in (
-                price,
-                double(f"{plain}_hfq", f"{plain} price, CNY, back-adjusted (x adj_factor)"),
-                double(
-                    f"{plain}_qfq",
-                    f"{plain} price, CNY, forward-adjusted as of trade_date (that day's snapshot)",
-                ),
-            )
+            for price in (OPEN, HIGH, LOW, CLOSE)
+            for column in (price, *_adjusted_prices(price))
         ),
         PRE_CLOSE,
         CHANGE,

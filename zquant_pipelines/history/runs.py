@@ -88,6 +88,12 @@ class RunDetail(JsonRecord):
     steps: list[StepSummary]
 
 
+def check_page_limit(limit: int) -> None:
+    """A history page's size: 1 to MAX_PAGE_SIZE runs (ValueError otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit: expected an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+
+
 def task_history(
     instance: dg.DagsterInstance,
     task: str,
@@ -100,8 +106,7 @@ def task_history(
     ``statuses`` takes Dagster status names or zquant's groups (see ``parse_statuses``);
     pass the page's ``next_cursor`` as ``cursor`` to get the next page (None on the last).
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"limit: expected an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+    check_page_limit(limit)
     if not isinstance(task, str) or not task.strip():
         raise ValueError(f"task: expected a task name, got {task!r}")
     if isinstance(statuses, str):

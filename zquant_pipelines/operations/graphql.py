@@ -37,11 +37,11 @@ from zquant_pipelines.history.pause import is_paused_run, pause_request_pool, re
 from zquant_pipelines.history.progress import RunProgress, run_progress
 from zquant_pipelines.history.runs import (
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     HistoryPage,
     RunDetail,
     RunSummary,
     StepSummary,
+    check_page_limit,
 )
 from zquant_pipelines.history.stats import StatsReport, TaskStats
 from zquant_pipelines.history.store import (
@@ -193,11 +193,8 @@ class GraphQLOperations(GraphQLClient, Operations):
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> HistoryPage:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise UsageProblem(
-                f"--limit: expected an integer from 1 to {MAX_PAGE_SIZE}, got {limit}"
-            )
         try:
+            check_page_limit(limit)
             run_statuses = (
                 [status.value for status in parse_statuses(statuses)] if statuses else None
             )

@@ -29,11 +29,12 @@ from zquant_pipelines.sample_market.calendar import (
 from zquant_pipelines.sample_market.financials import FinancialStatements
 from zquant_pipelines.sample_market.prices import PricePath
 from zquant_pipelines.sample_market.technical import (
+    ADJUSTMENTS,
     CHUNK_STOCKS,
     INDICATORS,
-    PRO_COLUMNS,
-    pro_indicator_rows,
-    stk_factor_indicator_rows,
+    PRO_INDICATORS,
+    adjusted_indicator_rows,
+    pro_name,
 )
 from zquant_pipelines.sample_market.universe import MAX_N_STOCKS, MIN_N_STOCKS, Universe
 
@@ -292,16 +293,18 @@ class SampleMarket:
         day, stock = self._cells(given, listed=False)
         bars = self._daily(given)  # the same cells, in the same order
         adj = self._adj(stock, day)
-        prices = ("open", "close", "high", "low", "pre_close")
         return pd.DataFrame(
             {
                 **bars.drop(columns="pct_chg"),
                 "pct_change": bars["pct_chg"],
                 "adj_factor": adj,
-                **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
-                # qfq as of the row's own day: x adj_factor(D) / adj_factor(D).
-                **{f"{price}_qfq": bars[price] for price in prices},
-                **self._technical(stk_factor_indicator_rows, INDICATORS, day, stock),
+                **_adjusted_prices(bars, adj, ("open", "close", "high", "low", "pre_close")),
+                **{
+                    name: value
+                    for (name, _), value in self._technical(
+                        INDICATORS, ("qfq",), day, stock
+                    ).items()
+                },
             }
         )
 
@@ -313,27 +316,34 @@ class SampleMarket:
         bars = self._daily(given)  # the same cells, in the same order
         basic = self._daily_basic(given)
         adj = self._adj(stock, day)
-        prices = ("open", "high", "low", "close")
         return pd.DataFrame(
             {
                 **bars,
-                **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
-                **{f"{price}_qfq": bars[price] for price in prices},
+                **_adjusted_prices(bars, adj, ("open", "high", "low", "close")),
                 **basic.drop(columns=["ts_code", "trade_date", "close"]),
                 "adj_factor": adj,
-                **self._technical(pro_indicator_rows, PRO_COLUMNS, day, stock),
+                **{
+                    pro_name(*key): value
+                    for key, value in self._technical(
+                        PRO_INDICATORS, ADJUSTMENTS, day, stock
+                    ).items()
+                },
             }
         )
 
     def _technical(
-        self, indicator_rows, names: tuple[str, ...], day: np.ndarray, stock: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """The technical indicators ``names`` of the cells by ``indicator_rows`` (technical.py),
-        from the traded history of their stocks through the latest of their days, computed
-        on each request CHUNK_STOCKS stocks at a time: memory stays bounded (a whole-history
-        panel of 5,000 stocks would be gigabytes) and a market that never answers them pays
-        nothing."""
-        values = {name: np.empty(len(day)) for name in names}
+        self,
+        names: tuple[str, ...],
+        adjustments: tuple[str, ...],
+        day: np.ndarray,
+        stock: np.ndarray,
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """The technical indicators ``names`` of the cells on each of ``adjustments``' prices
+        (technical.py's ``adjusted_indicator_rows``), from the traded history of their stocks
+        through the latest of their days, computed on each request CHUNK_STOCKS stocks at a
+        time: memory stays bounded (a whole-history panel of 5,000 stocks would be gigabytes)
+        and a market that never answers them pays nothing."""
+        values = {(name, a): np.empty(len(day)) for name in names for a in adjustments}
         if len(day) == 0:
             return values
         span = day.max() + 1
@@ -347,14 +357,16 @@ class SampleMarket:
                 history_stock * span + history_day, stock[asked] * span + day[asked]
             )
             order = np.argsort(rows)
-            chunk_values = indicator_rows(
+            chunk_values = adjusted_indicator_rows(
+                names,
+                adjustments,
                 history_stock,
                 *(a[history_day, history_stock] / 100 for a in (p.high, p.low, p.close)),
                 adj=self._adj(history_stock, history_day),
                 rows=rows[order],
             )
-            for name, value in chunk_values.items():
-                values[name][asked[order]] = value
+            for key, value in chunk_values.items():
+                values[key][asked[order]] = value
         return values
 
     def _previous_volume(self, day: np.ndarray, stock: np.ndarray) -> np.ndarray:
@@ -371,6 +383,17 @@ class SampleMarket:
 
 
 _BAR_PARAMS = ("ts_code", "trade_date", "start_date", "end_date")
+
+
+def _adjusted_prices(
+    bars: pd.DataFrame, adj: np.ndarray, prices: tuple[str, ...]
+) -> dict[str, pd.Series]:
+    """The hfq and qfq columns of the bars' ``prices``, ``adj`` their adj_factor."""
+    return {
+        **{f"{price}_hfq": np.round(bars[price] * adj, 4) for price in prices},
+        # qfq as of the row's own day: x adj_factor(D) / adj_factor(D).
+        **{f"{price}_qfq": bars[price] for price in prices},
+    }
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

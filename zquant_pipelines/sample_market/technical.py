@@ -85,12 +85,6 @@ def pro_name(indicator: str, adjustment: str) -> str:
     return f"{indicator}_{adjustment}"
 
 
-# stk_factor_pro's indicator columns, in the order pro_indicator_rows gives them.
-PRO_COLUMNS = tuple(
-    pro_name(indicator, adjustment) for indicator in PRO_INDICATORS for adjustment in ADJUSTMENTS
-)
-
-
 def indicator_rows(
     names: Iterable[str],
     stock: np.ndarray,
@@ -281,44 +275,36 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np
     return moving_mean(true_range, window)
 
 
-def stk_factor_indicator_rows(
+def adjusted_indicator_rows(
+    names: Iterable[str],
+    adjustments: Iterable[str],
     stock: np.ndarray,
     high: np.ndarray,
     low: np.ndarray,
     close: np.ndarray,
     adj: np.ndarray,
     rows: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """stk_factor's indicators (on qfq prices as of each day) of the cells ``rows`` of a
-    traded history (as ``indicator_rows`` takes it; prices unadjusted, ``adj`` their
-    adj_factor)."""
-    hfq = indicator_rows(INDICATORS, stock, high * adj, low * adj, close * adj, rows)
-    day_adj = adj[rows]
-    return {
-        name: np.round(value / day_adj if name in PRICE_LEVEL else value, DECIMALS)
-        for name, value in hfq.items()
-    }
-
-
-def pro_indicator_rows(
-    stock: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    adj: np.ndarray,
-    rows: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """stk_factor_pro's indicators (``pro_name`` columns) of the cells ``rows`` of a traded
-    history (as ``indicator_rows`` takes it; prices unadjusted, ``adj`` their adj_factor)."""
-    # Unadjusted and hfq prices side by side: one pass computes both.
-    both = indicator_rows(
-        PRO_INDICATORS, stock, *(np.stack([a, a * adj]) for a in (high, low, close)), rows
+) -> dict[tuple[str, str], np.ndarray]:
+    """The indicators ``names`` of the cells ``rows`` of a traded history (as
+    ``indicator_rows`` takes it; prices unadjusted, ``adj`` their adj_factor), by (name,
+    adjustment) for each of ``adjustments`` (``ADJUSTMENTS``): on unadjusted prices, on hfq
+    ones, and on qfq ones as of each cell's day (from the hfq value)."""
+    adjustments = tuple(adjustments)
+    # Unadjusted prices beside the hfq ones when asked: one pass computes both.
+    scales = (1.0, adj) if "bfq" in adjustments else (adj,)
+    values = indicator_rows(
+        names, stock, *(np.stack([a * scale for scale in scales]) for a in (high, low, close)), rows
     )
     day_adj = adj[rows]
     out = {}
-    for name in PRO_INDICATORS:
-        bfq, hfq = both[name]
-        qfq = hfq / day_adj if name in PRICE_LEVEL else hfq
-        for adjustment, value in zip(ADJUSTMENTS, (bfq, hfq, qfq), strict=True):
-            out[pro_name(name, adjustment)] = np.round(value, DECIMALS)
+    for name, value in values.items():
+        hfq = value[-1]
+        # value[0] is the unadjusted one where bfq is asked (read only then).
+        by_adjustment = {
+            "bfq": value[0],
+            "hfq": hfq,
+            "qfq": hfq / day_adj if name in PRICE_LEVEL else hfq,
+        }
+        for adjustment in adjustments:
+            out[name, adjustment] = np.round(by_adjustment[adjustment], DECIMALS)
     return out

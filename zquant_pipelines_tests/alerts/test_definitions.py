@@ -15,13 +15,13 @@ from zquant_pipelines.alerts.definitions import (
 from zquant_pipelines.assets.definitions import build_asset_definitions
 from zquant_pipelines.constants import ENV_ALERT_URLS, ENV_UI_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.tasks.builders import build_task_definitions, job_name
 from zquant_pipelines.tasks.catalog import parse_catalog
 from zquant_pipelines_tests.support.alert_receivers import alert_receivers
 from zquant_pipelines_tests.support.catalog_files import catalog_text
 from zquant_pipelines_tests.support.ports import unused_port
+from zquant_pipelines_tests.support.wire_clients import wire_resources
 
 UI_URL = "http://ui.example.com:3000"
 DOOMED_TASK = {
@@ -106,16 +106,8 @@ def test_a_failed_blocking_check_is_announced_once(
     """The stock list went stale (most stocks gone): daily's blocking row-count check fails."""
     web, mail = receivers
     server = tushare_server_factory(SampleMarketSource(as_of=AS_OF))
-    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
-    resources = {
-        "market_source": TushareClient(
-            token=server.token,
-            api_url=server.url,
-            rate_limit_dir=str(tmp_path / "ratelimit"),
-            calls_per_minute=100_000,
-        ),
-        "warehouse": warehouse,
-    }
+    resources = wire_resources(server, tmp_path)
+    warehouse = resources["warehouse"]
     defs = dg.Definitions.merge(
         build_asset_definitions(), dg.Definitions(resources=resources), build_alert_definitions()
     )

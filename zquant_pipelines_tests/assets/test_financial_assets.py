@@ -18,23 +18,10 @@ from zquant_pipelines.assets.financials import (
 from zquant_pipelines.assets.market import stock_basic
 from zquant_pipelines.constants import REPORT_PERIOD_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.tushare_client import TushareClient
-from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
+from zquant_pipelines_tests.support.wire_clients import wire_resources
 
 PERIOD = "2026-06-30"
-
-
-def resources_for(server, tmp_path) -> dict:
-    return {
-        "market_source": TushareClient(
-            token=server.token,
-            api_url=server.url,
-            rate_limit_dir=str(tmp_path / "ratelimit"),
-            calls_per_minute=100_000,
-        ),
-        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
-    }
 
 
 @pytest.fixture
@@ -47,7 +34,7 @@ def instance(tmp_path):
 def run_period(server, tmp_path, instance, period: str = PERIOD) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions.merge(
         build_financial_definitions(),
-        dg.Definitions(assets=[stock_basic], resources=resources_for(server, tmp_path)),
+        dg.Definitions(assets=[stock_basic], resources=wire_resources(server, tmp_path)),
     )
     job = defs.resolve_job_def(FINANCIAL_STATEMENTS_JOB_NAME)
     return job.execute_in_process(instance=instance, partition_key=period, raise_on_error=False)
@@ -75,7 +62,7 @@ def test_a_partition_run_stores_the_periods_versions_and_reports_what_it_added(
 ):
     early = tushare_server_factory(SampleMarketSource(as_of="20260905"))
     late = tushare_server_factory(SampleMarketSource(as_of="20261130"))
-    resources = resources_for(late, tmp_path)
+    resources = wire_resources(late, tmp_path)
     sync_stock_basic(resources["market_source"], resources["warehouse"])
 
     first = run_period(early, tmp_path, instance)
@@ -105,7 +92,7 @@ def test_a_refused_vip_endpoint_falls_back_per_stock_within_the_run(
     tushare_server_factory, tmp_path, instance
 ):
     server = tushare_server_factory(SampleMarketSource(as_of="20261130"))
-    resources = resources_for(server, tmp_path)
+    resources = wire_resources(server, tmp_path)
     sync_stock_basic(resources["market_source"], resources["warehouse"])
     server.deny("cashflow_vip")
 

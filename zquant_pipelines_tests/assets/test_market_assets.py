@@ -19,9 +19,8 @@ from zquant_pipelines.constants import (
 )
 from zquant_pipelines.history.progress import StepProgress, progress_tag
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.tushare_client import TushareClient
-from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import to_warehouse_frame
+from zquant_pipelines_tests.support.wire_clients import wire_resources
 
 AS_OF = "20261127"
 OPEN_DAY = "2026-11-27"  # a Friday
@@ -40,15 +39,7 @@ def server(backing, tushare_server_factory):
 
 @pytest.fixture
 def resources(server, tmp_path):
-    return {
-        "market_source": TushareClient(
-            token=server.token,
-            api_url=server.url,
-            rate_limit_dir=str(tmp_path / "ratelimit"),
-            calls_per_minute=100_000,
-        ),
-        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
-    }
+    return wire_resources(server, tmp_path)
 
 
 @pytest.fixture

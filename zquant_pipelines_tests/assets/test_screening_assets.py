@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from zquant_pipelines.assets.screening import stock_screen, table_statistics
 from zquant_pipelines.constants import ENV_SCREENS_FILE, TRADING_DAY_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.tushare_client import TushareClient
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.screening.run import InputsMissingError, screen_days
 from zquant_pipelines.screening.screens import load_screens
@@ -24,6 +23,7 @@ from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.table_statistics import compute_table_statistics
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
+from zquant_pipelines_tests.support.wire_clients import wire_client
 
 AS_OF = "20261127"
 # 12 weekdays, all open: history enough for the 5- and 10-day factors on the range's days.
@@ -114,12 +114,7 @@ def synced(request, tmp_path_factory):
             engine.dispose()
 
     with TushareWireServer(SampleMarketSource(as_of=AS_OF)) as server:
-        client = TushareClient(
-            token=server.token,
-            api_url=server.url,
-            rate_limit_dir=str(folder / "ratelimit"),
-            calls_per_minute=100_000,
-        )
+        client = wire_client(server, folder)
         sync.sync_stock_basic(client, warehouse)
         sync.sync_trade_cal(client, warehouse, dt.date(2026, 9, 1), dt.date(2026, 11, 30))
         for api_name in TRADING_DAY_APIS:

@@ -11,9 +11,10 @@ import requests
 
 from zquant_pipelines import cli
 from zquant_pipelines.constants import ENV_UI_URL
-from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name, op_configs, run_config
+from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import (
+    executed_run,
     operations_environment,
     serving,
 )
@@ -69,10 +70,7 @@ def history_ids(url: str, capsys, task: str) -> list[str]:
 
 def run_nightly(env) -> str:
     """One real run of nightly (in_process), so the task has history."""
-    ops = env.local_operations()
-    catalog = ops.catalog()
-    task = catalog.tasks["nightly"]
-    return ops.execute_run(task, run_config(op_configs(catalog, task, {}))).run_id
+    return executed_run(env.local_operations(), "nightly")
 
 
 def test_edits_reach_the_webserver_and_history_survives(site, capsys, monkeypatch, tmp_path):

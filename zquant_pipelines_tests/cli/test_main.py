@@ -22,7 +22,7 @@ from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
 from zquant_pipelines.dates import market_today
 from zquant_pipelines.history.store import sql_run_storage
 from zquant_pipelines.history.summary import TaskRunsTable
-from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name, op_configs, run_config
+from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -33,6 +33,7 @@ from zquant_pipelines_tests.support.catalog_files import catalog_text
 from zquant_pipelines_tests.support.operations_environment import (
     TASK_NAMES,
     OperationsEnvironment,
+    executed_run,
     operations_environment,
 )
 
@@ -51,10 +52,8 @@ class World:
 def world(tmp_path_factory):
     with operations_environment(tmp_path_factory.mktemp("cli")) as env:
         ops = env.local_operations()
-        catalog = ops.catalog()
-        task = catalog.tasks["by_hand"]
         runs = [
-            ops.execute_run(task, run_config(op_configs(catalog, task, overrides))).run_id
+            executed_run(ops, "by_hand", overrides)
             for overrides in ({}, {"message": "again"}, {"fail": True})
         ]
         yield World(env, ops, runs)

@@ -11,10 +11,13 @@ from dagster._core.scheduler.instigation import InstigatorStatus
 
 from zquant_pipelines import cli
 from zquant_pipelines.constants import TAG_TASK, TAG_TASK_TYPE
-from zquant_pipelines.operations.base import op_configs, run_config
 from zquant_pipelines.operations.graphql import GraphQLOperations
 from zquant_pipelines.tasks import control
-from zquant_pipelines_tests.support.operations_environment import operations_environment, serving
+from zquant_pipelines_tests.support.operations_environment import (
+    executed_run,
+    operations_environment,
+    serving,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +25,7 @@ def site(tmp_path_factory):
     """(environment, url, by_hand run ids oldest first: success, failure)."""
     with operations_environment(tmp_path_factory.mktemp("graphql")) as env:
         ops = env.local_operations()
-        catalog = ops.catalog()
-        task = catalog.tasks["by_hand"]
-        runs = [
-            ops.execute_run(task, run_config(op_configs(catalog, task, overrides))).run_id
-            for overrides in ({}, {"fail": True})
-        ]
+        runs = [executed_run(ops, "by_hand", overrides) for overrides in ({}, {"fail": True})]
         with serving(env.workspace) as url:
             yield env, url, runs
 

@@ -42,6 +42,7 @@ from zquant_pipelines.sync import market as sync
 from zquant_pipelines.tasks.builders import job_name
 from zquant_pipelines_tests.support.operations_environment import (
     drive_queue_once,
+    executed_run,
     operations_environment,
     serving,
 )
@@ -132,9 +133,7 @@ def url(env):
 def run_task(env, name: str) -> str:
     """A run of ``name`` carried to its end (this process takes it from the queue)."""
     with env.local_operations() as ops:
-        catalog = ops.catalog()
-        task = catalog.tasks[name]
-        return ops.execute_run(task, run_config(op_configs(catalog, task, {}))).run_id
+        return executed_run(ops, name)
 
 
 def zquant(env, capsys, *argv: str) -> tuple[int, str, str]:

@@ -108,23 +108,29 @@ def adjusted_stocks(market) -> list[str]:
     return codes[:STOCKS]
 
 
-def test_stk_factor_matches_the_oracle_on_qfq_prices_as_of_each_day(market):
+def histories(market):
+    """(stock, day, the stock's bars with their adj_factor through the day) for the
+    adjusted stocks and each of DAYS_PER_STOCK."""
     for code in adjusted_stocks(market):
         bars = market.query("daily", ts_code=code).merge(
             market.query("adj_factor", ts_code=code), on=["ts_code", "trade_date"]
         )
         bars = bars.sort_values("trade_date").reset_index(drop=True)
         for day in DAYS_PER_STOCK:
-            history = bars[bars["trade_date"] <= day]
-            scale = history["adj_factor"] / history["adj_factor"].iloc[-1]
-            qfq = {price: list(history[price] * scale) for price in ("high", "low", "close")}
-            expected = oracle(qfq["high"], qfq["low"], qfq["close"])
-            [row] = market.query("stk_factor", ts_code=code, trade_date=day).to_dict("records")
-            for name in STK_FACTOR_INDICATORS:
-                assert row[name] == pytest.approx(expected[name], abs=1e-3), (code, day, name)
-            last = history.iloc[-1]
-            assert row["close_qfq"] == last["close"]
-            assert row["close_hfq"] == pytest.approx(last["close"] * last["adj_factor"], abs=1e-4)
+            yield code, day, bars[bars["trade_date"] <= day]
+
+
+def test_stk_factor_matches_the_oracle_on_qfq_prices_as_of_each_day(market):
+    for code, day, history in histories(market):
+        scale = history["adj_factor"] / history["adj_factor"].iloc[-1]
+        qfq = {price: list(history[price] * scale) for price in ("high", "low", "close")}
+        expected = oracle(qfq["high"], qfq["low"], qfq["close"])
+        [row] = market.query("stk_factor", ts_code=code, trade_date=day).to_dict("records")
+        for name in STK_FACTOR_INDICATORS:
+            assert row[name] == pytest.approx(expected[name], abs=1e-3), (code, day, name)
+        last = history.iloc[-1]
+        assert row["close_qfq"] == last["close"]
+        assert row["close_hfq"] == pytest.approx(last["close"] * last["adj_factor"], abs=1e-4)
 
 
 def test_stk_factor_rows_are_daily_s_rows(market):
@@ -140,32 +146,26 @@ def test_stk_factor_rows_are_daily_s_rows(market):
 
 def test_stk_factor_pro_matches_the_oracle_unadjusted_hfq_and_qfq_as_of_each_day(market):
     checked, versions_differ = set(), []
-    for code in adjusted_stocks(market):
-        bars = market.query("daily", ts_code=code).merge(
-            market.query("adj_factor", ts_code=code), on=["ts_code", "trade_date"]
-        )
-        bars = bars.sort_values("trade_date").reset_index(drop=True)
-        for day in DAYS_PER_STOCK:
-            history = bars[bars["trade_date"] <= day]
-            factor = history["adj_factor"]
-            scales = {"bfq": 1.0, "hfq": factor, "qfq": factor / factor.iloc[-1]}
-            [row] = market.query("stk_factor_pro", ts_code=code, trade_date=day).to_dict("records")
-            for adjustment, scale in scales.items():
-                prices = {price: list(history[price] * scale) for price in ("high", "low", "close")}
-                expected = oracle(prices["high"], prices["low"], prices["close"])
-                for name, value in expected.items():
-                    column = pro_column(name, adjustment)
-                    # hfq prices reach hundreds of CNY: compare them relatively.
-                    assert row[column] == pytest.approx(value, abs=1e-3, rel=1e-6), (
-                        code,
-                        day,
-                        column,
-                    )
-                    checked.add(column)
-            versions_differ.append(row["ma_bfq_250"] != row["ma_qfq_250"])
-            last = history.iloc[-1]
-            assert row["close_qfq"] == row["close"] == last["close"]
-            assert row["close_hfq"] == pytest.approx(last["close"] * last["adj_factor"], abs=1e-4)
+    for code, day, history in histories(market):
+        factor = history["adj_factor"]
+        scales = {"bfq": 1.0, "hfq": factor, "qfq": factor / factor.iloc[-1]}
+        [row] = market.query("stk_factor_pro", ts_code=code, trade_date=day).to_dict("records")
+        for adjustment, scale in scales.items():
+            prices = {price: list(history[price] * scale) for price in ("high", "low", "close")}
+            expected = oracle(prices["high"], prices["low"], prices["close"])
+            for name, value in expected.items():
+                column = pro_column(name, adjustment)
+                # hfq prices reach hundreds of CNY: compare them relatively.
+                assert row[column] == pytest.approx(value, abs=1e-3, rel=1e-6), (
+                    code,
+                    day,
+                    column,
+                )
+                checked.add(column)
+        versions_differ.append(row["ma_bfq_250"] != row["ma_qfq_250"])
+        last = history.iloc[-1]
+        assert row["close_qfq"] == row["close"] == last["close"]
+        assert row["close_hfq"] == pytest.approx(last["close"] * last["adj_factor"], abs=1e-4)
     fields = API_FIELDS["stk_factor_pro"]
     # Every indicator column declared is one the oracle checked (and no other).
     assert checked == set(fields[fields.index("adj_factor") + 1 :])

@@ -9,6 +9,7 @@ folder (tasks/support.py, tasks/catalog_location.py).
 
 - ``services``: PostgreSQL admin URL and throwaway databases, Redis URL, skip-or-fail rule.
 - ``tushare_wire_server``: a local HTTP server speaking tushare's wire protocol, with faults.
+- ``wire_clients``: the TushareClient and the assets' resources pointed at a wire server.
 - ``scale_out``: Celery workers, a PostgreSQL instance and the wire server on one machine.
 - ``synthetic_runs`` and ``naive_stats``: a known mix of task runs, and stats counted the
   plain way as the oracle.

@@ -30,7 +30,7 @@ from zquant_pipelines.constants import (
     ENV_WAREHOUSE_URL,
 )
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines.operations.base import WORKSPACE_FILE
+from zquant_pipelines.operations.base import WORKSPACE_FILE, op_configs, run_config
 from zquant_pipelines.operations.local import LocalOperations
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
@@ -101,6 +101,14 @@ class OperationsEnvironment:
 
     def local_operations(self) -> LocalOperations:
         return LocalOperations(self.instance, workspace=self.workspace)
+
+
+def executed_run(ops: LocalOperations, name: str, overrides: Mapping | None = None) -> str:
+    """The id of a run of task ``name`` (its params with ``overrides``) carried to its end in
+    this process."""
+    catalog = ops.catalog()
+    task = catalog.tasks[name]
+    return ops.execute_run(task, run_config(op_configs(catalog, task, overrides or {}))).run_id
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.tushare_client import TushareClient, TusharePermissionError
 from zquant_pipelines.sync import financials as fin
 from zquant_pipelines.sync import market as sync
+from zquant_pipelines_tests.support.wire_clients import FAST_RETRIES, wire_client
 
 # H1 2026: announced by 31 August; late ones from mid-October; restatements through spring.
 PERIOD = dt.date(2026, 6, 30)
@@ -24,15 +25,11 @@ STATEMENT_APIS = (*fd.REPORT_PERIOD_APIS, *fd.VIP_FIELDS)
 
 
 def client_for(server, tmp_path) -> TushareClient:
-    return TushareClient(
-        token=server.token,
-        api_url=server.url,
-        rate_limit_dir=str(tmp_path / "ratelimit"),
-        calls_per_minute=100_000,
+    return wire_client(
+        server,
+        tmp_path,
         max_attempts=2,
-        backoff_base_seconds=0.01,
-        backoff_max_seconds=0.05,
-        timeout_seconds=10,
+        **FAST_RETRIES,
         api_row_limits={name: ROW_LIMIT for name in STATEMENT_APIS},
     )
 

@@ -16,6 +16,7 @@ from zquant_pipelines.resources.tushare_client import TushareClient, TushareTran
 from zquant_pipelines.sync import market as sync
 from zquant_pipelines.sync.factors import compute_and_store_factors
 from zquant_pipelines.sync.progress import DayProgress, remaining_seconds
+from zquant_pipelines_tests.support.wire_clients import FAST_RETRIES, wire_client
 
 AS_OF = "20261127"
 # Around China's National Day: weekdays 2026-10-01..08 are exchange holidays.
@@ -29,15 +30,11 @@ def backing():
 
 
 def client_for(server, tmp_path, row_limit: int | None = None) -> TushareClient:
-    return TushareClient(
-        token=server.token,
-        api_url=server.url,
-        rate_limit_dir=str(tmp_path / "ratelimit"),
-        calls_per_minute=100_000,
+    return wire_client(
+        server,
+        tmp_path,
         max_attempts=3,
-        backoff_base_seconds=0.01,
-        backoff_max_seconds=0.05,
-        timeout_seconds=10,
+        **FAST_RETRIES,
         api_row_limits={api: row_limit for api in API_FIELDS} if row_limit else {},
     )
 

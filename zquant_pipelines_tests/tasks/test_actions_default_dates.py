@@ -13,10 +13,9 @@ from zquant_pipelines.assets.partitions import PARTITION_DATE_FORMAT
 from zquant_pipelines.constants import API_FIELDS
 from zquant_pipelines.dates import market_today, to_tushare_date
 from zquant_pipelines.resources.sample_source import SampleMarketSource
-from zquant_pipelines.resources.tushare_client import TushareClient
-from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import to_warehouse_frame
 from zquant_pipelines.tasks.builders import job_name
+from zquant_pipelines_tests.support.wire_clients import wire_resources
 from zquant_pipelines_tests.tasks.support import task_definitions
 
 
@@ -67,15 +66,9 @@ def server(backing, tushare_server_factory):
 
 @pytest.fixture
 def defs(server, tmp_path):
-    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
-    client = TushareClient(
-        token=server.token,
-        api_url=server.url,
-        rate_limit_dir=str(tmp_path / "ratelimit"),
-        calls_per_minute=100_000,
-    )
-    yield task_definitions(TASKS, {"market_source": client, "warehouse": warehouse})
-    warehouse.dispose()
+    resources = wire_resources(server, tmp_path)
+    yield task_definitions(TASKS, resources)
+    resources["warehouse"].dispose()
 
 
 @pytest.fixture
