@@ -35,6 +35,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from pyarrow import csv
 from pydantic import Field
@@ -49,6 +50,7 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.resources.warehouse_changes import changed_rows
 from zquant_pipelines.resources.warehouse_frames import (
     is_plain_date,
+    load_type,
     prepare_rows,
     to_date,
     with_date_objects,
@@ -300,10 +302,10 @@ class Warehouse(dg.ConfigurableResource):
         rows = prepare_rows(target, frame)
         check_partition(target.name, rows, days)
         if not empty_day_is_genuine:
-            present = set(rows[PARTITION_COLUMN].unique())
+            present = set(pc.unique(rows[PARTITION_COLUMN]).to_pylist())
             empty = [day for day in days if day.isoformat() not in present]
             if empty:
-                cause = "an empty frame" if rows.empty else "a frame without rows of that day"
+                cause = "a frame without rows of that day" if rows.num_rows else "an empty frame"
                 raise ValueError(
                     f"{table}: refusing to empty {PARTITION_COLUMN} {empty[0]:%Y-%m-%d} with"
                     f" {cause}; pass empty_day_is_genuine=True if that day really has no rows"
@@ -311,21 +313,24 @@ class Warehouse(dg.ConfigurableResource):
         return self._write(target, rows, partition_days=days)
 
     def _write(
-        self, target: sa.Table, frame: pd.DataFrame, partition_days: list[dt.date] | None
+        self,
+        target: sa.Table,
+        frame: pd.DataFrame | pa.Table,
+        partition_days: list[dt.date] | None,
     ) -> int:
-        """Write ``frame`` (already in load form when ``partition_days`` is given)."""
+        """Write ``frame`` (already in load form, ``prepare_rows``', when ``partition_days``
+        is given)."""
         if partition_days is None:
             rows = prepare_rows(target, frame)
-            if rows.empty:
+            if not rows.num_rows:
                 return 0
         else:
             rows = frame
-        loaded = arrow_rows(target, rows)
         self.ensure_schema()
         with self._write_transaction(f"table {target.name!r}") as conn:
-            if partition_days is None or not write_changes(conn, target, loaded, partition_days):
-                merge_rows(conn, target, loaded, partition_days)
-        return len(rows)
+            if partition_days is None or not write_changes(conn, target, rows, partition_days):
+                merge_rows(conn, target, rows, partition_days)
+        return rows.num_rows
 
     def read_frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         """Run a SELECT; result columns named like a date column come back as datetime.date."""
@@ -439,14 +444,16 @@ def table_named(table: str) -> sa.Table:
     return TABLES[table]
 
 
-def check_partition(table: str, rows: pd.DataFrame, days: list[dt.date]) -> None:
-    other_day = ~rows[PARTITION_COLUMN].isin([day.isoformat() for day in days])
+def check_partition(table: str, rows: pa.Table, days: list[dt.date]) -> None:
+    partition = rows[PARTITION_COLUMN]
+    days_given = pc.is_in(partition, value_set=pa.array([day.isoformat() for day in days]))
+    other_day = ~days_given.to_numpy(zero_copy_only=False)
     if other_day.any():
-        position = int(np.flatnonzero(other_day.to_numpy())[0])
+        position = int(np.flatnonzero(other_day)[0])
         replacing = ", ".join(day.isoformat() for day in days[:3]) + (", .." if days[3:] else "")
         raise ValueError(
             f"{table}: replacing trade_date {replacing} but {int(other_day.sum())} frame"
-            f" row(s) hold another day, first {rows[PARTITION_COLUMN].iloc[position]!r}"
+            f" row(s) hold another day, first {partition[position].as_py()!r}"
             f" at frame row {position}"
         )
 
@@ -462,22 +469,6 @@ def stage_table(target: sa.Table) -> sa.Table:
         ),
         prefixes=["TEMPORARY"],
     )
-
-
-def load_type(column: sa.Column) -> pa.DataType:
-    """The Arrow type of a column in load form: dates as ISO text, integers as int64."""
-    if isinstance(column.type, sa.Date | sa.String):
-        return pa.string()
-    if isinstance(column.type, sa.Integer):
-        return pa.int64()
-    return pa.float64()
-
-
-def arrow_rows(target: sa.Table, rows: pd.DataFrame) -> pa.Table:
-    """``prepare_rows``' frame as an Arrow table in load form (NaN and NA become NULL)."""
-    schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
-    # One thread: on a day's rows Arrow's thread pool costs more than it saves.
-    return pa.Table.from_pandas(rows, schema=schema, preserve_index=False, nthreads=1)
 
 
 def write_changes(
