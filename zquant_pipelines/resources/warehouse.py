@@ -22,6 +22,7 @@ Bulk reads (``read_columns``) fetch only the asked columns of a date range: on P
 """
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -505,11 +506,9 @@ def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> Non
     from BEGIN), so the stored rows read next stay what the write compares against."""
     if conn.dialect.name != "postgresql":
         return
-    conn.execute(
-        sa.text(
-            "SELECT pg_advisory_xact_lock(hashtext(:table), day)"
-            " FROM unnest(CAST(:days AS integer[])) AS day ORDER BY day"
-        ),
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(hashtext(%(table)s), day)"
+        " FROM unnest(CAST(%(days)s AS integer[])) AS day ORDER BY day",
         {"table": f"zquant.warehouse.{target.name}", "days": [day.toordinal() for day in days]},
     )
 
@@ -517,8 +516,14 @@ def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> Non
 def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> pa.Table:
     """The stored rows of ``days`` in load form (an Arrow table typed by ``load_type``)."""
     if conn.dialect.name == "postgresql":
-        statement = sa.select(target).where(target.c[PARTITION_COLUMN].in_(days))
-        return copy_select(conn, statement, load_type)
+        # The days as an array literal: ISO dates are digits and dashes only.
+        days_array = ",".join(day.isoformat() for day in days)
+        query = (
+            f"{select_columns(target.name, tuple(target.c.keys()))}"
+            f" WHERE {PARTITION_COLUMN} = ANY('{{{days_array}}}'::date[])"
+        )
+        schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
+        return copy_out(conn, query, schema)
     # The values as SQLite holds them (dates as ISO text), without the types' conversions.
     raw = [sa.type_coerce(column, sa.types.NullType()).label(column.name) for column in target.c]
     statement = sa.select(*raw).where(target.c[PARTITION_COLUMN].in_(days))
@@ -529,6 +534,15 @@ def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> p
             for position, column in enumerate(target.columns)
         }
     )
+
+
+@functools.cache
+def select_columns(table: str, columns: tuple[str, ...]) -> str:
+    """PostgreSQL's ``SELECT columns FROM table``, built once per table and columns (a
+    widened table's definition is another key); no schema: the connection's search_path
+    names it."""
+    quote = postgresql.dialect().identifier_preparer.quote
+    return f"SELECT {', '.join(map(quote, columns))} FROM {quote(table)}"
 
 
 def delete_keys(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> None:
@@ -621,28 +635,39 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     return pa.float64()
 
 
-def copy_select(conn: sa.Connection, statement: sa.Select, column_type=arrow_type) -> pa.Table:
-    """The rows of ``statement`` as an Arrow table typed by ``column_type`` (a selected
-    column -> its Arrow type), through ``COPY (..) TO STDOUT``.
-
-    COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
-    the session's DateStyle (set to ISO here) and floats as their shortest exact decimal
-    (extra_float_digits >= 1), which Arrow parses back to the same double.
-    """
-    columns = list(statement.selected_columns)
-    names = [column.name for column in columns]
-    schema = pa.schema([(column.name, column_type(column)) for column in columns])
+def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
+    """The rows of ``statement`` as an Arrow table typed by ``arrow_type`` (``copy_out``)."""
+    schema = pa.schema([(column.name, arrow_type(column)) for column in statement.selected_columns])
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3")
-    buffer = io.BytesIO()
+    if not conn.in_transaction():
+        # copy_out's raw cursor would not autobegin: the "begin" hook sets the timeouts.
+        conn.begin()
     with conn.connection.dbapi_connection.cursor() as cursor:
         query = cursor.mogrify(str(compiled), compiled.params).decode()
-    copy(conn, f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    return copy_out(conn, query, schema)
+
+
+def copy_out(conn: sa.Connection, query: str, schema: pa.Schema) -> pa.Table:
+    """The rows of the PostgreSQL ``query`` (in a begun transaction) as an Arrow table of
+    ``schema`` (its columns in the query's order), through ``COPY (..) TO STDOUT``.
+
+    COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
+    the DateStyle (set to ISO here) and floats as their shortest exact decimal
+    (extra_float_digits >= 1), which Arrow parses back to the same double. The settings go
+    in the COPY's own round trip.
+    """
+    buffer = io.BytesIO()
+    copy(
+        conn,
+        "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3;"
+        f" COPY ({query}) TO STDOUT WITH (FORMAT csv)",
+        buffer,
+    )
     if not buffer.getbuffer().nbytes:
         return schema.empty_table()
     return csv.read_csv(
         pa.BufferReader(pa.py_buffer(buffer.getbuffer())),
-        read_options=csv.ReadOptions(column_names=names),
+        read_options=csv.ReadOptions(column_names=schema.names),
         convert_options=csv.ConvertOptions(
             column_types=schema,
             null_values=[""],
