@@ -28,18 +28,16 @@ def changed_rows(
         return np.arange(0), np.arange(incoming.num_rows)
     in_key, stored_key = row_keys(incoming, stored, keys)
     found = pc.index_in(in_key, value_set=stored_key)
-    matched = found.is_valid().to_numpy(zero_copy_only=False)
-    in_rows = np.flatnonzero(matched)
+    in_rows = np.flatnonzero(found.is_valid().to_numpy(zero_copy_only=False))
     stored_rows = found.drop_null().to_numpy()
-    same = np.ones(len(in_rows), dtype=bool)
-    for name in incoming.column_names:
-        if name not in keys:
-            in_present, in_values = comparable(incoming[name])
-            stored_present, stored_values = comparable(stored[name])
-            in_present, in_values = in_present[in_rows], in_values[in_rows]
-            stored_present = stored_present[stored_rows]
-            equal = in_values == stored_values[stored_rows]
-            same &= np.where(in_present, stored_present & equal, ~stored_present)
+    # The value columns of the matched pairs side by side, compared column by column.
+    values = [name for name in incoming.column_names if name not in keys]
+    mine = incoming.select(values).take(in_rows)
+    theirs = stored.select(values).take(stored_rows)
+    same = pa.array(np.ones(len(in_rows), dtype=bool))
+    for name in values:
+        same = pc.and_(same, same_values(mine[name], theirs[name]))
+    same = same.to_numpy(zero_copy_only=False)
     kept_incoming = np.zeros(incoming.num_rows, dtype=bool)
     kept_incoming[in_rows[same]] = True
     kept_stored = np.zeros(stored.num_rows, dtype=bool)
@@ -79,13 +77,14 @@ def key_codes(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     return combined
 
 
-def comparable(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(which rows are present, their values as NumPy compares them): floats as their bits,
-    integers as int64, text as Python strings; a NULL's value is a filler."""
-    array = values.combine_chunks()
-    present = array.is_valid().to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(array.type):
-        return present, pc.fill_null(array, 0.0).to_numpy().view(np.int64)
-    if pa.types.is_integer(array.type):
-        return present, pc.fill_null(array, 0).to_numpy()
-    return present, array.to_numpy(zero_copy_only=False)
+def same_values(first: pa.ChunkedArray, second: pa.ChunkedArray) -> pa.Array:
+    """Per row, whether the two values are the same: both NULL, or both present and equal
+    (floats compared as their bits)."""
+    first, second = first.combine_chunks(), second.combine_chunks()
+    if pa.types.is_floating(first.type):
+        first, second = first.view(pa.int64()), second.view(pa.int64())
+    # equal is NULL where either value is.
+    equal = pc.fill_null(pc.equal(first, second), False)
+    if not (first.null_count or second.null_count):
+        return equal
+    return pc.or_(equal, pc.and_(first.is_null(), second.is_null()))

@@ -158,6 +158,8 @@ def is_text(value) -> bool:
 
 
 def float_values(label: str, values: pd.Series) -> pd.Series:
+    if values.dtype == np.float64:
+        return values  # read only: no copy
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     parsed = pd.to_numeric(values, errors="coerce")
