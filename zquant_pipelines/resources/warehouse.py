@@ -22,6 +22,7 @@ Bulk reads (``read_columns``) fetch only the asked columns of a date range: on P
 """
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -35,6 +36,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from pyarrow import csv
 from pydantic import Field
@@ -49,6 +51,7 @@ from zquant_pipelines.constants import (
 from zquant_pipelines.resources.warehouse_changes import changed_rows
 from zquant_pipelines.resources.warehouse_frames import (
     is_plain_date,
+    load_type,
     prepare_rows,
     to_date,
     with_date_objects,
@@ -300,10 +303,10 @@ class Warehouse(dg.ConfigurableResource):
         rows = prepare_rows(target, frame)
         check_partition(target.name, rows, days)
         if not empty_day_is_genuine:
-            present = set(rows[PARTITION_COLUMN].unique())
+            present = set(pc.unique(rows[PARTITION_COLUMN]).to_pylist())
             empty = [day for day in days if day.isoformat() not in present]
             if empty:
-                cause = "an empty frame" if rows.empty else "a frame without rows of that day"
+                cause = "a frame without rows of that day" if rows.num_rows else "an empty frame"
                 raise ValueError(
                     f"{table}: refusing to empty {PARTITION_COLUMN} {empty[0]:%Y-%m-%d} with"
                     f" {cause}; pass empty_day_is_genuine=True if that day really has no rows"
@@ -311,21 +314,24 @@ class Warehouse(dg.ConfigurableResource):
         return self._write(target, rows, partition_days=days)
 
     def _write(
-        self, target: sa.Table, frame: pd.DataFrame, partition_days: list[dt.date] | None
+        self,
+        target: sa.Table,
+        frame: pd.DataFrame | pa.Table,
+        partition_days: list[dt.date] | None,
     ) -> int:
-        """Write ``frame`` (already in load form when ``partition_days`` is given)."""
+        """Write ``frame`` (already in load form, ``prepare_rows``', when ``partition_days``
+        is given)."""
         if partition_days is None:
             rows = prepare_rows(target, frame)
-            if rows.empty:
+            if not rows.num_rows:
                 return 0
         else:
             rows = frame
-        loaded = arrow_rows(target, rows)
         self.ensure_schema()
         with self._write_transaction(f"table {target.name!r}") as conn:
-            if partition_days is None or not write_changes(conn, target, loaded, partition_days):
-                merge_rows(conn, target, loaded, partition_days)
-        return len(rows)
+            if partition_days is None or not write_changes(conn, target, rows, partition_days):
+                merge_rows(conn, target, rows, partition_days)
+        return rows.num_rows
 
     def read_frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         """Run a SELECT; result columns named like a date column come back as datetime.date."""
@@ -439,14 +445,16 @@ def table_named(table: str) -> sa.Table:
     return TABLES[table]
 
 
-def check_partition(table: str, rows: pd.DataFrame, days: list[dt.date]) -> None:
-    other_day = ~rows[PARTITION_COLUMN].isin([day.isoformat() for day in days])
+def check_partition(table: str, rows: pa.Table, days: list[dt.date]) -> None:
+    partition = rows[PARTITION_COLUMN]
+    days_given = pc.is_in(partition, value_set=pa.array([day.isoformat() for day in days]))
+    other_day = ~days_given.to_numpy(zero_copy_only=False)
     if other_day.any():
-        position = int(np.flatnonzero(other_day.to_numpy())[0])
+        position = int(np.flatnonzero(other_day)[0])
         replacing = ", ".join(day.isoformat() for day in days[:3]) + (", .." if days[3:] else "")
         raise ValueError(
             f"{table}: replacing trade_date {replacing} but {int(other_day.sum())} frame"
-            f" row(s) hold another day, first {rows[PARTITION_COLUMN].iloc[position]!r}"
+            f" row(s) hold another day, first {partition[position].as_py()!r}"
             f" at frame row {position}"
         )
 
@@ -462,22 +470,6 @@ def stage_table(target: sa.Table) -> sa.Table:
         ),
         prefixes=["TEMPORARY"],
     )
-
-
-def load_type(column: sa.Column) -> pa.DataType:
-    """The Arrow type of a column in load form: dates as ISO text, integers as int64."""
-    if isinstance(column.type, sa.Date | sa.String):
-        return pa.string()
-    if isinstance(column.type, sa.Integer):
-        return pa.int64()
-    return pa.float64()
-
-
-def arrow_rows(target: sa.Table, rows: pd.DataFrame) -> pa.Table:
-    """``prepare_rows``' frame as an Arrow table in load form (NaN and NA become NULL)."""
-    schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
-    # One thread: on a day's rows Arrow's thread pool costs more than it saves.
-    return pa.Table.from_pandas(rows, schema=schema, preserve_index=False, nthreads=1)
 
 
 def write_changes(
@@ -514,11 +506,9 @@ def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> Non
     from BEGIN), so the stored rows read next stay what the write compares against."""
     if conn.dialect.name != "postgresql":
         return
-    conn.execute(
-        sa.text(
-            "SELECT pg_advisory_xact_lock(hashtext(:table), day)"
-            " FROM unnest(CAST(:days AS integer[])) AS day ORDER BY day"
-        ),
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(hashtext(%(table)s), day)"
+        " FROM unnest(CAST(%(days)s AS integer[])) AS day ORDER BY day",
         {"table": f"zquant.warehouse.{target.name}", "days": [day.toordinal() for day in days]},
     )
 
@@ -526,8 +516,14 @@ def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> Non
 def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> pa.Table:
     """The stored rows of ``days`` in load form (an Arrow table typed by ``load_type``)."""
     if conn.dialect.name == "postgresql":
-        statement = sa.select(target).where(target.c[PARTITION_COLUMN].in_(days))
-        return copy_select(conn, statement, load_type)
+        # The days as an array literal: ISO dates are digits and dashes only.
+        days_array = ",".join(day.isoformat() for day in days)
+        query = (
+            f"{select_columns(target.name, tuple(target.c.keys()))}"
+            f" WHERE {PARTITION_COLUMN} = ANY('{{{days_array}}}'::date[])"
+        )
+        schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
+        return copy_out(conn, query, schema)
     # The values as SQLite holds them (dates as ISO text), without the types' conversions.
     raw = [sa.type_coerce(column, sa.types.NullType()).label(column.name) for column in target.c]
     statement = sa.select(*raw).where(target.c[PARTITION_COLUMN].in_(days))
@@ -538,6 +534,15 @@ def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> p
             for position, column in enumerate(target.columns)
         }
     )
+
+
+@functools.cache
+def select_columns(table: str, columns: tuple[str, ...]) -> str:
+    """PostgreSQL's ``SELECT columns FROM table``, built once per table and columns (a
+    widened table's definition is another key); no schema: the connection's search_path
+    names it."""
+    quote = postgresql.dialect().identifier_preparer.quote
+    return f"SELECT {', '.join(map(quote, columns))} FROM {quote(table)}"
 
 
 def delete_keys(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> None:
@@ -630,28 +635,39 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     return pa.float64()
 
 
-def copy_select(conn: sa.Connection, statement: sa.Select, column_type=arrow_type) -> pa.Table:
-    """The rows of ``statement`` as an Arrow table typed by ``column_type`` (a selected
-    column -> its Arrow type), through ``COPY (..) TO STDOUT``.
-
-    COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
-    the session's DateStyle (set to ISO here) and floats as their shortest exact decimal
-    (extra_float_digits >= 1), which Arrow parses back to the same double.
-    """
-    columns = list(statement.selected_columns)
-    names = [column.name for column in columns]
-    schema = pa.schema([(column.name, column_type(column)) for column in columns])
+def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
+    """The rows of ``statement`` as an Arrow table typed by ``arrow_type`` (``copy_out``)."""
+    schema = pa.schema([(column.name, arrow_type(column)) for column in statement.selected_columns])
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    conn.exec_driver_sql("SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3")
-    buffer = io.BytesIO()
+    if not conn.in_transaction():
+        # copy_out's raw cursor would not autobegin: the "begin" hook sets the timeouts.
+        conn.begin()
     with conn.connection.dbapi_connection.cursor() as cursor:
         query = cursor.mogrify(str(compiled), compiled.params).decode()
-    copy(conn, f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    return copy_out(conn, query, schema)
+
+
+def copy_out(conn: sa.Connection, query: str, schema: pa.Schema) -> pa.Table:
+    """The rows of the PostgreSQL ``query`` (in a begun transaction) as an Arrow table of
+    ``schema`` (its columns in the query's order), through ``COPY (..) TO STDOUT``.
+
+    COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
+    the DateStyle (set to ISO here) and floats as their shortest exact decimal
+    (extra_float_digits >= 1), which Arrow parses back to the same double. The settings go
+    in the COPY's own round trip.
+    """
+    buffer = io.BytesIO()
+    copy(
+        conn,
+        "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3;"
+        f" COPY ({query}) TO STDOUT WITH (FORMAT csv)",
+        buffer,
+    )
     if not buffer.getbuffer().nbytes:
         return schema.empty_table()
     return csv.read_csv(
         pa.BufferReader(pa.py_buffer(buffer.getbuffer())),
-        read_options=csv.ReadOptions(column_names=names),
+        read_options=csv.ReadOptions(column_names=schema.names),
         convert_options=csv.ConvertOptions(
             column_types=schema,
             null_values=[""],

@@ -11,9 +11,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from zquant_pipelines.constants import DATE_COLUMNS
+from zquant_pipelines.resources.warehouse_changes import key_codes
 
 
 def is_plain_date(value) -> bool:
@@ -26,7 +28,7 @@ def to_date(value, label: str) -> dt.date:
         return value
     if value is None or (not isinstance(value, str | dt.date) and pd.isna(value)):
         raise ValueError(f"{label} is missing: give a date")
-    return dt.date.fromisoformat(iso_dates(label, pd.Series([value], dtype=object)).iloc[0])
+    return dt.date.fromisoformat(iso_dates(label, pd.Series([value], dtype=object))[0].as_py())
 
 
 def with_date_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,11 +41,21 @@ def with_date_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
+def load_type(column: sa.Column) -> pa.DataType:
+    """The Arrow type of a column in load form: dates as ISO text, integers as int64."""
+    if isinstance(column.type, sa.Date | sa.String):
+        return pa.string()
+    if isinstance(column.type, sa.Integer):
+        return pa.int64()
+    return pa.float64()
+
+
+def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pa.Table:
     """Validate ``frame`` against the table and return it in load form.
 
-    Load form: the table's columns in order, dates as ISO text, text with '' as NULL,
-    floats, nullable integers; one row per primary key.
+    Load form: an Arrow table of the table's columns in order, typed by ``load_type``: dates
+    as ISO text, text with '' as NULL, floats, integers; NaN and NA as NULL; one row per
+    primary key.
     """
     table = target.name
     expected = [column.name for column in target.columns]
@@ -62,25 +74,24 @@ def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
             if names
         ]
         raise ValueError(f"frame for table {table!r} has {'; '.join(problems)}")
-    # Column by column: resetting the whole frame's index would first merge its float
-    # columns into one block, a copy of the frame.
-    rows = pd.DataFrame(
-        {
-            column.name: load_form(table, column, frame[column.name].reset_index(drop=True))
-            for column in target.columns
-        }
+    rows = pa.Table.from_arrays(
+        [load_form(table, column, frame[column.name]) for column in target.columns],
+        schema=pa.schema([(column.name, load_type(column)) for column in target.columns]),
     )
     keys = [column.name for column in target.primary_key]
     for key in keys:
-        empty = rows[key].isna()
-        if empty.any():
+        if rows[key].null_count:
+            empty = rows[key].is_null().to_numpy(zero_copy_only=False)
             raise ValueError(
                 f"{table}.{key} is a key column but is empty in {int(empty.sum())} row(s),"
                 f" first at frame row {int(np.flatnonzero(empty)[0])}"
             )
-    duplicated = rows.duplicated(keys, keep=False)
-    if duplicated.any():
-        first = ", ".join(f"{k}={v!r}" for k, v in rows.loc[duplicated, keys].iloc[0].items())
+    codes = key_codes([rows[key] for key in keys])
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if len(counts) < rows.num_rows:
+        duplicated = counts[inverse] > 1
+        position = int(np.flatnonzero(duplicated)[0])
+        first = ", ".join(f"{key}={rows[key][position].as_py()!r}" for key in keys)
         raise ValueError(
             f"frame for table {table!r} has {int(duplicated.sum())} rows sharing a primary key"
             f" ({', '.join(keys)}); first duplicate: {first}"
@@ -88,7 +99,7 @@ def prepare_rows(target: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def load_form(table: str, column: sa.Column, values: pd.Series) -> pd.Series:
+def load_form(table: str, column: sa.Column, values: pd.Series) -> pa.Array:
     label = f"{table}.{column.name}"
     if isinstance(column.type, sa.Date):
         return iso_dates(label, values)
@@ -96,8 +107,8 @@ def load_form(table: str, column: sa.Column, values: pd.Series) -> pd.Series:
         return text_values(label, values)
     numbers = float_values(label, values)
     if isinstance(column.type, sa.Integer):
-        return integer_values(label, numbers)
-    return numbers
+        return pa.array(integer_values(label, numbers), pa.int64())
+    return pa.array(numbers.to_numpy(), pa.float64(), from_pandas=True)
 
 
 def reject_values(label: str, values: pd.Series, bad: pd.Series, expected: str) -> None:
@@ -109,14 +120,13 @@ def reject_values(label: str, values: pd.Series, bad: pd.Series, expected: str) 
         )
 
 
-def iso_dates(label: str, values: pd.Series) -> pd.Series:
+def iso_dates(label: str, values: pd.Series) -> pa.Array:
     if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "date":
         # datetime.date objects (warehouse form): each distinct date formatted once (a day's
         # rows share one trade_date), by Arrow in C++; code -1 (missing) takes the None.
         codes, dates = pd.factorize(values)
         iso = pa.array(dates, type=pa.date32()).cast(pa.string())
-        texts = np.append(iso.to_numpy(zero_copy_only=False), None)
-        return pd.Series(texts[codes], index=values.index, dtype=object)
+        return iso.take(pa.array(codes, mask=codes < 0))
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -127,15 +137,20 @@ def iso_dates(label: str, values: pd.Series) -> pd.Series:
             values.notna() & parsed.isna(),
             "a date (datetime.date, Timestamp or ISO text)",
         )
-    return parsed.dt.strftime("%Y-%m-%d")
+    return pa.array(parsed.dt.strftime("%Y-%m-%d"), pa.string(), from_pandas=True)
 
 
-def text_values(label: str, values: pd.Series) -> pd.Series:
+def text_values(label: str, values: pd.Series) -> pa.Array:
     present = values.notna()
     if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
         reject_values(label, values, present & ~values.map(is_text), "text")
+    # Masked values are not converted: a missing value of any kind is NULL.
+    texts = pa.array(values.to_numpy(dtype=object), pa.string(), mask=~present.to_numpy())
     # COPY's CSV cannot tell '' from NULL; both dialects store an empty text as NULL.
-    return values.where(present & values.ne(""), None).astype(object)
+    empty = pc.equal(texts, "")
+    if pc.any(empty).as_py():
+        texts = pc.if_else(empty, pa.scalar(None, pa.string()), texts)
+    return texts
 
 
 def is_text(value) -> bool:
@@ -143,6 +158,8 @@ def is_text(value) -> bool:
 
 
 def float_values(label: str, values: pd.Series) -> pd.Series:
+    if values.dtype == np.float64:
+        return values  # read only: no copy
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     parsed = pd.to_numeric(values, errors="coerce")

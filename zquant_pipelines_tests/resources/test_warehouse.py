@@ -206,6 +206,41 @@ def test_a_column_added_to_one_warehouse_is_not_assumed_by_another(warehouse, tm
     assert warehouse.read_table("factor_daily")["ma7_tr"].tolist() == [1.5] * len(frame)
 
 
+def test_partition_writes_read_the_stored_rows_of_their_own_table_and_warehouse(
+    warehouse, tmp_path
+):
+    """A partition write reads the day's stored rows with a statement built once per table
+    and columns: a widened factor_daily and the declared one of another warehouse (another
+    schema of the same database, or file) each compare their own columns and rows."""
+    if warehouse.db_schema is None:
+        other = Warehouse(url=f"sqlite:///{tmp_path / 'other.db'}")
+    else:
+        other = Warehouse(url=warehouse.url, db_schema=f"{warehouse.db_schema}_other")
+    frame = sample_frame("factor_daily").query("trade_date == @FIRST_DAY").reset_index(drop=True)
+    try:
+        warehouse.add_columns("factor_daily", ["ma7_tr"])
+        other.ensure_schema()
+        widened = frame.assign(ma7_tr=1.5)
+        warehouse.replace_partition("factor_daily", widened, FIRST_DAY)
+        other.replace_partition("factor_daily", frame, FIRST_DAY)
+        writes = count_updates(warehouse, "factor_daily", events=("INSERT", "DELETE"))
+        widened.loc[0, "ma7_tr"] = 2.5
+        changed = frame.copy()
+        changed.loc[1, "momentum_5"] = 9.25
+
+        warehouse.replace_partition("factor_daily", widened, FIRST_DAY)
+        other.replace_partition("factor_daily", changed, FIRST_DAY)
+
+        assert writes() == 2  # the row whose added column changed, deleted and inserted
+        assert contents(warehouse, "factor_daily") == records(widened)
+        assert contents(other, "factor_daily") == records(changed)
+    finally:
+        other.dispose()
+        if other.db_schema is not None:
+            with warehouse.engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{other.db_schema}" CASCADE'))
+
+
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
 def test_round_trip_keeps_values_dates_and_nulls(warehouse, table):
     expected = sample_frame(table)
