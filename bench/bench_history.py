@@ -30,7 +30,8 @@ as they do through Dagster's own writes. PostgreSQL gets an ANALYZE of the three
 afterwards, as autovacuum would give tables this size; SQLite gets none, as Dagster never
 runs one.
 
-Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``
+Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``; the growth
+figures alone (two fills of each storage): ``--size full --figure 'stats.growth_*'``.
 """
 
 import contextlib
