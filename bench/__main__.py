@@ -10,6 +10,9 @@ PNG from it.
   10 minutes on 2 cores; ``--size full`` (``make bench-full``) runs the curves at full
   size; ``--size quick`` is a smoke test; ``--only`` picks modules (``scale_out``, which
   needs Redis and takes minutes, runs only when named);
+- ``python -m bench --figure 'stats.growth_*' [--figure ID ...]``: only the figures whose id
+  matches one of the fnmatch patterns, among the modules ``--only`` names (the default
+  ones without it); a module skips the set-up of figures not wanted (``harness.selection``);
 - ``python -m bench --table``: rewrites the table between the markers in README.md and
   ``bench/curves.png`` from ``bench/results.json`` (``make bench`` does it after a run);
   a test fails when README's table differs from the results.
@@ -19,6 +22,15 @@ results.json: ``figures`` (one entry per figure: the contract of issue 15, see
 date, the machine, the versions, the load average before and after the run (``overloaded``
 when it passed the core count), each module's seconds and errors. A module that fails is
 recorded with its traceback and the others still run; the exit status is then 1.
+
+A selection (``--figure``) merges into the results file it finds rather than replacing it:
+each figure it measured replaces the entry of the same id (or is added after the others),
+the other figures stay as they were; the top-level date, command, load and seconds stay
+those of the run that measured the rest, and the selection's own are appended to
+``merged`` with the ids it measured (the table marks those rows with the merge's number).
+Every entry carries its own ``measured_at`` and load. A required figure the selection
+failed to measure never replaces a measured one. A run without ``--figure`` replaces the
+file.
 """
 
 import argparse
@@ -96,19 +108,22 @@ def versions() -> dict:
     return found
 
 
-def module_figures(name: str, size: str):
+def module_figures(name: str, size: str, wanted: harness.Wanted):
     """The figures ``bench/bench_<name>.py`` declares."""
-    return importlib.import_module(f"bench.bench_{name}").figures(size)
+    return importlib.import_module(f"bench.bench_{name}").figures(size, wanted)
 
 
-def run_modules(names: list[str], size: str) -> tuple[list[dict], dict, dict]:
-    """Figures, seconds taken and errors, of each of ``names``."""
+def run_modules(
+    names: list[str], size: str, wanted: harness.Wanted = harness.every_figure
+) -> tuple[list[dict], dict, dict]:
+    """Figures (the wanted ones), seconds taken and errors, of each of ``names``."""
     entries, seconds, errors = [], {}, {}
     for name in names:
         print(f"\n== {name} ==", flush=True)
         started = time.perf_counter()
         try:
-            for entry in harness.measure_all(module_figures(name, size), progress=print_flush):
+            declared = module_figures(name, size, wanted)
+            for entry in harness.measure_all(declared, progress=print_flush, wanted=wanted):
                 entries.append(entry)
         except Exception:  # noqa: BLE001 - one failed module must not discard the others
             errors[name] = traceback.format_exc()
@@ -121,8 +136,13 @@ def print_flush(text: str) -> None:
     print(text, flush=True)
 
 
-def missing_entries(names: list[str], entries: list[dict], failures: dict) -> list[dict]:
-    """The required ids of the modules run that nothing measured."""
+def missing_entries(
+    names: list[str],
+    entries: list[dict],
+    failures: dict,
+    wanted: harness.Wanted = harness.every_figure,
+) -> list[dict]:
+    """The required (and wanted) ids of the modules run that nothing measured."""
     measured = {entry["id"] for entry in entries}
     missing = []
     for owner, ids in REQUIRED_IDS.items():
@@ -130,8 +150,31 @@ def missing_entries(names: list[str], entries: list[dict], failures: dict) -> li
         if module not in names:
             continue
         reason = failures.get(module, "").strip().splitlines()[-1:] or ["no figure has this id"]
-        missing += [harness.missing_entry(id_, reason[0]) for id_ in ids if id_ not in measured]
+        missing += [
+            harness.missing_entry(id_, reason[0])
+            for id_ in ids
+            if id_ not in measured and wanted(id_)
+        ]
     return missing
+
+
+def merged_report(earlier: dict, selection: dict) -> dict:
+    """``selection`` (a ``--figure`` run's report) merged into ``earlier`` by figure id (see
+    the module docstring)."""
+    figures = {entry["id"]: entry for entry in earlier["figures"]}
+    measured = [
+        entry
+        for entry in selection["figures"]
+        if entry["measured_at"] is not None or entry["id"] not in figures
+    ]
+    figures.update((entry["id"], entry) for entry in measured)
+    run = {key: value for key, value in selection.items() if key != "figures"}
+    run["figures"] = [entry["id"] for entry in measured]
+    return {
+        **earlier,
+        "figures": list(figures.values()),
+        "merged": [*earlier.get("merged", []), run],
+    }
 
 
 def run_load(before: float, after: float, entries: list[dict]) -> dict:
@@ -176,26 +219,45 @@ def rss_text(entry: dict) -> str:
     return text + (f" / {peaks['baseline']:.0f}" if peaks["baseline"] is not None else "")
 
 
-def table(report: dict) -> str:
-    """The README's table: one row per figure, with the run's date, machine and load."""
-    info, load = report["machine"], report["load"]
-    lines = [
-        f"`{report['command']}` ({report['size']} size), {report['date']},"
-        f" {info['cpu_count']} x {info['cpu_model']},"
-        f" {harness.format_value(info['memory_mib'] / 1024, 'GiB')}, Python {info['python']};"
-        f" load average {load['before']:.2f} before, {load['after']:.2f} after, {load['max']:.2f}"
+def load_text(load: dict) -> str:
+    return (
+        f"load average {load['before']:.2f} before, {load['after']:.2f} after, {load['max']:.2f}"
         f" at most ({load['cpu_count']} cores"
         + (
             f"; **overloaded**: {load['overloaded_figures']} figures measured above the core count"
             if load["overloaded"]
             else ""
         )
-        + f"); took {sum(report['seconds'].values()) / 60:.1f} min.",
+        + ")"
+    )
+
+
+def minutes_text(run: dict) -> str:
+    return f"took {sum(run['seconds'].values()) / 60:.1f} min"
+
+
+def table(report: dict) -> str:
+    """The README's table: one row per figure, with the run's date, machine and load, and
+    those of each selection merged in since (its rows marked with its number)."""
+    info = report["machine"]
+    merged = report.get("merged", [])
+    lines = [
+        f"`{report['command']}` ({report['size']} size), {report['date']},"
+        f" {info['cpu_count']} x {info['cpu_model']},"
+        f" {harness.format_value(info['memory_mib'] / 1024, 'GiB')}, Python {info['python']};"
+        f" {load_text(report['load'])}; {minutes_text(report)}.",
+        *(
+            f"Merged in ({number}): `{run['command']}` ({run['size']} size), {run['date']},"
+            f" {len(run['figures'])} figures; {load_text(run['load'])}; {minutes_text(run)}."
+            for number, run in enumerate(merged, 1)
+        ),
         "",
         "| id | figure | ours | baseline | ratio | target | met | repeats | IQR (ours) |"
         " peak RSS MiB ours / baseline |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # The last merge that measured each figure.
+    merge_of = {id_: number for number, run in enumerate(merged, 1) for id_ in run["figures"]}
     for entry in report["figures"]:
         unit = entry["unit"]
         baseline = harness.format_value(entry["baseline"], unit)
@@ -206,7 +268,8 @@ def table(report: dict) -> str:
             "| "
             + " | ".join(
                 [
-                    f"`{entry['id']}`",
+                    f"`{entry['id']}`"
+                    + (f" ({merge_of[entry['id']]})" if entry["id"] in merge_of else ""),
                     entry["title"] + (f"; {entry['note']}" if entry["note"] else ""),
                     harness.format_value(entry["ours"], unit),
                     baseline,
@@ -268,7 +331,12 @@ def plot_curves(report: dict, path: Path) -> None:
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(curves) :]:
         axis.axis("off")
-    figure.suptitle(f"{report['command']}, {report['date']}", fontsize=9)
+    merges = len(report.get("merged", []))
+    figure.suptitle(
+        f"{report['command']}, {report['date']}"
+        + (f" (+ {merges} selections merged in)" if merges else ""),
+        fontsize=9,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -302,6 +370,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(DEFAULT_MODULES),
         help="comma list of " + ",".join(MODULES) + f" (default {','.join(DEFAULT_MODULES)})",
     )
+    parser.add_argument(
+        "--figure",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        dest="figures",
+        help="measure only the figures whose id matches this fnmatch pattern (repeatable);"
+        " merges them into --results",
+    )
     parser.add_argument("--size", choices=harness.SIZES, default="default")
     parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="JSON file to write")
     parser.add_argument(
@@ -319,9 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = dt.datetime.now(dt.UTC)
     load_before = harness.load_average()
-    entries, seconds, errors = run_modules(args.only, args.size)
+    wanted = harness.selection(args.figures)
+    entries, seconds, errors = run_modules(args.only, args.size, wanted)
     load_after = harness.load_average()
-    missing = missing_entries(args.only, entries, errors) if args.size != "quick" else []
+    if args.figures and not entries and not errors:
+        print(f"no figure of {', '.join(args.only)} matches {args.figures}", file=sys.stderr)
+        return 2
+    missing = missing_entries(args.only, entries, errors, wanted) if args.size != "quick" else []
     report = {
         "date": started.isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]),
@@ -333,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         "figures": entries + missing,
         "errors": errors,
     }
+    if args.figures and args.results.exists():
+        report = merged_report(json.loads(args.results.read_text()), report)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print("\n" + table(report))

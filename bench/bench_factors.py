@@ -46,7 +46,7 @@ import psycopg2
 import sqlalchemy as sa
 from pyarrow import csv
 
-from bench.harness import Figure, Sample
+from bench.harness import Figure, Sample, Wanted, every_figure, select
 from zquant_pipelines.factors.library import (
     ACTIVE_AMOUNT_MIN_CNY,
     ACTIVE_TURNOVER_RATE_MIN_PCT,
@@ -596,79 +596,96 @@ E2E_SIZES = {"quick": (20, 30, 5), "default": (500, 250, 20), "full": (5_000, 25
 MEMORY_BUDGET_MIB = 2_048
 
 
-def figures(size: str = "default") -> Iterator[Figure]:
+def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
     """The factor job end to end against its floor, a pandas job and zquant's way, a
-    one-day run against its floor, and the job's peak RSS against the memory budget."""
+    one-day run against its floor, and the job's peak RSS against the memory budget; the
+    market is stored only when one of them is wanted."""
     stocks, days, zquant_stocks = E2E_SIZES[size]
+    zquant_stocks = min(zquant_stocks, stocks)
+    scale = stocks / zquant_stocks
+    where = f"{stocks:,} stocks x {days} days"
+    # Stored below once a figure is wanted: the sides read it when they run.
+    market: StoredMarket
+    # Each baseline checks once that it computes the job's factors (AssertionError).
+    checked = set()
+
+    def first_checked(name: str, run: Callable[[bool], float]) -> Callable[[], Sample]:
+        def side() -> Sample:
+            check = name not in checked
+            checked.add(name)
+            return Sample(run(check))
+
+        return side
+
+    def ours() -> Sample:
+        return Sample(ours_once(market))
+
+    def last_day() -> list:
+        return market.days[-1:]
+
+    declared = select(
+        [
+            Figure(
+                id="factors.e2e_vs_floor",
+                title=f"factor job end to end (read, compute, write), {where}",
+                ours=ours,
+                baseline=lambda: Sample(floor_once(market)),
+                baseline_name="floor: COPY read into Arrow, the compute, COPY into an empty"
+                " table",
+                target=0.5,
+            ),
+            Figure(
+                id="factors.e2e_vs_pandas",
+                title=f"factor job end to end against a pandas job, {where}",
+                ours=ours,
+                baseline=first_checked("pandas", lambda check: pandas_once(market, check)),
+                baseline_name="pandas job: read_sql, long-form groupby/rolling, to_sql",
+                target=1.5,
+                repeats=3,
+                long=True,
+            ),
+            Figure(
+                id="factors.e2e_vs_zquant",
+                title=f"factor job end to end against zquant's way, {where}",
+                ours=ours,
+                baseline=first_checked(
+                    "zquant", lambda check: scale * zquant_once(market, zquant_stocks, check)
+                ),
+                baseline_name=f"zquant's way: per-stock queries, Python loop, row writes"
+                f" ({zquant_stocks} stocks, scaled x{scale:g})",
+                target=20,
+                projected=scale > 1,
+            ),
+            Figure(
+                id="factors.daily_run_vs_floor",
+                title=f"one day's factor run with its look-back, {stocks:,} stocks",
+                ours=lambda: Sample(ours_once(market, last_day())),
+                baseline=lambda: Sample(floor_once(market, last_day())),
+                baseline_name="floor of that day",
+                target=0.5,
+            ),
+            Figure(
+                id="factors.job_peak_rss_vs_budget",
+                title=f"peak RSS of the factor job in a fresh process, {where}",
+                ours=lambda: Sample(job_peak_rss_mib(market)),
+                baseline=lambda: Sample(MEMORY_BUDGET_MIB),
+                baseline_name="the 2 GiB budget (issue 14)",
+                unit="MiB",
+                target=1,
+                repeats=3,
+                long=True,
+            ),
+        ],
+        wanted,
+    )
+    if not declared:
+        return
     market = store_bench_market(stocks, days, 20260227)
     try:
-        zquant_stocks = min(zquant_stocks, len(market.codes))
-        scale = len(market.codes) / zquant_stocks
-        where = f"{len(market.codes):,} stocks x {days} days"
-        # Each baseline checks once that it computes the job's factors (AssertionError).
-        checked = set()
-
-        def first_checked(name: str, run: Callable[[bool], float]) -> Callable[[], Sample]:
-            def side() -> Sample:
-                check = name not in checked
-                checked.add(name)
-                return Sample(run(check))
-
-            return side
-
-        def ours() -> Sample:
-            return Sample(ours_once(market))
-
-        yield Figure(
-            id="factors.e2e_vs_floor",
-            title=f"factor job end to end (read, compute, write), {where}",
-            ours=ours,
-            baseline=lambda: Sample(floor_once(market)),
-            baseline_name="floor: COPY read into Arrow, the compute, COPY into an empty table",
-            target=0.5,
-        )
-        yield Figure(
-            id="factors.e2e_vs_pandas",
-            title=f"factor job end to end against a pandas job, {where}",
-            ours=ours,
-            baseline=first_checked("pandas", lambda check: pandas_once(market, check)),
-            baseline_name="pandas job: read_sql, long-form groupby/rolling, to_sql",
-            target=1.5,
-            repeats=3,
-            long=True,
-        )
-        yield Figure(
-            id="factors.e2e_vs_zquant",
-            title=f"factor job end to end against zquant's way, {where}",
-            ours=ours,
-            baseline=first_checked(
-                "zquant", lambda check: scale * zquant_once(market, zquant_stocks, check)
-            ),
-            baseline_name=f"zquant's way: per-stock queries, Python loop, row writes"
-            f" ({zquant_stocks} stocks, scaled x{scale:g})",
-            target=20,
-            projected=scale > 1,
-        )
-        last_day = market.days[-1:]
-        yield Figure(
-            id="factors.daily_run_vs_floor",
-            title=f"one day's factor run with its look-back, {len(market.codes):,} stocks",
-            ours=lambda: Sample(ours_once(market, last_day)),
-            baseline=lambda: Sample(floor_once(market, last_day)),
-            baseline_name="floor of that day",
-            target=0.5,
-        )
-        yield Figure(
-            id="factors.job_peak_rss_vs_budget",
-            title=f"peak RSS of the factor job in a fresh process, {where}",
-            ours=lambda: Sample(job_peak_rss_mib(market)),
-            baseline=lambda: Sample(MEMORY_BUDGET_MIB),
-            baseline_name="the 2 GiB budget (issue 14)",
-            unit="MiB",
-            target=1,
-            repeats=3,
-            long=True,
-        )
+        # The titles and zquant's scale were declared with ``stocks``.
+        if len(market.codes) != stocks:
+            raise RuntimeError(f"the bench market holds {len(market.codes)} stocks, not {stocks}")
+        yield from declared
     finally:
         drop_market(market)
 

@@ -30,7 +30,8 @@ as they do through Dagster's own writes. PostgreSQL gets an ANALYZE of the three
 afterwards, as autovacuum would give tables this size; SQLite gets none, as Dagster never
 runs one.
 
-Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``
+Run: ``.venv/bin/python -m bench --only history [--size quick|default|full]``; the growth
+figures alone (two fills of each storage): ``--size full --figure 'stats.growth_*'``.
 """
 
 import contextlib
@@ -46,7 +47,7 @@ import sqlalchemy as sa
 from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
 from dagster._serdes import serialize_value
 
-from bench.harness import Figure, Sample
+from bench.harness import Figure, Sample, Wanted, every_figure, select
 from zquant_pipelines.constants import TAG_TASK
 from zquant_pipelines.history.runs import task_history
 from zquant_pipelines.history.stats import task_stats
@@ -107,17 +108,31 @@ def label(runs: int) -> str:
     )
 
 
-def figures(size: str = "default") -> Iterator[Figure]:
-    """Every storage at every size of ``size`` (see the module docstring)."""
+def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
+    """Every storage at every size of ``size`` (see the module docstring). Each instance is
+    filled only when a wanted figure needs it (the growth figure needs two)."""
     for storage in STORAGES:
         with contextlib.ExitStack() as stack:
-            filled = {}
-            for runs in SIZES[size]:
-                filled[runs] = stack.enter_context(fresh_instance(storage, PG_ADMIN_URL))
-                fill_run_store(filled[runs], runs, SEED)
-                yield from instance_figures(filled[runs], storage, runs, size == "full")
-            if GROWTH_FROM in filled and GROWTH_TO in filled:
-                yield growth_figure(filled[GROWTH_FROM], filled[GROWTH_TO], storage)
+            # Empty instances cost a second; the figures on them are declared before filling.
+            instances = {
+                runs: stack.enter_context(fresh_instance(storage, PG_ADMIN_URL))
+                for runs in SIZES[size]
+            }
+            growth = select(
+                [growth_figure(instances[GROWTH_FROM], instances[GROWTH_TO], storage)]
+                if GROWTH_FROM in instances and GROWTH_TO in instances
+                else [],
+                wanted,
+            )
+            for runs, instance in instances.items():
+                declared = select(instance_figures(instance, storage, runs, size == "full"), wanted)
+                if declared or (growth and runs in (GROWTH_FROM, GROWTH_TO)):
+                    started = time.perf_counter()
+                    fill_run_store(instance, runs, SEED)
+                    took = time.perf_counter() - started
+                    print(f"history: filled {runs:,} runs on {storage} in {took:.0f} s", flush=True)
+                yield from declared
+            yield from growth
 
 
 def growth_figure(small: dg.DagsterInstance, large: dg.DagsterInstance, storage: str) -> Figure:

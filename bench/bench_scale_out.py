@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.harness import Figure, Sample
+from bench.harness import Figure, Sample, Wanted, every_figure
 from zquant_pipelines.constants import ENV_WAREHOUSE_URL
 from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines_tests.support.scale_out import (
@@ -60,12 +60,25 @@ def empty_warehouse(url: str) -> None:
     engine.dispose()
 
 
-def figures(size: str = "default") -> Iterator[Figure]:
+def figure_id(condition: str) -> str:
+    return f"scale_out.two_workers_vs_one_{condition}"
+
+
+def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
     """One figure per condition: the workflow on two workers against one.
 
     Each side starts its workers, runs the workflow once and stops them (workers sharing the
     broker would take each other's steps), so the rounds interleave; the workers' start is
-    outside the figure, which is the run's own duration."""
+    outside the figure, which is the run's own duration. Nothing is set up when no
+    condition's figure is wanted."""
+    # The quick size (a test) runs one condition: each side starts its own workers.
+    conditions = [
+        condition
+        for condition in (CONDITIONS[:1] if size == "quick" else CONDITIONS)
+        if wanted(figure_id(condition))
+    ]
+    if not conditions:
+        return
     stocks = QUICK_STOCKS if size == "quick" else DEFAULT_STOCKS
     backing = SampleMarketSource(as_of=AS_OF, n_stocks=stocks)
     instance_url = create_pg_database(PG_ADMIN_URL, "zq_bench_instance")
@@ -94,10 +107,9 @@ def figures(size: str = "default") -> Iterator[Figure]:
                 "throttled": f"{THROTTLED[0]} calls per API per {THROTTLED[1]:g} s, shared",
                 "latency": f"every reply {REPLY_DELAY_SECONDS:g} s late",
             }
-            # The quick size (a test) runs one condition: each side starts its own workers.
-            for condition in CONDITIONS[:1] if size == "quick" else CONDITIONS:
+            for condition in conditions:
                 yield Figure(
-                    id=f"scale_out.two_workers_vs_one_{condition}",
+                    id=figure_id(condition),
                     title=f"parallel sync workflow, two Celery workers, {condition}",
                     ours=lambda condition=condition: on_workers(2, condition),
                     baseline=lambda condition=condition: on_workers(1, condition),

@@ -62,7 +62,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
-from bench.harness import Figure, Sample
+from bench.harness import Figure, Sample, Wanted, every_figure
 from zquant_pipelines.constants import (
     ENV_CELERY_BROKER,
     ENV_PG_URL,
@@ -404,29 +404,44 @@ def workflow_seconds(bench: Bench, catalog: Catalog, executor: str, members: int
     return Sample(phases(bench.timeline(run_id), submitted_at)["to_success"])
 
 
-def figures(size: str = "default") -> Iterator[Figure]:
-    """The tick figure and one workflow figure per executor of ``size``."""
+TICK_ID = "scheduling.tick_vs_execute_in_process"
+
+
+def workflow_figure_id(members: int, executor: str) -> str:
+    return f"scheduling.workflow_{members}_vs_1_{executor}"
+
+
+def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
+    """The tick figure and one workflow figure per executor of ``size``; the instance and
+    the code server, the tick's schedule and each executor's workers only when wanted."""
     members = SIZES[size]["members"]
+    tick_wanted = wanted(TICK_ID)
+    cases = [
+        case
+        for case in EXECUTOR_CASES
+        if case.name in SIZES[size]["executors"] and wanted(workflow_figure_id(members, case.name))
+    ]
+    if not (tick_wanted or cases):
+        return
     with open_bench(bench_tasks(members)) as (bench, catalog):
-        sides = TickSides(bench, catalog)
-        yield Figure(
-            id="scheduling.tick_vs_execute_in_process",
-            title="schedule tick -> first step (queue, launch, run process)",
-            ours=sides.tick,
-            baseline=sides.direct,
-            baseline_name="execute_in_process, same job",
-            note=f"tick task on {executor_for(sides.task).name}; dagster-daemon adds up to"
-            f" {bench.instance.run_coordinator.dequeue_interval_seconds} s of queue polling",
-        )
-        for case in EXECUTOR_CASES:
-            if case.name not in SIZES[size]["executors"]:
-                continue
+        if tick_wanted:
+            sides = TickSides(bench, catalog)
+            yield Figure(
+                id=TICK_ID,
+                title="schedule tick -> first step (queue, launch, run process)",
+                ours=sides.tick,
+                baseline=sides.direct,
+                baseline_name="execute_in_process, same job",
+                note=f"tick task on {executor_for(sides.task).name}; dagster-daemon adds up to"
+                f" {bench.instance.run_coordinator.dequeue_interval_seconds} s of queue polling",
+            )
+        for case in cases:
             with case.prepared(members, bench.scratch) as reason:
                 if reason:
                     print(f"scheduling: executor {case.name} skipped: {reason}", flush=True)
                     continue
                 yield Figure(
-                    id=f"scheduling.workflow_{members}_vs_1_{case.name}",
+                    id=workflow_figure_id(members, case.name),
                     title=f"{members}-member parallel no-op workflow, submit -> success,"
                     f" {case.name}",
                     ours=lambda name=case.name: workflow_seconds(bench, catalog, name, members),

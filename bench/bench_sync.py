@@ -49,7 +49,7 @@ import pandas as pd
 import psycopg2
 import sqlalchemy as sa
 
-from bench.harness import Figure, Sample
+from bench.harness import Figure, Sample, Wanted, every_figure
 from zquant_pipelines.constants import API_FIELDS, API_ROW_LIMITS, LIST_STATUSES
 from zquant_pipelines.dates import to_tushare_date
 from zquant_pipelines.resources.tushare_client import TushareClient
@@ -357,6 +357,19 @@ def projected_calls(listed: int, n_days: int) -> dict[str, dict]:
 
 
 CURVE_SERIES = ("ours", "floor", "zquant_bulk_per_day", "zquant_per_stock")
+WRITE_ID = "write.vs_copy_prebuilt"
+RESYNC_ID = "write.resync_1pct_vs_first_load"
+THROTTLED_ID = f"sync.throttled_daily_vs_zquant_{THROTTLED_DAYS}d"
+
+
+def call_figure_id(series: str, days: int) -> str:
+    """The id of the call figure of ``days`` against the baseline ``series``."""
+    return f"sync.calls_vs_{series}_{days}d"
+
+
+def call_baselines(curve: bool) -> tuple[str, ...]:
+    """The series the call figures compare ours with (zquant's bulk mode on the curve only)."""
+    return ("floor", "zquant_per_stock") + (("zquant_bulk_per_day",) if curve else ())
 
 
 def calls_curve(market, as_of: str, sizes) -> list[dict]:
@@ -401,7 +414,7 @@ def call_figures(market, sizes, curve: bool) -> Iterator[Figure]:
 
         common = dict(unit="calls", repeats=1, deterministic=True, projected=projected, x=days)
         yield Figure(
-            id=f"sync.calls_vs_floor_{days}d",
+            id=call_figure_id("floor", days),
             title=f"API calls, whole market, {days} trading days",
             ours=lambda count=count: count("ours"),
             baseline=lambda count=count: count("floor"),
@@ -413,7 +426,7 @@ def call_figures(market, sizes, curve: bool) -> Iterator[Figure]:
             **common,
         )
         yield Figure(
-            id=f"sync.calls_vs_zquant_per_stock_{days}d",
+            id=call_figure_id("zquant_per_stock", days),
             title=f"API calls, whole market, {days} trading days",
             ours=lambda count=count: count("ours"),
             baseline=lambda count=count: count("zquant_per_stock"),
@@ -425,7 +438,7 @@ def call_figures(market, sizes, curve: bool) -> Iterator[Figure]:
         )
         if curve:
             yield Figure(
-                id=f"sync.calls_vs_zquant_bulk_per_day_{days}d",
+                id=call_figure_id("zquant_bulk_per_day", days),
                 title=f"API calls, whole market, {days} trading days",
                 ours=lambda count=count: count("ours"),
                 baseline=lambda count=count: count("zquant_bulk_per_day"),
@@ -439,7 +452,7 @@ def call_figures(market, sizes, curve: bool) -> Iterator[Figure]:
             )
 
 
-def write_figures(bench: Bench, market, days: int):
+def write_figures(bench: Bench, market, days: int, wanted: Wanted):
     trade_dates = last_open_days(market, days)
     client = bench.client()
     frames = [client.query("daily", trade_date=to_tushare_date(day)) for day in trade_dates]
@@ -458,7 +471,7 @@ def write_figures(bench: Bench, market, days: int):
         return Sample(rows / seconds)
 
     yield Figure(
-        id="write.vs_copy_prebuilt",
+        id=WRITE_ID,
         title=f"write path, daily rows of {days} days, rows/s",
         ours=lambda: rows_per_second(lambda warehouse: write_days(warehouse, trade_dates, frames)),
         baseline=lambda: rows_per_second(
@@ -472,6 +485,8 @@ def write_figures(bench: Bench, market, days: int):
         note=f"{rows:,} rows; ours includes validation and serialisation",
     )
 
+    if not wanted(RESYNC_ID):
+        return
     stored = bench.empty_warehouse()
     write_days(stored, trade_dates, frames)
     resyncs = iter(range(1, 1_000_000))
@@ -486,7 +501,7 @@ def write_figures(bench: Bench, market, days: int):
 
     # The changed frames are built inside ours' timing: a re-sync receives new frames too.
     yield Figure(
-        id="write.resync_1pct_vs_first_load",
+        id=RESYNC_ID,
         title=f"re-sync of {days} days with 1% of rows changed",
         ours=resync,
         baseline=first_load,
@@ -506,7 +521,7 @@ def throttled_figure(bench: Bench, market, ts_codes: list[str]):
         return Sample(result["seconds"], result["peak_rss_mib"])
 
     yield Figure(
-        id=f"sync.throttled_daily_vs_zquant_{THROTTLED_DAYS}d",
+        id=THROTTLED_ID,
         title=f"throttled daily sync time ({THROTTLE_CALLS} calls per"
         f" {THROTTLE_WINDOW_SECONDS:g} s), {THROTTLED_DAYS} days",
         ours=lambda: timed("ours"),
@@ -519,18 +534,31 @@ def throttled_figure(bench: Bench, market, ts_codes: list[str]):
     )
 
 
-def figures(size: str = "default") -> Iterator[Figure]:
-    """The sync and write figures at ``size`` (see the module docstring)."""
-    sizes = SIZES[size]
+def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
+    """The sync and write figures at ``size`` (see the module docstring); the market, the
+    server and the database only for wanted figures, the call counts only of wanted sizes."""
+    sizes, curve = SIZES[size], size == "full"
+    call_days = [
+        days
+        for days in sizes["call_days"]
+        if any(wanted(call_figure_id(series, days)) for series in call_baselines(curve))
+    ]
+    writes = wanted(WRITE_ID) or wanted(RESYNC_ID)
+    throttled = size == "full" and wanted(THROTTLED_ID)
+    if not (call_days or writes or throttled):
+        return
     market = sample_market(n_stocks=sizes["stocks"], as_of=DEFAULT_AS_OF)
+    yield from call_figures(market, call_days, curve)
+    if not (writes or throttled):
+        return
     ts_codes = sorted(market.query("stock_basic", list_status=",".join(LIST_STATUSES))["ts_code"])
     database_url = create_pg_database(PG_ADMIN_URL, "zq_bench_sync")
     try:
         with TushareWireServer(market) as server, tempfile.TemporaryDirectory() as scratch:
             bench = Bench(server, database_url, Path(scratch))
-            yield from call_figures(market, sizes["call_days"], curve=size == "full")
-            yield from write_figures(bench, market, sizes["write_days"])
-            if size == "full":
+            if writes:
+                yield from write_figures(bench, market, sizes["write_days"], wanted)
+            if throttled:
                 yield from throttled_figure(bench, market, ts_codes)
     finally:
         drop_pg_database(PG_ADMIN_URL, database_url)

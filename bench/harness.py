@@ -3,20 +3,34 @@
 A benchmark module declares its figures; the harness measures them the same way for every
 module, so no module can measure its own side more kindly than the baseline.
 
-Declaring (a module's ``figures(size)`` generator yields them; whatever the figures share,
-a filled instance or a served market, stays open while the generator is suspended)::
+Declaring (a module's ``figures(size, wanted)`` generator yields them; whatever the figures
+share, a filled instance or a served market, stays open while the generator is suspended)::
 
-    def figures(size: str) -> Iterator[Figure]:
+    def figures(size: str, wanted: Wanted = every_figure) -> Iterator[Figure]:
         with fresh_instance("sqlite") as instance:
-            fill(instance, RUNS[size])
-            yield Figure(
-                id="stats.all_tasks_vs_plain_100k_sqlite",
-                title="task stats, every task, SQLite, 100,000 runs",
-                ours=lambda: task_stats(instance),
-                baseline=lambda: plain_count(instance),
-                baseline_name="plain count: needed columns, Python",
-                target=3,
+            declared = select(
+                [
+                    Figure(
+                        id="stats.all_tasks_vs_plain_100k_sqlite",
+                        title="task stats, every task, SQLite, 100,000 runs",
+                        ours=lambda: task_stats(instance),
+                        baseline=lambda: plain_count(instance),
+                        baseline_name="plain count: needed columns, Python",
+                        target=3,
+                    )
+                ],
+                wanted,
             )
+            if declared:
+                fill(instance, RUNS[size])
+            yield from declared
+
+Selecting (``python -m bench --figure PATTERN``): ``wanted`` says whether a figure id is
+wanted (``selection``: fnmatch globs; ``every_figure`` without them). ``measure_all``
+measures only the wanted figures a module yields, so a module that declares more costs
+nothing more; a module asks ``wanted`` before an expensive set-up (filling a run store,
+serving a market) and skips it when none of the figures that need it is wanted. Declaring
+a figure calls none of its sides, so a module may declare first and set up after.
 
 ``ours`` and ``baseline`` each run the side once. The harness times the call (seconds)
 unless it returns a ``Sample``: then that is the measure (calls, rows/s, seconds timed by
@@ -46,12 +60,14 @@ while the 1-minute load average was above the core count is flagged ``loaded``.
 """
 
 import dataclasses
+import datetime as dt
+import fnmatch
 import math
 import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import psutil
 
@@ -106,6 +122,26 @@ class Figure:
             raise ValueError(f"{self.id}: repeats {self.repeats} is below the minimum {floor}")
         if self.target is not None and self.target <= 0:
             raise ValueError(f"{self.id}: target {self.target!r} must be a positive ratio")
+
+
+Wanted = Callable[[str], bool]
+
+
+def every_figure(figure_id: str) -> bool:
+    return True
+
+
+def selection(patterns: Sequence[str]) -> Wanted:
+    """The figures whose id matches one of the fnmatch ``patterns`` (every figure without
+    patterns)."""
+    if not patterns:
+        return every_figure
+    return lambda figure_id: any(fnmatch.fnmatchcase(figure_id, p) for p in patterns)
+
+
+def select(declared: Iterable[Figure], wanted: Wanted) -> list[Figure]:
+    """The wanted figures of ``declared``: empty when their set-up can be skipped."""
+    return [figure for figure in declared if wanted(figure.id)]
 
 
 def interleaved_order(repeats: int, with_baseline: bool) -> list[str]:
@@ -198,6 +234,7 @@ def run_side(side: Side) -> tuple[float, float]:
 
 def measure(figure: Figure, progress: Callable[[str], None] = lambda text: None) -> dict:
     """Run the figure's repeats interleaved and return its results entry."""
+    measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     loads = [load_average()]
     values: dict[str, list[float]] = {"ours": [], "baseline": []}
     peaks: dict[str, float] = {}
@@ -221,6 +258,7 @@ def measure(figure: Figure, progress: Callable[[str], None] = lambda text: None)
         loads=loads,
         problem=problem,
         order=order,
+        measured_at=measured_at,
     )
     text = f"{figure.id}: ours {format_value(ours['median'], figure.unit)}"
     if baseline:
@@ -233,10 +271,14 @@ def measure(figure: Figure, progress: Callable[[str], None] = lambda text: None)
     return entry
 
 
-def result_entry(figure: Figure, *, ours, baseline, ratio, peaks, loads, problem, order) -> dict:
-    """One entry of results.json's ``figures`` (the contract of issue 15)."""
+def result_entry(
+    figure: Figure, *, ours, baseline, ratio, peaks, loads, problem, order, measured_at
+) -> dict:
+    """One entry of results.json's ``figures`` (the contract of issue 15). The entry carries
+    its own start time and load: a selection's figures are merged into an earlier run's."""
     return {
         "id": figure.id,
+        "measured_at": measured_at,
         "title": figure.title,
         "unit": figure.unit,
         "higher_is_better": figure.higher_is_better,
@@ -265,6 +307,7 @@ def missing_entry(figure_id: str, reason: str) -> dict:
     """A required figure nothing measured: reported, never met."""
     return {
         "id": figure_id,
+        "measured_at": None,
         "title": figure_id,
         "unit": "",
         "higher_is_better": False,
@@ -302,8 +345,11 @@ def format_value(value: float | None, unit: str = "") -> str:
 
 
 def measure_all(
-    declared: Iterator[Figure], progress: Callable[[str], None] = print
+    declared: Iterator[Figure],
+    progress: Callable[[str], None] = print,
+    wanted: Wanted = every_figure,
 ) -> Iterator[dict]:
-    """Measure each figure as the module yields it (its fixtures still open)."""
+    """Measure each wanted figure as the module yields it (its fixtures still open)."""
     for figure in declared:
-        yield measure(figure, progress)
+        if wanted(figure.id):
+            yield measure(figure, progress)
