@@ -21,7 +21,7 @@ import yaml
 
 from zquant_pipelines.constants import REPO_ROOT, SYNC_DAILY_TASK
 from zquant_pipelines.history.progress import RunProgress
-from zquant_pipelines.history.runs import HistoryPage, RunDetail
+from zquant_pipelines.history.runs import DEFAULT_PAGE_SIZE, HistoryPage, RunDetail
 from zquant_pipelines.history.stats import StatsReport
 from zquant_pipelines.history.store import JsonRecord
 from zquant_pipelines.operations.status import (
@@ -209,7 +209,7 @@ class Operations(abc.ABC):
         self,
         task: str,
         statuses: Sequence[str] | None = None,
-        limit: int = 20,
+        limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> HistoryPage: ...
 
