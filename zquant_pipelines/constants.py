@@ -46,6 +46,9 @@ DEFAULT_UI_URL = "http://127.0.0.1:3000"
 # The time of day ("HH:MM", Asia/Shanghai) by which each open day's data must be stored.
 ENV_FRESHNESS_DEADLINE = "ZQUANT_FRESHNESS_DEADLINE"
 DEFAULT_FRESHNESS_DEADLINE = "19:00"
+# How many of the latest report periods financial_revisions_schedule re-syncs each week
+# (1 to 12; each period costs ~4 calls whole market, ~21,600 per stock without vip access).
+ENV_REVISED_PERIODS = "ZQUANT_REVISED_PERIODS"
 # `zquant api`: the key that may read and change (full) and the one that may only read,
 # sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
 ENV_API_TOKEN = "ZQUANT_API_TOKEN"

@@ -44,6 +44,7 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import OperationFailed
 from zquant_pipelines.operations.local import QUIET_RUN_CONFIG, LocalOperations
 from zquant_pipelines.resources.definitions import warehouse_from_env
+from zquant_pipelines.sync.financials import DEFAULT_RECHECKED_PERIODS
 from zquant_pipelines.sync.market import REFERENCE_EXCHANGE
 
 # The demo's steps are seconds of work: a process per step costs more than the work itself
@@ -99,7 +100,7 @@ def run_demo(ops: LocalOperations, trading_days: int = DEMO_TRADING_DAYS) -> dic
                 },
             )
             run_ids.append(days_run)
-        periods = revision_periods(dt.datetime.combine(today, dt.time()))
+        periods = revision_periods(dt.datetime.combine(today, dt.time()), DEFAULT_RECHECKED_PERIODS)
         done = ops.instance.get_materialized_partitions(report_period_assets[-1].key)
         if not set(periods) <= done:
             # The financial statements of the last four report periods, in one ranged run.

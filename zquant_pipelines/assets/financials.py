@@ -6,7 +6,8 @@ datasets/financials.py), partitioned by report period with quarter-end keys such
 passed). A partition's materialization syncs that period (sync/financials.py: whole market
 through the *_vip endpoint, per stock when tushare refuses it) and shows the rows it added
 and changed. Announcements of a quarter arrive over months, so the revisions schedule
-re-checks the last four periods every week: each run's figures are that week's revisions.
+re-checks the last four periods (ZQUANT_REVISED_PERIODS) every week: each run's figures are
+that week's revisions.
 """
 
 import datetime as dt
@@ -172,8 +173,11 @@ financial_statements_job = dg.define_asset_job(
 )
 
 
-def revision_periods(tick: dt.datetime, count: int = sync.DEFAULT_RECHECKED_PERIODS) -> list[str]:
-    """The partition keys a tick re-checks: the last ``count`` quarter ends by its day."""
+def revision_periods(tick: dt.datetime, count: int | None = None) -> list[str]:
+    """The partition keys a tick re-checks: the last ``count`` quarter ends by its day
+    (default: ZQUANT_REVISED_PERIODS, read at each tick)."""
+    if count is None:
+        count = sync.rechecked_periods()
     return [f"{period:%Y-%m-%d}" for period in sync.recent_periods(tick.date(), count)]
 
 
@@ -183,9 +187,9 @@ def revision_periods(tick: dt.datetime, count: int = sync.DEFAULT_RECHECKED_PERI
     cron_schedule=REVISIONS_CRON,
     execution_timezone=MARKET_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Saturdays 09:00 Asia/Shanghai: re-sync the last"
-    f" {sync.DEFAULT_RECHECKED_PERIODS} report periods (announcements and restatements"
-    " arrive over months); each run shows the rows added and changed.",
+    description=f"Saturdays 09:00 Asia/Shanghai: re-sync the last ZQUANT_REVISED_PERIODS"
+    f" (default {sync.DEFAULT_RECHECKED_PERIODS}) report periods (announcements and"
+    " restatements arrive over months); each run shows the rows added and changed.",
 )
 def financial_revisions_schedule(context: dg.ScheduleEvaluationContext):
     tick = context.scheduled_execution_time

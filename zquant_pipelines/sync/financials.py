@@ -25,12 +25,13 @@ says nothing about what was known on that day: do not select on it.
 """
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from zquant_pipelines.constants import TUSHARE_NO_PERMISSION_TEXT
+from zquant_pipelines.constants import ENV_REVISED_PERIODS, TUSHARE_NO_PERMISSION_TEXT
 from zquant_pipelines.datasets import financials as fd
 from zquant_pipelines.dates import is_quarter_end, quarter_end, to_tushare_date
 from zquant_pipelines.sync.market import (
@@ -43,8 +44,10 @@ from zquant_pipelines.sync.market import (
 WHOLE_MARKET = "whole_market"
 PER_STOCK = "per_stock"
 MODES = (WHOLE_MARKET, PER_STOCK)
-# Revisions: announcements for a quarter arrive over months, so the last four are re-checked.
+# Revisions: announcements for a quarter arrive over months, so the last four are re-checked
+# unless ZQUANT_REVISED_PERIODS says otherwise (at most three years of quarters).
 DEFAULT_RECHECKED_PERIODS = 4
+MAX_RECHECKED_PERIODS = 12
 # The column statements_as_of adds: the day a version became known.
 KNOWN_DATE = "known_date"
 
@@ -109,6 +112,19 @@ def report_periods(first: dt.date, last: dt.date) -> list[dt.date]:
             periods.append(period)
         year, quarter = (year + 1, 0) if quarter == 3 else (year, quarter + 1)
     return periods
+
+
+def rechecked_periods(text: str | None = None) -> int:
+    """How many recent periods a revisions run re-syncs: ``text`` or ZQUANT_REVISED_PERIODS."""
+    if text is None:
+        text = os.environ.get(ENV_REVISED_PERIODS) or str(DEFAULT_RECHECKED_PERIODS)
+    count = int(text) if text.strip().isdigit() else 0
+    if not 1 <= count <= MAX_RECHECKED_PERIODS:
+        raise ValueError(
+            f"{ENV_REVISED_PERIODS} {text!r} is not a whole number of report periods from 1"
+            f" to {MAX_RECHECKED_PERIODS} (default {DEFAULT_RECHECKED_PERIODS})"
+        )
+    return count
 
 
 def recent_periods(today: dt.date, count: int = DEFAULT_RECHECKED_PERIODS) -> list[dt.date]:

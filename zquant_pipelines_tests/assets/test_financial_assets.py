@@ -16,8 +16,9 @@ from zquant_pipelines.assets.financials import (
     report_period_partitions,
 )
 from zquant_pipelines.assets.market import stock_basic
-from zquant_pipelines.constants import REPORT_PERIOD_APIS
+from zquant_pipelines.constants import ENV_REVISED_PERIODS, REPORT_PERIOD_APIS
 from zquant_pipelines.resources.sample_source import SampleMarketSource
+from zquant_pipelines.sync.financials import rechecked_periods
 from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines_tests.support.wire_clients import wire_resources
 
@@ -115,3 +116,21 @@ def test_the_revisions_schedule_asks_for_the_last_four_periods(instance):
         "2026-09-30",
     ]
     assert len({request.run_key for request in requests}) == 4
+
+
+def test_the_revisions_schedule_asks_for_as_many_periods_as_zquant_revised_periods(
+    instance, monkeypatch
+):
+    tick = dt.datetime(2026, 12, 5, 9, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    monkeypatch.setenv(ENV_REVISED_PERIODS, "2")
+    keys = [request.partition_key for request in financial_revisions_schedule(context)]
+    assert keys == ["2026-06-30", "2026-09-30"]
+
+
+@pytest.mark.parametrize("value", ["0", "13", "four", "-1", "2.5"])
+def test_a_bad_zquant_revised_periods_names_the_variable_and_the_value(value):
+    with pytest.raises(ValueError) as raised:
+        rechecked_periods(value)
+    assert ENV_REVISED_PERIODS in str(raised.value)
+    assert repr(value) in str(raised.value)
