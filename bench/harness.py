@@ -177,12 +177,13 @@ def ratio_of(ours: float | None, baseline: float | None, higher_is_better: bool)
 
 
 def met_of(ratio: float | None, target: float | None, projected: bool, problem: str) -> bool | None:
-    """Whether the target is met; a projection or a problem never meets one."""
+    """Whether the target is met; a projection or a problem never meets one (even a figure
+    without a target: its entry must not read as a measurement that merely has no goal)."""
+    if projected or problem:
+        return False
     if target is None:
         return None
-    if projected or problem or ratio is None:
-        return False
-    return ratio >= target
+    return ratio is not None and ratio >= target
 
 
 def load_average() -> float:

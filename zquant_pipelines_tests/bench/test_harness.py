@@ -92,6 +92,9 @@ def test_higher_is_better_divides_the_other_way():
 def test_a_projection_never_meets_its_target():
     assert harness.met_of(10.0, 3.0, projected=False, problem="") is True
     assert harness.met_of(10.0, 3.0, projected=True, problem="") is False
+    # Without a target too: a projection's entry never reads as met-or-no-goal (None).
+    assert harness.met_of(10.0, None, projected=True, problem="") is False
+    assert harness.met_of(10.0, None, projected=False, problem="") is None
     entry = projected_entry()
     assert entry["ratio"] == 9.0
     assert entry["projected"] is True
