@@ -20,8 +20,12 @@ into an empty indexed table), a competent pandas job (read_sql, long-form groupb
 to_sql) and zquant's way (per stock: its queries, a Python loop over the days, one INSERT per row;
 measured on a few stocks and scaled, flagged ``projected``); also a one-day run with its
 look-back against the floor of that day, and the job's peak RSS in a fresh process
-against the 2 GiB budget. The compute alone against a per-stock loop (``run``) is this
-module's own command.
+against the 2 GiB budget. At full size (and, tiny, at quick) the job against its floor and
+against the pandas job are also cost curves over stocks x days (``CURVE_SIZES``: 500 x 60,
+2,000 x 120, and the required figures' 5,000 x 250 as the last point; x is the cells,
+stocks x days); each market is stored only when one of its figures is wanted and dropped
+after them. The compute alone against a per-stock loop (``run``) is this module's own
+command.
 
 Run: ``.venv/bin/python -m bench --only factors [--size quick|default|full]`` (end to end),
 ``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]`` (compute).
