@@ -20,8 +20,12 @@ into an empty indexed table), a competent pandas job (read_sql, long-form groupb
 to_sql) and zquant's way (per stock: its queries, a Python loop over the days, one INSERT per row;
 measured on a few stocks and scaled, flagged ``projected``); also a one-day run with its
 look-back against the floor of that day, and the job's peak RSS in a fresh process
-against the 2 GiB budget. The compute alone against a per-stock loop (``run``) is this
-module's own command.
+against the 2 GiB budget. At full size (and, tiny, at quick) the job against its floor and
+against the pandas job are also cost curves over stocks x days (``CURVE_SIZES``: 500 x 60,
+2,000 x 120, and the required figures' 5,000 x 250 as the last point; x is the cells,
+stocks x days); each market is stored only when one of its figures is wanted and dropped
+after them. The compute alone against a per-stock loop (``run``) is this module's own
+command.
 
 Run: ``.venv/bin/python -m bench --only factors [--size quick|default|full]`` (end to end),
 ``.venv/bin/python -m bench.bench_factors [--stocks N] [--days D] [--repeats R]`` (compute).
@@ -77,6 +81,7 @@ from zquant_pipelines_tests.support.synthetic_market import store_market, synthe
 DEFAULT_STOCKS = 5_000
 DEFAULT_DAYS = 250
 DEFAULT_REPEATS = 3
+SEED = 20260227
 LOOP_BUDGET_SECONDS = 120.0
 LOOP_PROBE_STOCKS = 100
 KEYS = ["ts_code", "trade_date"]
@@ -218,7 +223,7 @@ def run(
     days: int = DEFAULT_DAYS,
     repeats: int = DEFAULT_REPEATS,
     loop_budget_seconds: float = LOOP_BUDGET_SECONDS,
-    seed: int = 20260227,
+    seed: int = SEED,
 ) -> dict:
     """Time, compare and measure; print a table and return the figures."""
     daily, adj_factor, daily_basic, trade_dates = build_market(stocks, days, seed)
@@ -593,16 +598,41 @@ def check_agrees(market: StoredMarket, theirs: pd.DataFrame, codes: list, label:
 # per harness size. `make bench` keeps to 500 stocks: the pandas job alone is minutes at
 # 5,000 (full size, which also holds the 2 GiB memory budget of issue 14).
 E2E_SIZES = {"quick": (20, 30, 5), "default": (500, 250, 20), "full": (5_000, 250, 20)}
+# The smaller markets (stocks, trading days) of the cost curves, per harness size: with the
+# market of E2E_SIZES as their last point, the job against its floor and against the pandas
+# job at three sizes. `make bench` has none: they would cost minutes of its ten.
+CURVE_SIZES = {"quick": ((5, 10), (10, 20)), "default": (), "full": ((500, 60), (2_000, 120))}
+CURVE_FLOOR = "factors e2e vs floor"
+CURVE_PANDAS = "factors e2e vs pandas"
 MEMORY_BUDGET_MIB = 2_048
 
 
 def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Figure]:
     """The factor job end to end against its floor, a pandas job and zquant's way, a
-    one-day run against its floor, and the job's peak RSS against the memory budget; the
-    market is stored only when one of them is wanted."""
+    one-day run against its floor, and the job's peak RSS against the memory budget, on the
+    market of E2E_SIZES; at a size with curves, the job against its floor and the pandas job
+    on each market of CURVE_SIZES too (``factors.e2e_vs_floor_<stocks>x<days>``...), the
+    E2E_SIZES market's figures being the curves' last point."""
+    on_curve = bool(CURVE_SIZES[size])
+    for stocks, days in CURVE_SIZES[size]:
+        yield from market_figures(stocks, days, wanted, f"_{stocks}x{days}", on_curve)
     stocks, days, zquant_stocks = E2E_SIZES[size]
-    zquant_stocks = min(zquant_stocks, stocks)
-    scale = stocks / zquant_stocks
+    yield from market_figures(stocks, days, wanted, "", on_curve, zquant_stocks)
+
+
+def market_figures(
+    stocks: int,
+    days: int,
+    wanted: Wanted,
+    suffix: str,
+    on_curve: bool,
+    zquant_stocks: int | None = None,
+) -> Iterator[Figure]:
+    """The figures on one market of ``stocks`` x ``days`` (ids ending in ``suffix``): the
+    job against its floor and against the pandas job (a point of the curves when
+    ``on_curve``, at x = stocks x days); with ``zquant_stocks``, also against zquant's way,
+    the one-day run and the peak RSS. The market is stored only when one of them is wanted
+    and dropped after them."""
     where = f"{stocks:,} stocks x {days} days"
     # Stored below once a figure is wanted: the sides read it when they run.
     market: StoredMarket
@@ -620,32 +650,41 @@ def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Fi
     def ours() -> Sample:
         return Sample(ours_once(market))
 
-    def last_day() -> list:
-        return market.days[-1:]
+    def curve(name: str) -> dict:
+        return {"curve": name, "x": stocks * days} if on_curve else {}
 
-    declared = select(
-        [
+    declared = [
+        Figure(
+            id=f"factors.e2e_vs_floor{suffix}",
+            title=f"factor job end to end (read, compute, write), {where}",
+            ours=ours,
+            baseline=lambda: Sample(floor_once(market)),
+            baseline_name="floor: COPY read into Arrow, the compute, COPY into an empty table",
+            target=0.5,
+            **curve(CURVE_FLOOR),
+        ),
+        Figure(
+            id=f"factors.e2e_vs_pandas{suffix}",
+            title=f"factor job end to end against a pandas job, {where}",
+            ours=ours,
+            baseline=first_checked("pandas", lambda check: pandas_once(market, check)),
+            baseline_name="pandas job: read_sql, long-form groupby/rolling, to_sql",
+            target=1.5,
+            repeats=3,
+            long=True,
+            **curve(CURVE_PANDAS),
+        ),
+    ]
+    if zquant_stocks is not None:
+        zquant_stocks = min(zquant_stocks, stocks)
+        scale = stocks / zquant_stocks
+
+        def last_day() -> list:
+            return market.days[-1:]
+
+        declared += [
             Figure(
-                id="factors.e2e_vs_floor",
-                title=f"factor job end to end (read, compute, write), {where}",
-                ours=ours,
-                baseline=lambda: Sample(floor_once(market)),
-                baseline_name="floor: COPY read into Arrow, the compute, COPY into an empty"
-                " table",
-                target=0.5,
-            ),
-            Figure(
-                id="factors.e2e_vs_pandas",
-                title=f"factor job end to end against a pandas job, {where}",
-                ours=ours,
-                baseline=first_checked("pandas", lambda check: pandas_once(market, check)),
-                baseline_name="pandas job: read_sql, long-form groupby/rolling, to_sql",
-                target=1.5,
-                repeats=3,
-                long=True,
-            ),
-            Figure(
-                id="factors.e2e_vs_zquant",
+                id=f"factors.e2e_vs_zquant{suffix}",
                 title=f"factor job end to end against zquant's way, {where}",
                 ours=ours,
                 baseline=first_checked(
@@ -657,7 +696,7 @@ def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Fi
                 projected=scale > 1,
             ),
             Figure(
-                id="factors.daily_run_vs_floor",
+                id=f"factors.daily_run_vs_floor{suffix}",
                 title=f"one day's factor run with its look-back, {stocks:,} stocks",
                 ours=lambda: Sample(ours_once(market, last_day())),
                 baseline=lambda: Sample(floor_once(market, last_day())),
@@ -665,7 +704,7 @@ def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Fi
                 target=0.5,
             ),
             Figure(
-                id="factors.job_peak_rss_vs_budget",
+                id=f"factors.job_peak_rss_vs_budget{suffix}",
                 title=f"peak RSS of the factor job in a fresh process, {where}",
                 ours=lambda: Sample(job_peak_rss_mib(market)),
                 baseline=lambda: Sample(MEMORY_BUDGET_MIB),
@@ -675,12 +714,11 @@ def figures(size: str = "default", wanted: Wanted = every_figure) -> Iterator[Fi
                 repeats=3,
                 long=True,
             ),
-        ],
-        wanted,
-    )
+        ]
+    declared = select(declared, wanted)
     if not declared:
         return
-    market = store_bench_market(stocks, days, 20260227)
+    market = store_bench_market(stocks, days, SEED)
     try:
         # The titles and zquant's scale were declared with ``stocks``.
         if len(market.codes) != stocks:
@@ -712,7 +750,7 @@ def main() -> None:
     parser.add_argument("--stocks", type=int, default=DEFAULT_STOCKS)
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
-    parser.add_argument("--seed", type=int, default=20260227)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--loop-budget-seconds", type=float, default=LOOP_BUDGET_SECONDS)
     parser.add_argument(
         "--memory-only", action="store_true", help="print the memory figures as JSON (child)"

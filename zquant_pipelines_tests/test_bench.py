@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_scheduling, bench_sync, harness
-from bench.__main__ import DEFAULT_MODULES, parse_only
+from bench import bench_factors, bench_scheduling, bench_sync, harness
+from bench.__main__ import DEFAULT_MODULES, parse_only, plot_curves
 from zquant_pipelines.constants import ENV_CELERY_BROKER, LIST_STATUSES
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sample_market import sample_market
@@ -190,3 +190,29 @@ def test_call_figures_judge_the_curve_and_never_meet_a_projection():
     assert zquant["ratio"] == curve[1000]["zquant_per_stock"] / curve[1000]["ours"]
     projected = entries["sync.calls_vs_floor_5000d"]
     assert projected["projected"] is True and projected["met"] is False
+
+
+@pytest.mark.slow
+def test_factor_curves_measure_the_job_at_each_quick_size_and_plot(pg_server_url, tmp_path):
+    """The cost curves at the quick size: the job against its floor and against the pandas
+    job (which checks once per market that it computes the job's factors) at 5 x 10,
+    10 x 20 and 20 x 30, one panel each in the curves' PNG."""
+    wanted = harness.selection(["factors.e2e_vs_floor*", "factors.e2e_vs_pandas*"])
+
+    entries = list(
+        harness.measure_all(bench_factors.figures("quick", wanted), lambda text: None, wanted)
+    )
+
+    assert [(entry["id"], entry["curve"], entry["x"]) for entry in entries] == [
+        (f"factors.e2e_vs_{side}{suffix}", curve, cells)
+        for suffix, cells in (("_5x10", 50), ("_10x20", 200), ("", 600))
+        for side, curve in (
+            ("floor", bench_factors.CURVE_FLOOR),
+            ("pandas", bench_factors.CURVE_PANDAS),
+        )
+    ]
+    for entry in entries:
+        assert entry["ours"] > 0 and entry["baseline"] > 0 and entry["note"] == "", entry
+    png = tmp_path / "curves.png"
+    plot_curves({"figures": entries, "command": "test", "date": "today"}, png)
+    assert png.read_bytes().startswith(b"\x89PNG")

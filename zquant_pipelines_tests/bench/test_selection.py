@@ -114,6 +114,58 @@ def test_history_fills_only_the_two_stores_of_a_wanted_growth_figure(pg_server_u
     assert entries[0]["ours"] > 0 and entries[0]["baseline"] > 0
 
 
+def test_factors_stores_each_market_of_its_curves_only_for_its_wanted_figures(monkeypatch):
+    """At full size the curves' markets are 500 x 60 and 2,000 x 120 (the required figures'
+    5,000 x 250 their last point): each stored only when one of its figures is wanted and
+    dropped after them. Nothing is measured: the sides never run on the unfilled markets."""
+    events = []
+
+    def store(stocks, days, seed):
+        events.append(("store", stocks, days))
+        codes = [f"{code:06d}.SZ" for code in range(stocks)]
+        return bench_factors.StoredMarket("postgresql://unused", None, [], codes)
+
+    monkeypatch.setattr(bench_factors, "store_bench_market", store)
+    monkeypatch.setattr(
+        bench_factors, "drop_market", lambda market: events.append(("drop", len(market.codes)))
+    )
+
+    def declared(patterns: list[str]) -> list:
+        events.clear()
+        for figure in bench_factors.figures("full", harness.selection(patterns)):
+            events.append((figure.id, figure.curve, figure.x))
+        return list(events)
+
+    floor, pandas = bench_factors.CURVE_FLOOR, bench_factors.CURVE_PANDAS
+    assert declared(["factors.e2e_vs_floor*", "factors.e2e_vs_pandas*"]) == [
+        ("store", 500, 60),
+        ("factors.e2e_vs_floor_500x60", floor, 30_000),
+        ("factors.e2e_vs_pandas_500x60", pandas, 30_000),
+        ("drop", 500),
+        ("store", 2_000, 120),
+        ("factors.e2e_vs_floor_2000x120", floor, 240_000),
+        ("factors.e2e_vs_pandas_2000x120", pandas, 240_000),
+        ("drop", 2_000),
+        ("store", 5_000, 250),
+        ("factors.e2e_vs_floor", floor, 1_250_000),
+        ("factors.e2e_vs_pandas", pandas, 1_250_000),
+        ("drop", 5_000),
+    ]
+    assert declared(["factors.e2e_vs_pandas_2000x120"]) == [
+        ("store", 2_000, 120),
+        ("factors.e2e_vs_pandas_2000x120", pandas, 240_000),
+        ("drop", 2_000),
+    ]
+    # The required figures off the curves, on the largest market only.
+    assert declared(["factors.*_vs_zquant", "factors.daily_*", "factors.job_*"]) == [
+        ("store", 5_000, 250),
+        ("factors.e2e_vs_zquant", None, None),
+        ("factors.daily_run_vs_floor", None, None),
+        ("factors.job_peak_rss_vs_budget", None, None),
+        ("drop", 5_000),
+    ]
+
+
 def report(figures: list[dict], command: str, date: str) -> dict:
     return {
         "date": date,
