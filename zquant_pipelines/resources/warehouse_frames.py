@@ -141,11 +141,15 @@ def iso_dates(label: str, values: pd.Series) -> pa.Array:
 
 
 def text_values(label: str, values: pd.Series) -> pa.Array:
-    present = values.notna()
-    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        # Texts and missing values only; Arrow reads each missing kind as NULL itself (no
+        # separate notna pass over the objects).
+        texts = pa.array(values.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    else:
+        present = values.notna()
         reject_values(label, values, present & ~values.map(is_text), "text")
-    # Masked values are not converted: a missing value of any kind is NULL.
-    texts = pa.array(values.to_numpy(dtype=object), pa.string(), mask=~present.to_numpy())
+        # Masked values are not converted: a missing value of any kind is NULL.
+        texts = pa.array(values.to_numpy(dtype=object), pa.string(), mask=~present.to_numpy())
     # COPY's CSV cannot tell '' from NULL; both dialects store an empty text as NULL.
     empty = pc.equal(texts, "")
     if pc.any(empty).as_py():
