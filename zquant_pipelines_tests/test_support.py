@@ -17,7 +17,7 @@ import redis
 import requests
 
 from zquant_pipelines_tests.support.alert_receivers import SmtpReceiver
-from zquant_pipelines_tests.support.ports import LOOPBACK, launch_on_free_port
+from zquant_pipelines_tests.support.ports import LOOPBACK, launch_on_free_port, stop_group
 from zquant_pipelines_tests.support.services import claimed_redis_db
 
 
@@ -75,6 +75,54 @@ def test_a_program_whose_port_was_taken_is_started_again_on_another(tmp_path):
     finally:
         taken[0].shutdown()
         taken[0].server_close()
+
+
+# A server that sets SO_REUSEPORT, as gRPC servers (a code server) do: it binds a port another
+# such listener holds, and the kernel shares the connections out between the two.
+REUSEPORT_SERVER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+while True:
+    server.accept()[0].close()
+"""
+
+
+def test_a_program_that_shares_its_port_with_another_listener_is_started_again(tmp_path):
+    """The first port gets another process's SO_REUSEPORT listener as well: the program binds
+    it too, but half its connections would go to the other one, so it is started elsewhere."""
+    sharers = []
+
+    def launch(port: int) -> subprocess.Popen:
+        if not sharers:
+            sharer = socket.socket()
+            sharer.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sharer.bind((LOOPBACK, port))
+            sharer.listen()
+            sharers.append(sharer)
+        return subprocess.Popen(
+            [sys.executable, "-c", REUSEPORT_SERVER, str(port)], start_new_session=True
+        )
+
+    def accepts(port: int) -> bool:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    try:
+        process, port = launch_on_free_port(
+            launch, str, accepts, stop_group, "the SO_REUSEPORT server", timeout=60
+        )
+        try:
+            assert port != sharers[0].getsockname()[1]
+        finally:
+            stop_group(process)
+    finally:
+        sharers[0].close()
 
 
 def test_concurrent_runs_get_redis_databases_of_their_own_and_flush_only_theirs(redis_url):

@@ -6,7 +6,6 @@ alerts/test_freshness_under_make_dev.py): one per module, it takes seconds to st
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, REPO_ROOT
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines_tests.support.ports import launch_on_free_port
+from zquant_pipelines_tests.support.ports import launch_on_free_port, stop_group
 from zquant_pipelines_tests.support.webserver_probes import (
     START_TIMEOUT_SECONDS,
     TUSHARE_TOKEN,
@@ -69,7 +68,7 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
         launch,
         log_path.read_text,
         lambda port: location_loaded(f"http://127.0.0.1:{port}"),
-        stop,
+        stop_group,
         "make dev",
         START_TIMEOUT_SECONDS,
     )
@@ -83,16 +82,4 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """End `make dev` and every process it started (its session's group)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process)

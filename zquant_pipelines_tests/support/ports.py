@@ -4,17 +4,21 @@ run on the machine) can take it.
 
 - A server of ours (uvicorn in a thread, the SMTP receiver) is handed a socket bound to
   port 0 (``bound_socket``): the kernel's choice is held from the start.
-- An external program that takes a port number (`make dev`) is started by
-  ``launch_on_free_port``: on a port free when picked, and started again on another when it
-  reports that it could not bind it. Per-worker port ranges (PYTEST_XDIST_WORKER) would only
-  keep one run's two workers apart: concurrent runs share worker names, and the kernel hands
-  out ports of any range as ephemeral ones. The program is taken as serving only once the
-  port's listener is in its own process group, not merely when something answers there
-  (another test's `make dev` on a port it took meanwhile would answer too).
+- An external program that takes port numbers (`make dev`, `zquant api`, a code server,
+  nginx) is started by ``launch_on_free_ports``: on ports free when picked, and started
+  again on others when it reports that it could not bind one. Per-worker port ranges
+  (PYTEST_XDIST_WORKER) would only keep one run's two workers apart: concurrent runs share
+  worker names, and the kernel hands out ports of any range as ephemeral ones. The program
+  is taken as serving only once each port's listeners are its own process group alone, not
+  merely when something answers there (another test's `make dev` on a port it took
+  meanwhile would answer too). gRPC servers (a code server) set SO_REUSEPORT: two of them
+  can listen on one port at once, and a program sharing its port is started again too.
+- ``unused_port`` is for a URL where nothing listens (a dead endpoint) only.
 """
 
 import errno
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Callable
@@ -43,15 +47,18 @@ def port_of(sock: socket.socket) -> int:
 
 
 def unused_port() -> int:
-    """A port nothing listens on now; another process may take it before the caller uses it
-    (hence ``launch_on_free_port``)."""
+    """A port nothing listens on now, for a URL where nothing should answer (a dead endpoint).
+    Not for a server to bind later: another process may take it first (hence
+    ``launch_on_free_ports``)."""
     with bound_socket() as probe:
         return port_of(probe)
 
 
-def listener_group(port: int) -> int | None:
-    """The process group of the process listening on ``port``; None when nothing does (or it
-    just ended)."""
+def listener_groups(port: int) -> set[int]:
+    """The process groups of the processes listening on ``port``: more than one when they
+    share it (SO_REUSEPORT, which gRPC servers set); empty when nothing listens (or the
+    listener just ended)."""
+    groups = set()
     for connection in psutil.net_connections(kind="tcp"):
         if (
             connection.status == psutil.CONN_LISTEN
@@ -59,10 +66,69 @@ def listener_group(port: int) -> int | None:
             and connection.pid
         ):
             try:
-                return os.getpgid(connection.pid)
+                groups.add(os.getpgid(connection.pid))
             except ProcessLookupError:
-                return None
-    return None
+                pass
+    return groups
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
+    """End a process started with ``start_new_session=True`` and every process it started
+    (its group): SIGTERM, SIGKILL after ``timeout`` seconds."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        process.wait()
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def launch_on_free_ports(
+    launch: Callable[..., subprocess.Popen],
+    output: Callable[[], str],
+    serving: Callable[..., bool],
+    stop: Callable[[subprocess.Popen], None],
+    what: str,
+    timeout: float,
+    count: int = 1,
+) -> tuple[subprocess.Popen, tuple[int, ...]]:
+    """``launch(*ports)`` (a process started with ``start_new_session=True``, so that its
+    group is its pid) on ``count`` free ports, once it serves there: each port's listeners
+    are its group alone and ``serving(*ports)``. A process that ended is ``stop``-ped (its
+    children) and, when its ``output()`` says a port was taken, started again on others; so
+    is one that shares a port with another process's listener."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        ports = tuple(unused_port() for _ in range(count))
+        process = launch(*ports)
+
+        def outcome() -> str | None:
+            if process.poll() is not None:  # noqa: B023 - used within the iteration
+                return "ended"
+            groups = [listener_groups(port) for port in ports]  # noqa: B023
+            if any(process.pid in found and len(found) > 1 for found in groups):  # noqa: B023
+                return "shared"
+            if all(found == {process.pid} for found in groups) and serving(*ports):  # noqa: B023
+                return "serving"
+            return None
+
+        try:
+            ended = wait_until(outcome, timeout, f"{what} to serve on ports {ports}")
+        except AssertionError:
+            stop(process)
+            raise
+        if ended == "serving":
+            return process, ports
+        stop(process)
+        text = output() if ended == "ended" else f"another process listens on {ports} too"
+        lost = ended == "shared" or BIND_FAILURE in text.lower()
+        if not lost or attempt == START_ATTEMPTS:
+            raise AssertionError(
+                f"{what} {ended} (attempt {attempt} of {START_ATTEMPTS}):\n{text[-3000:]}"
+            )
 
 
 def launch_on_free_port(
@@ -73,28 +139,6 @@ def launch_on_free_port(
     what: str,
     timeout: float,
 ) -> tuple[subprocess.Popen, int]:
-    """``launch(port)`` (a process started with ``start_new_session=True``, so that its group
-    is its pid) on a free port, once it serves there: its port's listener is in its group and
-    ``serving(port)``. A process that ended is ``stop``-ped (its children) and, when its
-    ``output()`` says the port was taken, started again on another port."""
-    for attempt in range(1, START_ATTEMPTS + 1):
-        port = unused_port()
-        process = launch(port)
-        try:
-            wait_until(
-                lambda: process.poll() is not None  # noqa: B023 - used within the iteration
-                or (listener_group(port) == process.pid and serving(port)),  # noqa: B023
-                timeout,
-                f"{what} to serve on port {port}",
-            )
-        except AssertionError:
-            stop(process)
-            raise
-        if process.poll() is None:
-            return process, port
-        stop(process)
-        text = output()
-        if BIND_FAILURE not in text.lower() or attempt == START_ATTEMPTS:
-            raise AssertionError(
-                f"{what} ended (attempt {attempt} of {START_ATTEMPTS}):\n{text[-3000:]}"
-            )
+    """``launch_on_free_ports`` for a program that takes one port."""
+    process, (port,) = launch_on_free_ports(launch, output, serving, stop, what, timeout)
+    return process, port
