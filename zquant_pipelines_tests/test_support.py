@@ -17,7 +17,12 @@ import redis
 import requests
 
 from zquant_pipelines_tests.support.alert_receivers import SmtpReceiver
-from zquant_pipelines_tests.support.ports import LOOPBACK, launch_on_free_port, stop_group
+from zquant_pipelines_tests.support.ports import (
+    LOOPBACK,
+    accepts_connections,
+    launch_on_free_port,
+    stop_group,
+)
 from zquant_pipelines_tests.support.services import claimed_redis_db
 
 
@@ -106,16 +111,9 @@ def test_a_program_that_shares_its_port_with_another_listener_is_started_again(t
             [sys.executable, "-c", REUSEPORT_SERVER, str(port)], start_new_session=True
         )
 
-    def accepts(port: int) -> bool:
-        try:
-            socket.create_connection((LOOPBACK, port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
     try:
         process, port = launch_on_free_port(
-            launch, str, accepts, stop_group, "the SO_REUSEPORT server", timeout=60
+            launch, str, accepts_connections, stop_group, "the SO_REUSEPORT server", timeout=60
         )
         try:
             assert port != sharers[0].getsockname()[1]

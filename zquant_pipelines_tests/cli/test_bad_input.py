@@ -7,10 +7,8 @@ error pages) and a small server answering JSON that is not GraphQL.
 """
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,12 @@ from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.resources.warehouse import Warehouse
 from zquant_pipelines.sync.market import sync_stock_basic
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
-from zquant_pipelines_tests.support.ports import unused_port
+from zquant_pipelines_tests.support.ports import (
+    accepts_connections,
+    launch_on_free_port,
+    stop_group,
+    unused_port,
+)
 
 VENV_BIN = Path(sys.executable).parent
 # Deadlines for a process, not measures: starting Python and Dagster takes seconds, under
@@ -90,33 +93,36 @@ def assert_refused(completed: subprocess.CompletedProcess, exit_code: int, *name
 
 
 @pytest.fixture
-def serve():
+def serve(tmp_path):
     """Start a server process on a free port: the base URL once it accepts connections."""
     servers = []
 
     def start(*argv: str) -> str:
-        port = unused_port()
-        servers.append(
-            subprocess.Popen(
-                [sys.executable, *[arg.replace("{port}", str(port)) for arg in argv]],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        log_path = tmp_path / f"server_{len(servers)}.log"
+
+        def launch(port: int) -> subprocess.Popen:
+            with log_path.open("w") as log:
+                return subprocess.Popen(
+                    [sys.executable, *[arg.replace("{port}", str(port)) for arg in argv]],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+        process, port = launch_on_free_port(
+            launch,
+            log_path.read_text,
+            accepts_connections,
+            stop_group,
+            "server",
+            SERVER_START_SECONDS,
         )
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return f"http://127.0.0.1:{port}"
-            except OSError:
-                assert servers[-1].poll() is None, "the server process ended"
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
+        servers.append(process)
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for server in servers:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_group(server)
 
 
 # --- zquant demo --days ------------------------------------------------------------------

@@ -10,9 +10,9 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +35,7 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
-from zquant_pipelines_tests.support.ports import unused_port
+from zquant_pipelines_tests.support.ports import launch_on_free_ports, stop_group
 from zquant_pipelines_tests.support.services import require_service
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
@@ -55,7 +55,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
 NGINX_TEMPLATE = DEPLOY / "nginx" / "zquant.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-STOP_TIMEOUT_SECONDS = 60
 # What a user's `zquant --url` sees first: a task the test catalog holds.
 TASK = "by_hand"
 USERS = {"editors": ("erin", "editor-secret"), "viewers": ("victor", "viewer-secret")}
@@ -77,31 +76,37 @@ class Proxy(NamedTuple):
 
 
 @contextlib.contextmanager
-def running(argv: list[str], env: dict, log_path: Path, cwd: Path = REPO_ROOT):
-    """A process group started for the duration (children included), its log in log_path."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+def serving_on_free_ports(
+    argv: Callable[..., list[str]],
+    env: dict,
+    log_path: Path,
+    serving: Callable[..., bool],
+    what: str,
+    cwd: Path = REPO_ROOT,
+    count: int = 1,
+) -> Iterator[tuple[int, ...]]:
+    """``argv(*ports)`` started on ``count`` free ports (``launch_on_free_ports``: again on
+    others when one was taken meanwhile), its log in log_path; yields the ports once
+    ``serving(*ports)``, and ends its process group (children included) afterwards."""
 
+    def launch(*ports: int) -> subprocess.Popen:
+        with log_path.open("w") as log:
+            return subprocess.Popen(
+                argv(*ports),
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
-def wait_while_running(process, log_path: Path, predicate, what: str):
-    """Poll ``predicate`` until true; a process that exits first fails with its log."""
-
-    def ready_or_exited():
-        return process.poll() is not None or predicate()
-
-    wait_until(ready_or_exited, START_TIMEOUT_SECONDS, what)
-    assert process.poll() is None, f"{what}: exited\n{log_path.read_text()[-3000:]}"
+    process, ports = launch_on_free_ports(
+        launch, log_path.read_text, serving, stop_group, what, START_TIMEOUT_SECONDS, count
+    )
+    try:
+        yield ports
+    finally:
+        stop_group(process)
 
 
 def code_server_serving(port: int) -> bool:
@@ -120,7 +125,6 @@ def deployment(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(ENV_PG_URL, raising=False)
         home = prepare_home(root / "home")
-    grpc_port = unused_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -133,34 +137,53 @@ def deployment(tmp_path_factory):
             ENV_DATA_DIR: str(root / "data"),
             ENV_WAREHOUSE_URL: f"sqlite:///{root / 'warehouse.db'}",
             "DAGSTER_GRPC_HOST": "127.0.0.1",
-            "DAGSTER_GRPC_PORT": str(grpc_port),
             ENV_TUSHARE_TOKEN: TUSHARE_TOKEN,
             # No run starts here: a gateway nobody serves is enough.
             ENV_TUSHARE_API_URL: gateway_url("http://127.0.0.1:9/dataapi"),
         }
     )
-    code_server = [sys.executable, "-m", "dagster", "code-server", "start"]
-    code_server += ["-m", "zquant_pipelines.definitions", "-h", "127.0.0.1", "-p", str(grpc_port)]
-    webserver = [sys.executable, "-m", "dagster_webserver", "-w", str(DEPLOY / "workspace.yaml")]
-    editor_port, viewer_port = unused_port(), unused_port()
+
+    def code_server(port: int) -> list[str]:
+        argv = [sys.executable, "-m", "dagster", "code-server", "start"]
+        return argv + ["-m", "zquant_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
+
+    def webserver(*extra: str) -> Callable[[int], list[str]]:
+        argv = [sys.executable, "-m", "dagster_webserver", "-w", str(DEPLOY / "workspace.yaml")]
+        return lambda port: [*argv, "-h", "127.0.0.1", "-p", str(port), *extra]
+
+    def webserver_loaded(port: int) -> bool:
+        return location_loaded(f"http://127.0.0.1:{port}")
+
     with contextlib.ExitStack() as stack:
         # The code server runs from another directory: it needs the environment, not the repo.
-        code_log = root / "code_server.log"
-        code = stack.enter_context(running(code_server, env, code_log, cwd=root))
-        wait_while_running(code, code_log, lambda: code_server_serving(grpc_port), "code server")
-        servers = {}
-        for name, port, extra in (
-            ("editor", editor_port, []),
-            ("viewer", viewer_port, ["--read-only"]),
-        ):
-            log_path = root / f"{name}_webserver.log"
-            argv = [*webserver, "-h", "127.0.0.1", "-p", str(port), *extra]
-            servers[name] = (stack.enter_context(running(argv, env, log_path)), log_path, port)
-        for name, (process, log_path, port) in servers.items():
-            url = f"http://127.0.0.1:{port}"
-            wait_while_running(process, log_path, lambda u=url: location_loaded(u), name)
+        (grpc_port,) = stack.enter_context(
+            serving_on_free_ports(
+                code_server,
+                env,
+                root / "code_server.log",
+                code_server_serving,
+                "code server",
+                cwd=root,
+            )
+        )
+        # deploy/workspace.yaml finds the code server by DAGSTER_GRPC_HOST and _PORT.
+        webserver_env = {**env, "DAGSTER_GRPC_PORT": str(grpc_port)}
+        ports = {
+            name: stack.enter_context(
+                serving_on_free_ports(
+                    webserver(*extra),
+                    webserver_env,
+                    root / f"{name}_webserver.log",
+                    webserver_loaded,
+                    f"{name} webserver",
+                )
+            )[0]
+            for name, extra in (("editor", []), ("viewer", ["--read-only"]))
+        }
         yield Deployment(
-            f"http://127.0.0.1:{editor_port}", f"http://127.0.0.1:{viewer_port}", tasks_file
+            f"http://127.0.0.1:{ports['editor']}",
+            f"http://127.0.0.1:{ports['viewer']}",
+            tasks_file,
         )
 
 
@@ -213,31 +236,35 @@ def proxy(deployment, tmp_path_factory):
         ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
     ).stdout.strip()
     (prefix / "viewers.htpasswd").write_text(f"{user}:{apr1}\n")
-    editor_port, viewer_port = unused_port(), unused_port()
     site = prefix / "zquant.conf"
-    site.write_text(
-        render_template(
-            NGINX_TEMPLATE.read_text(),
-            {
-                "PROXY_BIND": "127.0.0.1",
-                "PROXY_EDITOR_PORT": str(editor_port),
-                "PROXY_VIEWER_PORT": str(viewer_port),
-                "PROXY_EDITOR_UPSTREAM": deployment.editor_url.removeprefix("http://"),
-                "PROXY_VIEWER_UPSTREAM": deployment.viewer_url.removeprefix("http://"),
-                "PROXY_HTPASSWD_DIR": str(prefix),
-            },
-        )
-    )
     main_config = prefix / "nginx.conf"
     main_config.write_text(nginx_main_config(prefix, site))
-    argv = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(main_config)]
-    argv += ["-g", "daemon off;"]
-    log_path = prefix / "nginx.log"
-    with running(argv, dict(os.environ), log_path, cwd=prefix) as process:
-        urls = Proxy(f"http://127.0.0.1:{editor_port}", f"http://127.0.0.1:{viewer_port}")
-        for url in urls:
-            wait_while_running(process, log_path, lambda u=url: answers(u), f"nginx on {url}")
-        yield urls
+
+    def nginx(editor_port: int, viewer_port: int) -> list[str]:
+        """nginx's command, its site config written for these two ports first."""
+        site.write_text(
+            render_template(
+                NGINX_TEMPLATE.read_text(),
+                {
+                    "PROXY_BIND": "127.0.0.1",
+                    "PROXY_EDITOR_PORT": str(editor_port),
+                    "PROXY_VIEWER_PORT": str(viewer_port),
+                    "PROXY_EDITOR_UPSTREAM": deployment.editor_url.removeprefix("http://"),
+                    "PROXY_VIEWER_UPSTREAM": deployment.viewer_url.removeprefix("http://"),
+                    "PROXY_HTPASSWD_DIR": str(prefix),
+                },
+            )
+        )
+        argv = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log")]
+        return argv + ["-c", str(main_config), "-g", "daemon off;"]
+
+    def both_answer(*ports: int) -> bool:
+        return all(answers(f"http://127.0.0.1:{port}") for port in ports)
+
+    with serving_on_free_ports(
+        nginx, dict(os.environ), prefix / "nginx.log", both_answer, "nginx", prefix, 2
+    ) as (editor_port, viewer_port):
+        yield Proxy(f"http://127.0.0.1:{editor_port}", f"http://127.0.0.1:{viewer_port}")
 
 
 def graphql(url: str, document: str, variables: dict | None = None, auth=None) -> dict:

@@ -54,6 +54,15 @@ def unused_port() -> int:
         return port_of(probe)
 
 
+def accepts_connections(port: int) -> bool:
+    """Whether something accepts a TCP connection on loopback ``port`` now."""
+    try:
+        socket.create_connection((LOOPBACK, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def listener_groups(port: int) -> set[int]:
     """The process groups of the processes listening on ``port``: more than one when they
     share it (SO_REUSEPORT, which gRPC servers set); empty when nothing listens (or the
@@ -116,18 +125,18 @@ def launch_on_free_ports(
             return None
 
         try:
-            ended = wait_until(outcome, timeout, f"{what} to serve on ports {ports}")
+            state = wait_until(outcome, timeout, f"{what} to serve on ports {ports}")
         except AssertionError:
             stop(process)
             raise
-        if ended == "serving":
+        if state == "serving":
             return process, ports
         stop(process)
-        text = output() if ended == "ended" else f"another process listens on {ports} too"
-        lost = ended == "shared" or BIND_FAILURE in text.lower()
+        text = output() if state == "ended" else f"another process listens on {ports} too"
+        lost = state == "shared" or BIND_FAILURE in text.lower()
         if not lost or attempt == START_ATTEMPTS:
             raise AssertionError(
-                f"{what} {ended} (attempt {attempt} of {START_ATTEMPTS}):\n{text[-3000:]}"
+                f"{what} {state} (attempt {attempt} of {START_ATTEMPTS}):\n{text[-3000:]}"
             )
 
 

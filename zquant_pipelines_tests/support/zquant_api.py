@@ -6,15 +6,16 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import requests
 
 from zquant_pipelines.constants import ENV_API_READ_TOKEN, ENV_API_TOKEN, REPO_ROOT
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.tasks.builders import job_name
-from zquant_pipelines_tests.support.ports import unused_port
-from zquant_pipelines_tests.support.waiting import wait_until
+from zquant_pipelines_tests.support.ports import launch_on_free_port, stop_group
 
 PREFIX = "/api/v1/scheduler"
 FULL_KEY = "full-key-for-tests"
@@ -26,7 +27,6 @@ START_SECONDS = 120
 def zquant_api(*options: str, environment: Mapping[str, str] | None = None) -> Iterator[str]:
     """`zquant [options] api` on a free port with both keys set (``environment`` added to
     this process's): its base URL once /docs answers."""
-    port = unused_port()
     environ = {
         **os.environ,
         **(environment or {}),
@@ -34,29 +34,33 @@ def zquant_api(*options: str, environment: Mapping[str, str] | None = None) -> I
         ENV_API_READ_TOKEN: READ_KEY,
         "PYTHONPATH": str(REPO_ROOT),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zquant_pipelines.cli", *options, "api", "--port", str(port)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as logs:
+        log_path = Path(logs) / "zquant_api.log"
 
-    def answers():
-        assert process.poll() is None, process.stderr.read()[-3000:]
+        def launch(port: int) -> subprocess.Popen:
+            with log_path.open("w") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "zquant_pipelines.cli", *options, "api"]
+                    + ["--port", str(port)],
+                    env=environ,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    start_new_session=True,
+                )
+
+        def answers(port: int) -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        process, port = launch_on_free_port(
+            launch, log_path.read_text, answers, stop_group, "zquant api", START_SECONDS
+        )
         try:
-            return requests.get(f"{url}/docs", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    try:
-        wait_until(answers, START_SECONDS, "zquant api to answer", 0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stderr.close()
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_group(process)
 
 
 def post(api, route, body, key=FULL_KEY, expect=200):
