@@ -30,6 +30,8 @@ from zquant_pipelines_tests.support.scale_out import (
     stop_workers,
 )
 from zquant_pipelines_tests.support.services import (
+    RABBITMQ_URL,
+    claimed_rabbitmq_vhost,
     claimed_redis_db,
     create_pg_database,
     drop_pg_database,
@@ -192,14 +194,12 @@ def test_the_budget_held_across_both_workers(runs):
             assert times[index + CALLS_PER_WINDOW] - times[index] > SERVER_WINDOW_SECONDS
 
 
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
-
-
 def test_a_rabbitmq_broker_carries_the_steps_too(
     tmp_path, pg_server_url, scale_out_redis_url, backing
 ):
-    """ZQUANT_CELERY_BROKER=amqp://...: the run and the worker meet on RabbitMQ (results by
-    Celery's rpc:// backend); Redis keeps only the tushare budget."""
+    """ZQUANT_CELERY_BROKER=amqp://...: the run and the worker meet on RabbitMQ (on a virtual
+    host of this test's own; results by Celery's rpc:// backend); Redis keeps only the
+    tushare budget."""
     from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 
     try:
@@ -210,9 +210,10 @@ def test_a_rabbitmq_broker_carries_the_steps_too(
     warehouse_url = create_pg_database(pg_server_url, "zq_scale_wh")
     try:
         with (
+            claimed_rabbitmq_vhost(RABBITMQ_URL) as broker_url,
             TushareWireServer(backing) as server,
             scale_out(
-                tmp_path, instance_url, warehouse_url, scale_out_redis_url, server, RABBITMQ_URL
+                tmp_path, instance_url, warehouse_url, scale_out_redis_url, server, broker_url
             ) as setup,
         ):
             workers = setup.start_workers(["rabbit1"])

@@ -1,7 +1,7 @@
 """Test support that concurrent runs rely on: loopback ports (support/ports.py: a server of
 ours holds its port from the start, an external program that lost its port to another
 process is started again on another, never taken for the other process's server) and Redis
-databases claimed for one run (support/services.py)."""
+databases and RabbitMQ virtual hosts claimed for one run (support/services.py)."""
 
 import errno
 import os
@@ -12,6 +12,8 @@ import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import amqp
+import kombu
 import pytest
 import redis
 import requests
@@ -23,7 +25,11 @@ from zquant_pipelines_tests.support.ports import (
     launch_on_free_port,
     stop_group,
 )
-from zquant_pipelines_tests.support.services import claimed_redis_db
+from zquant_pipelines_tests.support.services import (
+    RABBITMQ_URL,
+    claimed_rabbitmq_vhost,
+    claimed_redis_db,
+)
 
 
 def test_the_smtp_receiver_holds_its_port_before_it_starts():
@@ -147,3 +153,19 @@ def test_concurrent_runs_get_redis_databases_of_their_own_and_flush_only_theirs(
         assert keys(theirs) == set()
         assert keys(mine) == {b"queue-mine"}
     assert keys(mine) == set()
+
+
+def test_concurrent_runs_get_rabbitmq_virtual_hosts_of_their_own():
+    def queued(url: str) -> int:
+        with kombu.Connection(url) as connection, connection.SimpleQueue("dagster") as queue:
+            return queue.qsize()
+
+    with claimed_rabbitmq_vhost(RABBITMQ_URL) as mine:
+        with claimed_rabbitmq_vhost(RABBITMQ_URL) as theirs:
+            assert theirs != mine
+            with kombu.Connection(mine) as connection, connection.SimpleQueue("dagster") as queue:
+                queue.put("step")
+            assert queued(theirs) == 0
+        assert queued(mine) == 1
+    with pytest.raises(amqp.exceptions.NotAllowed, match="vhost .* not found"):
+        queued(mine)

@@ -182,7 +182,10 @@ def scale_out(
 ) -> Iterator[ScaleOut]:
     """The shared environment, with DAGSTER_HOME prepared for PostgreSQL storage. Redis (a
     database of the caller's own: ``services.claimed_redis_db``) holds the tushare budget
-    and, unless ``broker_url`` names another broker, the Celery queue."""
+    and, unless ``broker_url`` names another broker (a virtual host of the caller's own:
+    ``services.claimed_rabbitmq_vhost``), the Celery queue. Both are claimed empty, so no
+    step another run left queued reaches this set-up's workers, and nothing here needs
+    purging: a purge of a broker's shared queue would drop another run's steps."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog_text())
     env = {
@@ -199,8 +202,6 @@ def scale_out(
     }
     with environment(env):
         prepare_home(root / "home")
-    # Steps a killed earlier run left queued would reach this set-up's workers.
-    celery_worker_app(env).control.purge()
     yield ScaleOut(root, env, server)
 
 

@@ -1,14 +1,15 @@
-"""The local services tests and bench reach: their addresses (PostgreSQL admin URL, Redis
-URL, each overridable by environment), throwaway PostgreSQL databases, Redis databases
-claimed for one run, and the rule for a service that is not there (skip locally, fail under
-CI=true)."""
+"""The local services tests and bench reach: their addresses (PostgreSQL admin URL and Redis
+URL, each overridable by environment; RabbitMQ's), throwaway PostgreSQL databases, Redis
+databases and RabbitMQ virtual hosts claimed for one run, and the rule for a service that is
+not there (skip locally, fail under CI=true)."""
 
 import contextlib
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
@@ -18,6 +19,8 @@ PG_ADMIN_URL = os.environ.get(
     "ZQUANT_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("ZQUANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# On this machine: its virtual hosts are made with rabbitmqctl (claimed_rabbitmq_vhost).
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 # The Redis databases a run may claim: not 0, which tests share under key prefixes of their
 # own, nor 13 and 14, which earlier versions of the scale-out bench and test used unclaimed.
 CLAIMABLE_REDIS_DBS = tuple(db for db in range(1, 16) if db not in (13, 14))
@@ -102,3 +105,27 @@ def claimed_redis_db(redis_url: str) -> Iterator[str]:
                 client.flushdb()
         finally:
             client.close()
+
+
+@contextlib.contextmanager
+def claimed_rabbitmq_vhost(amqp_url: str) -> Iterator[str]:
+    """``amqp_url`` on a RabbitMQ virtual host of this run's own, deleted afterwards: the
+    counterpart of ``claimed_redis_db`` for Celery on RabbitMQ, whose queues (dagster-celery's
+    one "dagster" queue), exchanges and workers' mailboxes would otherwise be those of every
+    run on the broker's default host. Made with `rabbitmqctl` (the broker runs on this
+    machine); the URL's user is given all rights on it."""
+    vhost = f"zquant-tests-{uuid.uuid4().hex[:12]}"
+    user = urlsplit(amqp_url).username or "guest"
+    try:
+        rabbitmqctl("add_vhost", vhost)
+    except (OSError, subprocess.CalledProcessError) as error:
+        require_service("rabbitmqctl (a virtual host of the tests' own)", error)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        yield urlsplit(amqp_url)._replace(path=f"/{quote(vhost, safe='')}").geturl()
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbitmqctl(*argv: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *argv], check=True, capture_output=True, timeout=60)
