@@ -1,10 +1,15 @@
-"""Session-wide fixtures: the PostgreSQL database shared by the suite, service checks.
+"""Session-wide fixtures: the PostgreSQL database shared by the suite, service checks, and
+the throw-away Dagster instances tests run jobs on.
 
 Tests that need a service skip with the reason when it is missing, except under CI=true,
 where a missing service fails the run (CI must never pass by skipping).
 """
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +22,9 @@ from zquant_pipelines_tests.support.services import (
     drop_pg_database,
     require_service,
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +46,33 @@ def pg_database_url(pg_server_url: str):
     url = create_pg_database(pg_server_url, "zq_test")
     yield url
     drop_pg_database(pg_server_url, url)
+
+
+# --- Dagster: a throw-away instance (SQLite storage in a folder of its own) -----------------
+
+
+@contextmanager
+def instance_in(home: Path) -> Iterator["dg.DagsterInstance"]:
+    import dagster as dg
+
+    home.mkdir(exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A Dagster instance of the test's own."""
+    with instance_in(tmp_path / "dagster_home") as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="module")
+def module_instance(tmp_path_factory):
+    """One Dagster instance for a whole module, for module-scoped fixtures that run jobs (a
+    function-scoped ``instance`` cannot serve them): each test looks at its own runs."""
+    with instance_in(tmp_path_factory.mktemp("dagster_home")) as shared:
+        yield shared
 
 
 # --- tushare wire server (zquant_pipelines_tests/support/tushare_wire_server.py) -------------

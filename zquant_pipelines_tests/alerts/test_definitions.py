@@ -42,13 +42,6 @@ def receivers(monkeypatch):
         yield web, mail
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        yield instance
-
-
 def tick(defs: dg.Definitions, sensor_name: str, instance, cursor: str | None) -> str | None:
     """One evaluation of the sensor as the daemon makes it; the cursor it leaves."""
     sensor = defs.resolve_sensor_def(sensor_name)

@@ -25,13 +25,6 @@ from zquant_pipelines_tests.support.wire_clients import wire_resources
 PERIOD = "2026-06-30"
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        yield instance
-
-
 def run_period(server, tmp_path, instance, period: str = PERIOD) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions.merge(
         build_financial_definitions(),

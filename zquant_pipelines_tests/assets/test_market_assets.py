@@ -47,13 +47,6 @@ def defs(resources):
     return dg.Definitions.merge(build_asset_definitions(), dg.Definitions(resources=resources))
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        yield instance
-
-
 def run_job(
     defs,
     instance,

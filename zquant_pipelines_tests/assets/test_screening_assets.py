@@ -129,18 +129,11 @@ def synced(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory):
-    """One Dagster instance for the module: tests look at their own runs' events."""
-    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("dagster_home"))) as shared:
-        yield shared
-
-
-@pytest.fixture(scope="module")
-def materialized(synced, instance):
+def materialized(synced, module_instance):
     """Both assets over RANGE as one run."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ENV_SCREENS_FILE, str(synced.screens_path))
-        return run_assets(synced, instance, range_tags(*RANGE))
+        return run_assets(synced, module_instance, range_tags(*RANGE))
 
 
 def materializations(result, asset: str) -> list:
@@ -289,10 +282,7 @@ def test_a_bad_screens_file_fails_the_run_listing_every_problem(synced, instance
         "screens:\n  - name: a\n    conditions: [total_mvv > 1, pe > 'x']\n", encoding="utf-8"
     )
     before = synced.warehouse.read_frame("SELECT * FROM stock_screen ORDER BY 1, 2, 3")
-    with (
-        pytest.MonkeyPatch.context() as patch,
-        dg.instance_for_test(temp_dir=str(tmp_path)) as instance,
-    ):
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ENV_SCREENS_FILE, str(bad))
         result = run_assets(synced, instance, partition_key=RANGE[1], assets=[stock_screen])
     assert not result.success

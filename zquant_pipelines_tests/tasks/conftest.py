@@ -1,5 +1,5 @@
 """Fixtures of the scheduler tests: the sample market and a SQLite warehouse as the actions'
-resources, a throw-away Dagster instance, and a catalog file for the test code location."""
+resources, a Dagster instance that queues runs, and a catalog file for the test code location."""
 
 import dagster as dg
 import pytest
@@ -16,12 +16,6 @@ def resources(tmp_path):
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
     yield {"market_source": SampleMarketSource(), "warehouse": warehouse}
     warehouse.dispose()
-
-
-@pytest.fixture
-def instance(tmp_path):
-    with dg.instance_for_test(temp_dir=dagster_home(tmp_path)) as test_instance:
-        yield test_instance
 
 
 @pytest.fixture

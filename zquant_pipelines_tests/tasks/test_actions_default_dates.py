@@ -71,13 +71,6 @@ def defs(server, tmp_path):
     resources["warehouse"].dispose()
 
 
-@pytest.fixture
-def instance(tmp_path):
-    (tmp_path / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as test_instance:
-        yield test_instance
-
-
 def run_task(defs, instance, name: str) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(job_name(name))
     return job.execute_in_process(instance=instance, raise_on_error=False)
