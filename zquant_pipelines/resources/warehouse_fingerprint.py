@@ -96,16 +96,18 @@ def fingerprint_comment(columns: Sequence[str]) -> str:
 def fingerprint_ddl(columns: Sequence[str], quote: Callable[[str], str]) -> str:
     """The generated column's definition (after ``ADD COLUMN name``)."""
     names = [quote(column) for column in columns]
-    masks = [
-        "("
-        + " + ".join(
+    masks = []
+    for start in range(0, len(names), MASK_BITS):
+        group = names[start : start + MASK_BITS]
+        bits = " + ".join(
             f"CASE WHEN {name} = 0 AND float8send({name}) = {NEGATIVE_ZERO}"
-            f" THEN {2 ** (position % MASK_BITS)} ELSE 0 END"
-            for position, name in enumerate(names[start : start + MASK_BITS], start)
+            f" THEN {2**position} ELSE 0 END"
+            for position, name in enumerate(group)
         )
-        + ")::float8"
-        for start in range(0, len(names), MASK_BITS)
-    ]
+        # Most rows hold no zero: one comparison per column then, not a CASE each (the
+        # expression over a day of rows: daily 3.7 -> 3.2 ms, stk_factor_pro 32 -> 23 ms).
+        any_zero = " OR ".join(f"{name} = 0" for name in group)
+        masks.append(f"(CASE WHEN {any_zero} THEN {bits} ELSE 0 END)::float8")
     return (
         f"bigint GENERATED ALWAYS AS (hash_record_extended(ROW({', '.join(names + masks)}),"
         f" {SEED})) STORED"
