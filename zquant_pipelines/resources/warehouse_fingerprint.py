@@ -25,7 +25,9 @@ resources/test_warehouse_fingerprint.py):
   final mix, and the result is b << 32 | c.
 
 The seed is 1 so that 0.0 (hash 1) differs from NULL (hash 0). Two different rows share a
-fingerprint with a chance of about 2**-64: such a change would go unwritten.
+fingerprint with a chance of about 2**-64: such a change would go unwritten. Should a
+PostgreSQL release hash otherwise (hash_record_extended exists since 14; hash partitioning
+relies on these hashes staying put), rows would only look changed and be rewritten.
 
 A value a frame cannot hold (a stored NaN: frames give NULL) has a fingerprint no frame row
 has, so it is rewritten as a full comparison would.
