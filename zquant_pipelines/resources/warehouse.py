@@ -227,7 +227,8 @@ class Warehouse(dg.ConfigurableResource):
         dispose_engine(self.url, self.db_schema)
 
     def ensure_schema(self) -> None:
-        """Create the tables (and the db_schema) that are missing; safe to call concurrently."""
+        """Create the tables (and the db_schema) that are missing, and on PostgreSQL the row
+        fingerprints (``add_fingerprints``); safe to call concurrently."""
         key = (self.url, self.db_schema)
         if key in _schema_ready:
             return
