@@ -8,9 +8,11 @@ of a CSV built by Arrow (PostgreSQL) or one executemany (SQLite).
 A partition write (``replace_partitions``) reads the days' stored rows and compares them
 with the frame (``warehouse_changes``): only the stored rows the frame changes or drops are
 deleted and only the changed and new rows loaded, so a first load is a plain COPY and a
-re-sync where few rows changed writes only those. An ``upsert`` stages the frame in a
-temporary table shaped like the target and merges it with a single ``INSERT .. SELECT ..
-ON CONFLICT DO UPDATE`` that leaves identical rows untouched.
+re-sync where few rows changed writes only those. On PostgreSQL, a table with a generated
+row fingerprint (``warehouse_fingerprint``) is compared by its keys and fingerprints only.
+An ``upsert`` stages the frame in a temporary table shaped like the target and merges it
+with a single ``INSERT .. SELECT .. ON CONFLICT DO UPDATE`` that leaves identical rows
+untouched.
 
 Lock waits are bounded: every transaction waits at most ``lock_timeout_seconds`` for a lock
 (PostgreSQL ``lock_timeout``, SQLite's busy timeout) and, if set, runs each statement for at
@@ -49,6 +51,16 @@ from zquant_pipelines.constants import (
     ENV_WAREHOUSE_URL,
 )
 from zquant_pipelines.resources.warehouse_changes import changed_rows
+from zquant_pipelines.resources.warehouse_fingerprint import (
+    FINGERPRINT_COLUMN,
+    FINGERPRINTED,
+    fingerprint_comment,
+    fingerprint_ddl,
+    fingerprinted,
+    fingerprints,
+    read_stored_fingerprints,
+    stored_fingerprints_query,
+)
 from zquant_pipelines.resources.warehouse_frames import (
     is_plain_date,
     load_type,
@@ -215,7 +227,8 @@ class Warehouse(dg.ConfigurableResource):
         dispose_engine(self.url, self.db_schema)
 
     def ensure_schema(self) -> None:
-        """Create the tables (and the db_schema) that are missing; safe to call concurrently."""
+        """Create the tables (and the db_schema) that are missing, and on PostgreSQL the row
+        fingerprints (``add_fingerprints``); safe to call concurrently."""
         key = (self.url, self.db_schema)
         if key in _schema_ready:
             return
@@ -227,6 +240,8 @@ class Warehouse(dg.ConfigurableResource):
                     conn.execute(sa.schema.CreateSchema(self.db_schema, if_not_exists=True))
             metadata.create_all(conn)
             add_missing_columns(conn, [self.table(table.name) for table in metadata.sorted_tables])
+            if conn.dialect.name == "postgresql":
+                add_fingerprints(conn)
         _schema_ready.add(key)
 
     def table(self, name: str) -> sa.Table:
@@ -439,6 +454,44 @@ def add_missing_columns(conn: sa.Connection, tables: list[sa.Table]) -> None:
                 )
 
 
+def add_fingerprints(conn: sa.Connection) -> None:
+    """Give each fingerprinted table (``warehouse_fingerprint``) its generated fingerprint
+    column, on PostgreSQL.
+
+    The column stays out of the SQLAlchemy tables: reads and inserts never name it (a
+    ``SELECT *`` shows it). Its comment names the value columns its expression covers; a
+    table without the column (made by an earlier version), or whose column covers other
+    columns (a value column added since), gets it (anew). Adding a STORED generated column
+    rewrites the table once, computing the fingerprint of every stored row.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    comments = dict(
+        conn.execute(
+            sa.text(
+                "SELECT name, col_description(attrelid, attnum) FROM unnest(:names) AS name"
+                " JOIN pg_attribute ON attrelid = to_regclass(quote_ident(name))"
+                " AND attname = :column AND NOT attisdropped"
+            ),
+            {"names": list(FINGERPRINTED), "column": FINGERPRINT_COLUMN},
+        ).all()
+    )
+    for table, columns in FINGERPRINTED.items():
+        comment = fingerprint_comment(columns)
+        if comments.get(table, comment) != comment:
+            conn.execute(sa.text(f"ALTER TABLE {quote(table)} DROP COLUMN {FINGERPRINT_COLUMN}"))
+        if comments.get(table) != comment:
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {quote(table)} ADD COLUMN {FINGERPRINT_COLUMN}"
+                    f" {fingerprint_ddl(columns, quote)}"
+                )
+            )
+            conn.execute(
+                sa.text(f"COMMENT ON COLUMN {quote(table)}.{FINGERPRINT_COLUMN} IS :comment"),
+                {"comment": comment},
+            )
+
+
 def table_named(table: str) -> sa.Table:
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; tables: {sorted(TABLES)}")
@@ -482,10 +535,9 @@ def write_changes(
     nothing written, when a load hits a key stored meanwhile by a writer that does not lock
     the days (``upsert``): the caller then merges.
     """
-    lock_days(conn, target, days)
     stored = stored_rows(conn, target, days)
     keys = [column.name for column in target.primary_key]
-    stale, fresh = changed_rows(stored, rows, keys)
+    stale, fresh = changed_rows(stored, compared_rows(conn, target, rows), keys)
     try:
         with conn.begin_nested():
             if len(stale) > stored.num_rows * WHOLE_DAYS_SHARE:
@@ -500,22 +552,30 @@ def write_changes(
     return True
 
 
-def lock_days(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> None:
-    """Serialise partition writes of the same table and days (PostgreSQL: a transaction
-    advisory lock per day, taken in day order; SQLite's writer holds the whole database
-    from BEGIN), so the stored rows read next stay what the write compares against."""
-    if conn.dialect.name != "postgresql":
-        return
-    conn.exec_driver_sql(
-        "SELECT pg_advisory_xact_lock(hashtext(%(table)s), day)"
-        " FROM unnest(CAST(%(days)s AS integer[])) AS day ORDER BY day",
-        {"table": f"zquant.warehouse.{target.name}", "days": [day.toordinal() for day in days]},
+def lock_days(target: sa.Table, days: list[dt.date]) -> str:
+    """PostgreSQL's statement serialising partition writes of the same table and days: a
+    transaction advisory lock per day, taken in day order (SQLite's writer holds the whole
+    database from BEGIN), so the stored rows read next stay what the write compares
+    against. ``stored_rows`` sends it in the read's round trip."""
+    table = f"zquant.warehouse.{target.name}".replace("'", "''")
+    ordinals = ",".join(str(day.toordinal()) for day in sorted(days))
+    return (
+        f"SELECT pg_advisory_xact_lock(hashtext('{table}'), day)"
+        f" FROM unnest('{{{ordinals}}}'::integer[]) AS day ORDER BY day;"
     )
 
 
 def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> pa.Table:
-    """The stored rows of ``days`` in load form (an Arrow table typed by ``load_type``)."""
+    """The stored rows of ``days`` in load form (an Arrow table typed by ``load_type``); of
+    a fingerprinted table (``compared_rows``), their keys and fingerprints. On PostgreSQL
+    the days are locked first (``lock_days``), in the same round trip."""
     if conn.dialect.name == "postgresql":
+        locks = lock_days(target, days)
+        if fingerprinted(conn.dialect.name, target) is not None:
+            buffer = io.BytesIO()
+            query = stored_fingerprints_query(target.name, days)
+            copy(conn, f"{locks} COPY ({query}) TO STDOUT WITH (FORMAT binary)", buffer)
+            return read_stored_fingerprints(buffer.getbuffer())
         # The days as an array literal: ISO dates are digits and dashes only.
         days_array = ",".join(day.isoformat() for day in days)
         query = (
@@ -523,7 +583,7 @@ def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> p
             f" WHERE {PARTITION_COLUMN} = ANY('{{{days_array}}}'::date[])"
         )
         schema = pa.schema([(column.name, load_type(column)) for column in target.columns])
-        return copy_out(conn, query, schema)
+        return copy_out(conn, query, schema, first=locks)
     # The values as SQLite holds them (dates as ISO text), without the types' conversions.
     raw = [sa.type_coerce(column, sa.types.NullType()).label(column.name) for column in target.c]
     statement = sa.select(*raw).where(target.c[PARTITION_COLUMN].in_(days))
@@ -533,6 +593,19 @@ def stored_rows(conn: sa.Connection, target: sa.Table, days: list[dt.date]) -> p
             column.name: pa.array(values[position] if values else [], load_type(column))
             for position, column in enumerate(target.columns)
         }
+    )
+
+
+def compared_rows(conn: sa.Connection, target: sa.Table, rows: pa.Table) -> pa.Table:
+    """``rows`` (load form) as a partition write compares them with ``stored_rows``: on a
+    fingerprinted table their keys and fingerprints (``warehouse_fingerprint``), so only
+    those cross the wire; else every column."""
+    covered = fingerprinted(conn.dialect.name, target)
+    if covered is None:
+        return rows
+    keys = rows.select([column.name for column in target.primary_key])
+    return keys.append_column(
+        FINGERPRINT_COLUMN, pa.array(fingerprints([rows[column] for column in covered]))
     )
 
 
@@ -647,9 +720,10 @@ def copy_select(conn: sa.Connection, statement: sa.Select) -> pa.Table:
     return copy_out(conn, query, schema)
 
 
-def copy_out(conn: sa.Connection, query: str, schema: pa.Schema) -> pa.Table:
+def copy_out(conn: sa.Connection, query: str, schema: pa.Schema, first: str = "") -> pa.Table:
     """The rows of the PostgreSQL ``query`` (in a begun transaction) as an Arrow table of
-    ``schema`` (its columns in the query's order), through ``COPY (..) TO STDOUT``.
+    ``schema`` (its columns in the query's order), through ``COPY (..) TO STDOUT``, after
+    the statements ``first`` (if any; their results are discarded).
 
     COPY's CSV writes NULL as an unquoted empty field and an empty text as ``""``, dates in
     the DateStyle (set to ISO here) and floats as their shortest exact decimal
@@ -659,7 +733,7 @@ def copy_out(conn: sa.Connection, query: str, schema: pa.Schema) -> pa.Table:
     buffer = io.BytesIO()
     copy(
         conn,
-        "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3;"
+        f"{first} SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3;"
         f" COPY ({query}) TO STDOUT WITH (FORMAT csv)",
         buffer,
     )

@@ -6,7 +6,9 @@ text, integers as int64, other numbers as float64). Rows pair up by primary key;
 unchanged when every value column is the same: both NULL, or both present and equal, text
 and integers by value and floats bit for bit (so a stored NaN, which a frame cannot give,
 differs from NULL, and -0.0 from 0.0). Writing the rest (delete the changed stored rows,
-insert the changed frame rows) leaves exactly the rows a full replace would.
+insert the changed frame rows) leaves exactly the rows a full replace would. A
+fingerprinted table's sides are its keys and row fingerprints (``warehouse_fingerprint``),
+compared as integers.
 """
 
 from collections.abc import Sequence

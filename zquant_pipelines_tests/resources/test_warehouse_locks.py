@@ -1,19 +1,23 @@
 """Lock waits of the warehouse are bounded, on real PostgreSQL and SQLite: a write to a table
 another connection holds locked fails after ``Warehouse.lock_timeout_seconds`` with an error
-naming the table and the setting, and the table stays as it was."""
+naming the table and the setting, and the table stays as it was. Partition writes of the
+same day wait for each other and compare with what the other wrote."""
 
 import datetime as dt
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 
-from zquant_pipelines.resources.warehouse import Warehouse
+from zquant_pipelines.resources.warehouse import Warehouse, load_rows, lock_days, prepare_rows
+from zquant_pipelines.resources.warehouse_schema import TABLES
 from zquant_pipelines.resources.warehouse_timeouts import WarehouseTimeoutError
-from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame
+from zquant_pipelines_tests.resources.test_warehouse import count_updates
+from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
 
 DAY = dt.date(2026, 2, 27)
 # Far past the 1 s lock timeout of the tests: only a write that waits on regardless gets here.
@@ -123,3 +127,53 @@ def test_bad_timeout_is_named(tmp_path, setting, value):
 
     with pytest.raises(ValueError, match=rf"Warehouse.{setting} must be .*got {value}"):
         store.count_rows("daily")
+
+
+def test_a_partition_write_waits_for_one_of_the_same_day_and_compares_with_its_rows(warehouse):
+    """PostgreSQL: partition writes of one day serialise on an advisory lock, taken in the
+    round trip that reads the day's stored rows; the waiting write reads the rows the other
+    one committed, so it rewrites only the row it changes (a read from before the wait would
+    load every row, fail on the keys and merge instead: one UPDATE)."""
+    if warehouse.db_schema is None:
+        pytest.skip("SQLite: the writer holds the whole database from BEGIN")
+    frame = daily_frame(DAY, range(20))
+    changed = frame.copy()
+    changed.loc[3, "close"] = 99.5
+    writes = count_updates(warehouse, "daily", events=("INSERT", "UPDATE", "DELETE"))
+    raised: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            warehouse.replace_partition("daily", changed, DAY)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread to check
+            raised.append(error)
+
+    worker = threading.Thread(target=write, daemon=True)
+    engine = sa.create_engine(
+        warehouse.url, connect_args={"options": f"-csearch_path={warehouse.db_schema}"}
+    )
+    try:
+        with engine.begin() as holder:
+            holder.exec_driver_sql(lock_days(TABLES["daily"], [DAY]))
+            worker.start()
+            wait_until(lambda: advisory_lock_waiters(holder) == 1)
+            load_rows(holder, TABLES["daily"], prepare_rows(TABLES["daily"], frame))
+        worker.join(DEADLINE_SECONDS)
+    finally:
+        engine.dispose()
+
+    assert not worker.is_alive() and raised == []
+    assert contents(warehouse, "daily") == records(changed)
+    assert writes() == len(frame) + 2  # the holder's rows, then one row deleted and inserted
+
+
+def advisory_lock_waiters(conn: sa.Connection) -> int:
+    waiting = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    return int(conn.exec_driver_sql(waiting).scalar_one())
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.02)
