@@ -555,7 +555,13 @@ def write_changes(
         conn.execute(sa.delete(target).where(target.c[PARTITION_COLUMN].in_(days)))
         fresh = np.arange(rows.num_rows)
     elif len(stale):
-        delete_keys(conn, target, stored.select(keys).take(stale))
+        stale_keys = stored.select(keys).take(stale)
+        if conn.dialect.name == "postgresql" and len(fresh):
+            # Sent in the load's round trip.
+            deletion = delete_keys_statement(conn, target, stale_keys)
+            load_rows(conn, target, rows.take(fresh), first=deletion)
+            return
+        delete_keys(conn, target, stale_keys)
     if len(fresh):
         load_rows(conn, target, rows.take(fresh))
 
@@ -628,24 +634,33 @@ def select_columns(table: str, columns: tuple[str, ...]) -> str:
 
 def delete_keys(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> None:
     """Delete the rows of ``target`` with these primary keys (in load form): PostgreSQL one
-    statement over the keys as arrays, SQLite one executemany."""
+    statement over the keys as arrays (``delete_keys_statement``), SQLite one executemany."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(delete_keys_statement(conn, target, keys))
+        return
     quote = conn.dialect.identifier_preparer.quote
     names = keys.column_names
-    values = [keys[name].to_pylist() for name in names]
-    if conn.dialect.name == "postgresql":
-        kinds = [target.c[name].type.compile(dialect=conn.dialect) for name in names]
-        arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in kinds)
-        conn.exec_driver_sql(
-            f"DELETE FROM {quote(target.name)} WHERE ({', '.join(map(quote, names))})"
-            f" IN (SELECT * FROM unnest({arrays}))",
-            tuple(values),
-        )
-    else:
-        conn.exec_driver_sql(
-            f"DELETE FROM {quote(target.name)} WHERE "
-            + " AND ".join(f"{quote(name)} = ?" for name in names),
-            list(zip(*values, strict=True)),
-        )
+    conn.exec_driver_sql(
+        f"DELETE FROM {quote(target.name)} WHERE "
+        + " AND ".join(f"{quote(name)} = ?" for name in names),
+        list(zip(*(keys[name].to_pylist() for name in names), strict=True)),
+    )
+
+
+def delete_keys_statement(conn: sa.Connection, target: sa.Table, keys: pa.Table) -> str:
+    """PostgreSQL's DELETE of the rows of ``target`` with these primary keys (in load form),
+    the keys as array literals quoted by the driver, so that it can go in another
+    statement's round trip."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = keys.column_names
+    kinds = [target.c[name].type.compile(dialect=conn.dialect) for name in names]
+    arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in kinds)
+    statement = (
+        f"DELETE FROM {quote(target.name)} WHERE ({', '.join(map(quote, names))})"
+        f" IN (SELECT * FROM unnest({arrays}));"
+    )
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        return cursor.mogrify(statement, tuple(keys[name].to_pylist() for name in names)).decode()
 
 
 def merge_rows(
@@ -663,14 +678,15 @@ def merge_rows(
     stage.drop(conn)
 
 
-def load_rows(conn: sa.Connection, table: sa.Table, rows: pa.Table) -> None:
-    """Append ``rows`` to ``table``: PostgreSQL COPY of a CSV, SQLite one executemany."""
+def load_rows(conn: sa.Connection, table: sa.Table, rows: pa.Table, first: str = "") -> None:
+    """Append ``rows`` to ``table``: PostgreSQL COPY of a CSV (after the statements
+    ``first``, in the same round trip), SQLite one executemany."""
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in rows.column_names)
     if conn.dialect.name == "postgresql":
         copy(
             conn,
-            f"COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)",
+            f"{first} COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)",
             copy_csv(rows),
         )
     else:
