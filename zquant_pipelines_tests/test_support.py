@@ -23,6 +23,7 @@ from zquant_pipelines_tests.support.ports import (
     LOOPBACK,
     accepts_connections,
     launch_on_free_port,
+    start_logged,
     stop_group,
 )
 from zquant_pipelines_tests.support.services import (
@@ -53,14 +54,8 @@ def test_a_program_whose_port_was_taken_is_started_again_on_another(tmp_path):
             thief = ThreadingHTTPServer((LOOPBACK, port), SimpleHTTPRequestHandler)
             threading.Thread(target=thief.serve_forever, daemon=True).start()
             taken.append(thief)
-        with log_path.open("w") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "http.server", str(port), "--bind", LOOPBACK],
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        server = [sys.executable, "-m", "http.server", str(port), "--bind", LOOPBACK]
+        return start_logged(server, log_path, cwd=tmp_path)
 
     def answers(port: int) -> bool:
         try:

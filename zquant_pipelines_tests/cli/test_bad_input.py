@@ -21,6 +21,7 @@ from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
 from zquant_pipelines_tests.support.ports import (
     accepts_connections,
     launch_on_free_port,
+    start_logged,
     stop_group,
     unused_port,
 )
@@ -101,13 +102,8 @@ def serve(tmp_path):
         log_path = tmp_path / f"server_{len(servers)}.log"
 
         def launch(port: int) -> subprocess.Popen:
-            with log_path.open("w") as log:
-                return subprocess.Popen(
-                    [sys.executable, *[arg.replace("{port}", str(port)) for arg in argv]],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            args = [arg.replace("{port}", str(port)) for arg in argv]
+            return start_logged([sys.executable, *args], log_path)
 
         process, port = launch_on_free_port(
             launch,

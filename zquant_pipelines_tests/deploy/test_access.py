@@ -35,7 +35,7 @@ from zquant_pipelines.instance_home import prepare_home
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.operations.graphql_documents import DOCUMENTS
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
-from zquant_pipelines_tests.support.ports import launch_on_free_ports, stop_group
+from zquant_pipelines_tests.support.ports import launch_on_free_ports, start_logged, stop_group
 from zquant_pipelines_tests.support.services import require_service
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
@@ -90,15 +90,7 @@ def serving_on_free_ports(
     ``serving(*ports)``, and ends its process group (children included) afterwards."""
 
     def launch(*ports: int) -> subprocess.Popen:
-        with log_path.open("w") as log:
-            return subprocess.Popen(
-                argv(*ports),
-                cwd=cwd,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return start_logged(argv(*ports), log_path, cwd=cwd, env=env)
 
     process, ports = launch_on_free_ports(
         launch, log_path.read_text, serving, stop_group, what, START_TIMEOUT_SECONDS, count

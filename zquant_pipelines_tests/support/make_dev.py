@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zquant_pipelines.constants import ENV_TUSHARE_API_URL, ENV_TUSHARE_TOKEN, REPO_ROOT
 from zquant_pipelines.instance_home import prepare_home
-from zquant_pipelines_tests.support.ports import launch_on_free_port, stop_group
+from zquant_pipelines_tests.support.ports import launch_on_free_port, start_logged, stop_group
 from zquant_pipelines_tests.support.webserver_probes import (
     START_TIMEOUT_SECONDS,
     TUSHARE_TOKEN,
@@ -54,15 +54,7 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
     log_path = root / "dagster_dev.log"
 
     def launch(port: int) -> subprocess.Popen:
-        with log_path.open("w") as log:
-            return subprocess.Popen(
-                make_dev_argv(port),
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return start_logged(make_dev_argv(port), log_path, cwd=REPO_ROOT, env=env)
 
     process, port = launch_on_free_port(
         launch,

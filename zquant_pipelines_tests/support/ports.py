@@ -81,6 +81,23 @@ def listener_groups(port: int) -> set[int]:
     return groups
 
 
+def start_logged(
+    argv: list[str], log_path, cwd=None, env: dict | None = None, stdout_too: bool = True
+) -> subprocess.Popen:
+    """``argv`` in a session of its own (its group is its pid, as ``launch_on_free_ports``
+    and ``stop_group`` need), stderr (and stdout unless ``stdout_too`` is False) written to
+    ``log_path``."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log if stdout_too else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if stdout_too else log,
+            start_new_session=True,
+        )
+
+
 def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
     """End a process started with ``start_new_session=True`` and every process it started
     (its group): SIGTERM, SIGKILL after ``timeout`` seconds."""

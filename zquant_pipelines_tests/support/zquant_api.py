@@ -15,7 +15,7 @@ import requests
 from zquant_pipelines.constants import ENV_API_READ_TOKEN, ENV_API_TOKEN, REPO_ROOT
 from zquant_pipelines.operations.base import REPOSITORY_NAME, location_name
 from zquant_pipelines.tasks.builders import job_name
-from zquant_pipelines_tests.support.ports import launch_on_free_port, stop_group
+from zquant_pipelines_tests.support.ports import launch_on_free_port, start_logged, stop_group
 
 PREFIX = "/api/v1/scheduler"
 FULL_KEY = "full-key-for-tests"
@@ -38,15 +38,10 @@ def zquant_api(*options: str, environment: Mapping[str, str] | None = None) -> I
         log_path = Path(logs) / "zquant_api.log"
 
         def launch(port: int) -> subprocess.Popen:
-            with log_path.open("w") as log:
-                return subprocess.Popen(
-                    [sys.executable, "-m", "zquant_pipelines.cli", *options, "api"]
-                    + ["--port", str(port)],
-                    env=environ,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    start_new_session=True,
-                )
+            argv = [sys.executable, "-m", "zquant_pipelines.cli", *options, "api"]
+            return start_logged(
+                argv + ["--port", str(port)], log_path, env=environ, stdout_too=False
+            )
 
         def answers(port: int) -> bool:
             try:
