@@ -5,6 +5,7 @@ Tests that need a service skip with the reason when it is missing, except under 
 where a missing service fails the run (CI must never pass by skipping).
 """
 
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,25 @@ from zquant_pipelines_tests.support.services import (
 
 if TYPE_CHECKING:
     import dagster as dg
+
+
+@pytest.fixture(autouse=True)
+def sigterm_left_as_found(request) -> Iterator[None]:
+    """Every test leaves SIGTERM as it found it: handled by default and not blocked.
+
+    An ignored or blocked signal is inherited by every process started afterwards, through
+    exec: servers the next tests start would ignore ``stop_group``'s SIGTERM and each
+    teardown wait out its full timeout (CI showed 60 s teardowns of a plain http.server).
+    A test that leaves it so is named in a warning and the default is put back.
+    """
+    yield
+    ignored = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if ignored or blocked:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+        state = "ignored" if ignored else "blocked"
+        request.node.warn(pytest.PytestWarning(f"left SIGTERM {state}; put back the default"))
 
 
 @pytest.fixture(scope="session")
