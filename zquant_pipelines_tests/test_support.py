@@ -164,3 +164,19 @@ def test_concurrent_runs_get_rabbitmq_virtual_hosts_of_their_own():
         assert queued(mine) == 1
     with pytest.raises(amqp.exceptions.NotAllowed, match="vhost .* not found"):
         queued(mine)
+
+
+def test_a_started_server_ends_on_sigterm_even_when_this_process_ignores_it(tmp_path):
+    """An ignored signal survives exec; a Dagster job run in the test process can leave
+    SIGTERM ignored here. start_logged's process must still end on stop_group's SIGTERM,
+    not on the SIGKILL after its timeout."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        process = start_logged(
+            [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "log"
+        )
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # left as it was found
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    stop_group(process, timeout=30)
+    assert process.returncode == -signal.SIGTERM

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Callable
 
 import psutil
@@ -86,16 +87,27 @@ def start_logged(
 ) -> subprocess.Popen:
     """``argv`` in a session of its own (its group is its pid, as ``launch_on_free_ports``
     and ``stop_group`` need), stderr (and stdout unless ``stdout_too`` is False) written to
-    ``log_path``."""
-    with open(log_path, "w") as log:
-        return subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=log if stdout_too else subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if stdout_too else log,
-            start_new_session=True,
-        )
+    ``log_path``, with SIGTERM handled by default.
+
+    A Dagster job run in this process can leave SIGTERM ignored here (its interrupt
+    handling sets SIGTERM to SIGINT's handler), and an ignored signal survives exec: the
+    server would then ignore ``stop_group``'s SIGTERM. So the default is put in place for
+    the start (signals can be set from the main thread only)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main_thread else None
+    try:
+        with open(log_path, "w") as log:
+            return subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=log if stdout_too else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if stdout_too else log,
+                start_new_session=True,
+            )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
