@@ -27,7 +27,9 @@ A selection (``--figure``) merges into the results file it finds rather than rep
 each figure it measured replaces the entry of the same id (or is added after the others),
 the other figures stay as they were; the top-level date, command, load and seconds stay
 those of the run that measured the rest, and the selection's own are appended to
-``merged`` with the ids it measured (the table marks those rows with the merge's number).
+``merged`` with the ids it measured (the table marks those rows with the merge's number);
+an earlier selection keeps only the ids measured again by none since, and one left with
+none is dropped, so every merge the table lists still holds figures.
 Every entry carries its own ``measured_at`` and load. A required figure the selection
 failed to measure never replaces a measured one. A run without ``--figure`` replaces the
 file.
@@ -170,10 +172,15 @@ def merged_report(earlier: dict, selection: dict) -> dict:
     figures.update((entry["id"], entry) for entry in measured)
     run = {key: value for key, value in selection.items() if key != "figures"}
     run["figures"] = [entry["id"] for entry in measured]
+    remeasured = set(run["figures"])
+    kept = [
+        {**merge, "figures": [id_ for id_ in merge["figures"] if id_ not in remeasured]}
+        for merge in earlier.get("merged", [])
+    ]
     return {
         **earlier,
         "figures": list(figures.values()),
-        "merged": [*earlier.get("merged", []), run],
+        "merged": [*(merge for merge in kept if merge["figures"]), run],
     }
 
 

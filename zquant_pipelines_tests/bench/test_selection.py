@@ -226,6 +226,12 @@ def test_a_selection_replaces_its_figures_by_id_and_keeps_the_others():
         merged, report([entry("a", 3.0)], "python -m bench --figure a", "2026-12-03")
     )
     assert [run["figures"] for run in again["merged"]] == [["b", "new", "d"], ["a"]]
+    # A selection measuring again what an earlier one measured takes those ids from it; an
+    # earlier selection left with none is no longer listed.
+    twice = merged_report(
+        again, report([entry("b", 4.0), entry("a", 4.0)], "python -m bench --figure a,b", "4")
+    )
+    assert [run["figures"] for run in twice["merged"]] == [["new", "d"], ["b", "a"]]
 
     rendered = table(again)
 
