@@ -27,6 +27,7 @@ installed; this module runs Dagster's dev command on purpose).
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -177,7 +178,19 @@ def run_guarded_webserver(options: Sequence[str]) -> None:
     )
 
 
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt again when this process started with it ignored.
+
+    A background job of a non-interactive shell (`make dev &` in a script, nohup) inherits
+    SIGINT ignored. dagster dev maps SIGTERM to SIGINT's handler, so it would ignore `kill`
+    as well, and its webserver and daemon, inheriting the same, the interrupt it stops them
+    with: only SIGKILL would end it, leaving them behind."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    interruptible()
     options = list(sys.argv[1:] if argv is None else argv)
     if options[:1] == [WEBSERVER_COMMAND]:
         run_guarded_webserver(options[1:])

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from zquant_pipelines_tests.support.module_order import slowest_modules_first
+from zquant_pipelines_tests.support.ports import STOP_SIGNALS
 from zquant_pipelines_tests.support.services import (
     PG_ADMIN_URL,
     REDIS_URL,
@@ -29,22 +30,30 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(autouse=True)
-def sigterm_left_as_found(request) -> Iterator[None]:
-    """Every test leaves SIGTERM as it found it: handled by default and not blocked.
+def stop_signals_left_as_found(request) -> Iterator[None]:
+    """Every test leaves SIGINT and SIGTERM as it found them: not ignored, not blocked.
 
     An ignored or blocked signal is inherited by every process started afterwards, through
-    exec: servers the next tests start would ignore ``stop_group``'s SIGTERM and each
-    teardown wait out its full timeout (CI showed 60 s teardowns of a plain http.server).
-    A test that leaves it so is named in a warning and the default is put back.
+    exec: servers the next tests start would ignore ``stop_group``'s SIGTERM (Dagster's map
+    SIGTERM to SIGINT's handler) and each teardown wait out its full timeout (CI showed 60 s
+    teardowns). A test that leaves one so is named in a warning, and what it found is put
+    back.
     """
+    found = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    found_blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
-    ignored = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
-    blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    if ignored or blocked:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-        state = "ignored" if ignored else "blocked"
-        request.node.warn(pytest.PytestWarning(f"left SIGTERM {state}; put back the default"))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    for number, handler in found.items():
+        ignored = signal.getsignal(number) == signal.SIG_IGN and handler != signal.SIG_IGN
+        newly_blocked = number in blocked and number not in found_blocked
+        if ignored:
+            signal.signal(number, handler)
+        if newly_blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        if ignored or newly_blocked:
+            state = "ignored" if ignored else "blocked"
+            name = signal.Signals(number).name
+            request.node.warn(pytest.PytestWarning(f"left {name} {state}; put back what it found"))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from zquant_pipelines.resources.sample_source import SampleMarketSource
 from zquant_pipelines.tasks.catalog import load_catalog
 from zquant_pipelines_tests.support.make_dev import serve_make_dev
 from zquant_pipelines_tests.support.operations_environment import TEST_CATALOG
+from zquant_pipelines_tests.support.ports import unused_port
 from zquant_pipelines_tests.support.tushare_wire_server import TushareWireServer
 from zquant_pipelines_tests.support.waiting import wait_until
 from zquant_pipelines_tests.support.webserver_probes import (
@@ -85,6 +86,19 @@ def wait_for_status(url, capsys, run_id: str, status: str) -> None:
         RUN_TIMEOUT_SECONDS,
         f"run {run_id} to reach {status}",
     )
+
+
+def test_make_dev_started_with_sigint_ignored_still_stops_on_sigterm(tmp_path):
+    """Started as a background job of a script (SIGINT ignored), make dev must still stop on
+    `kill`, webserver and daemon included: dagster dev maps SIGTERM to SIGINT's handler and
+    stops its two processes with an interrupt, so an inherited SIG_IGN would make it wait
+    for SIGKILL (CI's make dev teardowns waited stop_group's full 60 s)."""
+    tushare = f"http://127.0.0.1:{unused_port()}"  # never called: the test only starts it
+    with serve_make_dev(tmp_path, tushare, TEST_CATALOG, sigint_ignored=True, stop_timeout=30):
+        pass
+    log = (tmp_path / "dagster_dev.log").read_text()
+    assert "Dagster services shut down." in log, log[-2000:]
+    assert "did not terminate cleanly" not in log, log[-2000:]
 
 
 def test_trigger_wait_history_and_stats(dagster_dev, capsys):

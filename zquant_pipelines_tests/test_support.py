@@ -21,6 +21,7 @@ import requests
 from zquant_pipelines_tests.support.alert_receivers import SmtpReceiver
 from zquant_pipelines_tests.support.ports import (
     LOOPBACK,
+    STOP_SIGNALS,
     accepts_connections,
     launch_on_free_port,
     start_logged,
@@ -166,17 +167,23 @@ def test_concurrent_runs_get_rabbitmq_virtual_hosts_of_their_own():
         queued(mine)
 
 
-def test_a_started_server_ends_on_sigterm_even_when_this_process_ignores_it(tmp_path):
+@pytest.mark.parametrize("number", STOP_SIGNALS, ids=lambda number: signal.Signals(number).name)
+def test_a_started_server_ends_on_a_stop_signal_even_when_this_process_ignores_it(tmp_path, number):
     """An ignored signal survives exec; a Dagster job run in the test process can leave
-    SIGTERM ignored here. start_logged's process must still end on stop_group's SIGTERM,
-    not on the SIGKILL after its timeout."""
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    SIGTERM ignored here, a background job of a script starts with SIGINT ignored.
+    start_logged's process must still end on the signal, not on stop_group's SIGKILL after
+    its timeout."""
+    previous = signal.signal(number, signal.SIG_IGN)
     try:
         process = start_logged(
             [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "log"
         )
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # left as it was found
+        assert signal.getsignal(number) == signal.SIG_IGN  # left as it was found
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    stop_group(process, timeout=30)
-    assert process.returncode == -signal.SIGTERM
+        signal.signal(number, previous)
+    os.killpg(process.pid, number)
+    try:
+        process.wait(timeout=30)
+    finally:
+        stop_group(process)
+    assert process.returncode == -number

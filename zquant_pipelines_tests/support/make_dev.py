@@ -21,6 +21,13 @@ from zquant_pipelines_tests.support.webserver_probes import (
     location_loaded,
 )
 
+# A background job of a non-interactive shell (`make dev &` in a script, nohup) starts with
+# SIGINT ignored, and an ignored signal survives exec: this wrapper does the same.
+SIGINT_IGNORED_WRAPPER = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+    " os.execv(sys.argv[1], sys.argv[1:])"
+)
+
 
 def make_dev_argv(port: int) -> list[str]:
     """The command of the Makefile's `dev` target, with this venv's python, on ``port``."""
@@ -36,10 +43,18 @@ def make_dev_argv(port: int) -> list[str]:
 
 
 @contextmanager
-def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[str]:
+def serve_make_dev(
+    root: Path,
+    tushare_api_url: str,
+    catalog: str,
+    sigint_ignored: bool = False,
+    stop_timeout: float = 60,
+) -> Iterator[str]:
     """`make dev` on a free port, serving ``catalog`` (a tasks.yaml's text) from an instance
     under ``root`` (its log: ``root / "dagster_dev.log"``); yields its URL. While it serves,
-    this process's DAGSTER_HOME and ZQUANT_TASKS_FILE are make dev's."""
+    this process's DAGSTER_HOME and ZQUANT_TASKS_FILE are make dev's. ``sigint_ignored``
+    starts it as a background job of a script would be (``SIGINT_IGNORED_WRAPPER``); it is
+    stopped with SIGTERM, SIGKILL after ``stop_timeout`` seconds (``stop_group``)."""
     tasks_file = root / "tasks.yaml"
     tasks_file.write_text(catalog)
     env = {
@@ -54,7 +69,10 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
     log_path = root / "dagster_dev.log"
 
     def launch(port: int) -> subprocess.Popen:
-        return start_logged(make_dev_argv(port), log_path, cwd=REPO_ROOT, env=env)
+        argv = make_dev_argv(port)
+        if sigint_ignored:
+            argv = [sys.executable, "-c", SIGINT_IGNORED_WRAPPER, *argv]
+        return start_logged(argv, log_path, cwd=REPO_ROOT, env=env)
 
     process, port = launch_on_free_port(
         launch,
@@ -74,4 +92,4 @@ def serve_make_dev(root: Path, tushare_api_url: str, catalog: str) -> Iterator[s
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        stop_group(process)
+        stop_group(process, stop_timeout)

@@ -82,19 +82,29 @@ def listener_groups(port: int) -> set[int]:
     return groups
 
 
+# The signals a server is stopped with: SIGTERM (stop_group), SIGINT (Dagster's servers map
+# SIGTERM to SIGINT's handler and stop their children with an interrupt).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def start_logged(
     argv: list[str], log_path, cwd=None, env: dict | None = None, stdout_too: bool = True
 ) -> subprocess.Popen:
     """``argv`` in a session of its own (its group is its pid, as ``launch_on_free_ports``
     and ``stop_group`` need), stderr (and stdout unless ``stdout_too`` is False) written to
-    ``log_path``, with SIGTERM handled by default.
+    ``log_path``, with SIGINT and SIGTERM handled by default.
 
-    A Dagster job run in this process can leave SIGTERM ignored here (its interrupt
-    handling sets SIGTERM to SIGINT's handler), and an ignored signal survives exec: the
-    server would then ignore ``stop_group``'s SIGTERM. So the default is put in place for
-    the start (signals can be set from the main thread only)."""
+    An ignored signal survives exec, and this process can have them ignored: a Dagster job
+    run here sets SIGTERM to SIGINT's handler, and SIGINT is ignored in a background job of
+    a non-interactive shell. The server would then ignore ``stop_group``'s SIGTERM. So the
+    defaults are put in place for the start (signals can be set from the main thread
+    only)."""
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main_thread else None
+    previous = (
+        {number: signal.signal(number, signal.SIG_DFL) for number in STOP_SIGNALS}
+        if main_thread
+        else {}
+    )
     try:
         with open(log_path, "w") as log:
             return subprocess.Popen(
@@ -106,8 +116,8 @@ def start_logged(
                 start_new_session=True,
             )
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
