@@ -551,19 +551,18 @@ def write_changes(
     stored = stored_rows(conn, target, days)
     keys = [column.name for column in target.primary_key]
     stale, fresh = changed_rows(stored, compared_rows(conn, target, rows), keys)
+    deletion = ""  # PostgreSQL: the DELETE of the changed rows, sent in the load's round trip
     if len(stale) > stored.num_rows * WHOLE_DAYS_SHARE:
         conn.execute(sa.delete(target).where(target.c[PARTITION_COLUMN].in_(days)))
         fresh = np.arange(rows.num_rows)
     elif len(stale):
         stale_keys = stored.select(keys).take(stale)
         if conn.dialect.name == "postgresql" and len(fresh):
-            # Sent in the load's round trip.
             deletion = delete_keys_statement(conn, target, stale_keys)
-            load_rows(conn, target, rows.take(fresh), first=deletion)
-            return
-        delete_keys(conn, target, stale_keys)
+        else:
+            delete_keys(conn, target, stale_keys)
     if len(fresh):
-        load_rows(conn, target, rows.take(fresh))
+        load_rows(conn, target, rows.take(fresh), first=deletion)
 
 
 def lock_days(target: sa.Table, days: list[dt.date]) -> str:
@@ -690,6 +689,8 @@ def load_rows(conn: sa.Connection, table: sa.Table, rows: pa.Table, first: str =
             copy_csv(rows),
         )
     else:
+        if first:
+            raise ValueError("load_rows: statements sent first are PostgreSQL's, not SQLite's")
         placeholders = ", ".join("?" for _ in rows.column_names)
         conn.exec_driver_sql(
             f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({placeholders})",

@@ -22,7 +22,14 @@ from zquant_pipelines.resources.warehouse_schema import (
     TABLES,
     TEXT_COLUMNS,
 )
-from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
+from zquant_pipelines_tests.support.warehouse_rows import (
+    contents,
+    count_updates,
+    daily_frame,
+    exact_contents,
+    records,
+    run_ddl,
+)
 
 FIRST_DAY = dt.date(2026, 2, 26)
 SECOND_DAY = dt.date(2026, 2, 27)
@@ -85,38 +92,6 @@ def with_mixed_date_types(frame: pd.DataFrame) -> pd.DataFrame:
             for i, value in enumerate(frame[column])
         ]
     return mixed
-
-
-def run_ddl(warehouse: Warehouse, postgres: list[str], sqlite: list[str]) -> None:
-    warehouse.ensure_schema()
-    with warehouse.engine.begin() as conn:
-        for statement in postgres if conn.dialect.name == "postgresql" else sqlite:
-            conn.execute(sa.text(statement))
-
-
-def count_updates(warehouse: Warehouse, table: str, events: tuple[str, ...] = ("UPDATE",)):
-    """Log every row ``events`` (UPDATE, INSERT, DELETE) of ``table`` with database
-    triggers; return a reader of the count."""
-    log_row = "INSERT INTO update_log VALUES (1)"
-    run_ddl(
-        warehouse,
-        postgres=[
-            "CREATE TABLE update_log (n INTEGER)",
-            "CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql"
-            f" AS $$ BEGIN {log_row}; RETURN NULL; END $$",
-            f"CREATE TRIGGER log_update AFTER {' OR '.join(events)} ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION log_update()",
-        ],
-        sqlite=[
-            "CREATE TABLE update_log (n INTEGER)",
-            *(
-                f"CREATE TRIGGER log_{event.lower()} AFTER {event} ON {table}"
-                f" BEGIN {log_row}; END"
-                for event in events
-            ),
-        ],
-    )
-    return lambda: int(warehouse.read_frame("SELECT COUNT(*) AS n FROM update_log")["n"].iloc[0])
 
 
 def reject_daily_close(warehouse: Warehouse, close: float) -> None:
@@ -387,14 +362,6 @@ def changed_day(frame: pd.DataFrame, table: str, rng: np.random.Generator) -> pd
     added = random_day(table, range(1000, 1000 + int(rng.integers(0, 6))), rng)
     rows = kept.to_dict("records") + added.to_dict("records")
     return pd.DataFrame([rows[i] for i in rng.permutation(len(rows))], columns=list(frame.columns))
-
-
-def exact_contents(warehouse: Warehouse, table: str) -> list[dict]:
-    """The table's rows with every float as its exact bits (-0.0 is not 0.0, NaN is NaN)."""
-    return [
-        {name: value.hex() if isinstance(value, float) else value for name, value in row.items()}
-        for row in contents(warehouse, table)
-    ]
 
 
 def fully_replaced(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> list[dict]:

@@ -21,8 +21,13 @@ from zquant_pipelines.resources.warehouse_fingerprint import (
     fingerprints,
 )
 from zquant_pipelines.resources.warehouse_schema import TABLES
-from zquant_pipelines_tests.resources.test_warehouse import count_updates, exact_contents
-from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
+from zquant_pipelines_tests.support.warehouse_rows import (
+    contents,
+    count_updates,
+    daily_frame,
+    exact_contents,
+    records,
+)
 
 DAY = dt.date(2026, 2, 26)
 NEXT_DAY = dt.date(2026, 2, 27)

@@ -16,8 +16,12 @@ import sqlalchemy as sa
 from zquant_pipelines.resources.warehouse import Warehouse, load_rows, lock_days, prepare_rows
 from zquant_pipelines.resources.warehouse_schema import TABLES
 from zquant_pipelines.resources.warehouse_timeouts import WarehouseTimeoutError
-from zquant_pipelines_tests.resources.test_warehouse import count_updates
-from zquant_pipelines_tests.support.warehouse_rows import contents, daily_frame, records
+from zquant_pipelines_tests.support.warehouse_rows import (
+    contents,
+    count_updates,
+    daily_frame,
+    records,
+)
 
 DAY = dt.date(2026, 2, 27)
 # Far past the 1 s lock timeout of the tests: only a write that waits on regardless gets here.
